@@ -1,0 +1,37 @@
+"""`python -m bot` and the `tokendesk` console script."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import NoReturn
+
+from pydantic import ValidationError
+
+from bot.logs import configure_logging
+from bot.server import serve
+from bot.settings import Settings, describe
+from storage.errors import StartupRefused
+
+EXIT_CONFIGURATION = 2
+
+
+def refuse(reason: str) -> NoReturn:
+    print(f"tokendesk: cannot start: {reason}", file=sys.stderr)
+    sys.exit(EXIT_CONFIGURATION)
+
+
+def main() -> None:
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        refuse(describe(error))
+    configure_logging(settings.tokendesk_log_level)
+    try:
+        asyncio.run(serve(settings))
+    except StartupRefused as error:
+        refuse(str(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,168 @@
+"""Every variable of PRODUCT.md §5 in one settings class, read from the environment and `.env`.
+
+Validation messages name the variable and the rule, never the value: `describe()` turns a
+ValidationError into the one line start-up prints.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from storage.credentials import parse_key
+from storage.errors import StartupRefused
+from storage.fields import is_user_id
+
+DEFAULT_SCOPES = (
+    "reports:read",
+    "reports:write",
+    "actions:read",
+    "actions:write",
+    "contacts:read",
+    "contacts:write",
+    "webhooks:manage",
+)
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}")
+_SCOPE = re.compile(r"[a-z0-9_.-]{1,30}:[a-z0-9_.-]{1,30}")
+# A Slack select holds at most 100 options; the access-rights picker shows the whole catalog.
+_CATALOG_MAX = 100
+
+CommaList = Annotated[tuple[str, ...], NoDecode]
+
+
+def _split(value: Any) -> Any:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _unique(items: tuple[str, ...], what: str) -> tuple[str, ...]:
+    if len(set(items)) != len(items):
+        raise ValueError(f"must not list the same {what} twice")
+    return items
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", hide_input_in_errors=True
+    )
+
+    slack_bot_token: SecretStr
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    tokendesk_db: Path = Path("tokendesk.db")
+    tokendesk_secret_key: SecretStr | None = None
+    tokendesk_admins: CommaList = ()
+    tokendesk_api_versions: CommaList = ("v1", "v2", "v3")
+    tokendesk_scopes: CommaList = DEFAULT_SCOPES
+    tokendesk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    port: int = 3000
+
+    @field_validator("slack_bot_token")
+    @classmethod
+    def _bot_token(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith("xoxb-"):
+            raise ValueError("must be a bot token, starting with xoxb-")
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError("must be an app-level token, starting with xapp-")
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+            raise ValueError("must be an http or https URL")
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("tokendesk_secret_key")
+    @classmethod
+    def _secret_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            try:
+                parse_key(value.get_secret_value())
+            except StartupRefused as error:
+                raise ValueError(error.rule) from None
+        return value
+
+    @field_validator(
+        "tokendesk_admins", "tokendesk_api_versions", "tokendesk_scopes", mode="before"
+    )
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("tokendesk_admins")
+    @classmethod
+    def _admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(is_user_id(item) for item in value):
+            raise ValueError("must be Slack user IDs (U… or W…), separated by commas")
+        return _unique(value, "user")
+
+    @field_validator("tokendesk_api_versions")
+    @classmethod
+    def _versions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or not all(_VERSION.fullmatch(item) for item in value):
+            raise ValueError("must list API versions such as v1,v2,v3, oldest first")
+        return _unique(value, "version")
+
+    @field_validator("tokendesk_scopes")
+    @classmethod
+    def _scopes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(value) > _CATALOG_MAX:
+            raise ValueError(f"must list between 1 and {_CATALOG_MAX} scopes")
+        if not all(_SCOPE.fullmatch(item) for item in value):
+            raise ValueError("must list scopes shaped like resource:action, e.g. reports:read")
+        return _unique(value, "scope")
+
+    @field_validator("tokendesk_log_level", mode="before")
+    @classmethod
+    def _log_level(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().upper()
+            if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+                raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, value: Any) -> Any:
+        text = str(value).strip()
+        if not text.isdigit() or not 1 <= int(text) <= 65535:
+            raise ValueError("must be a port number between 1 and 65535")
+        return int(text)
+
+    @model_validator(mode="after")
+    def _signing_secret_in_http_mode(self) -> Settings:
+        if self.slack_app_token is None and self.slack_signing_secret is None:
+            raise ValueError(
+                "SLACK_SIGNING_SECRET: is required in HTTP mode (when SLACK_APP_TOKEN is unset)"
+            )
+        return self
+
+    @property
+    def socket_mode(self) -> bool:
+        return self.slack_app_token is not None
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming each bad variable and its rule; the values never appear."""
+    problems = []
+    for detail in error.errors(include_url=False, include_input=False, include_context=False):
+        message = detail["msg"].removeprefix("Value error, ")
+        if detail["type"] == "missing":
+            message = "is required"
+        elif detail["type"] == "literal_error":
+            message = "is not one of the allowed values"
+        location = detail["loc"]
+        problems.append(f"{str(location[0]).upper()}: {message}" if location else message)
+    return "; ".join(problems)

@@ -1,0 +1,101 @@
+"""The append-only audit log: written inside the transaction of the change it records.
+
+Records hold who did what to which token (by SID and name, no foreign key, so history
+outlives the token) and a bounded before/after of what changed. Never a secret: the token
+fields recorded are validated to contain none, and the secret and its hash are not fields.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from storage.database import Database, Row
+from storage.fields import name_key
+from storage.models import AuditEvent
+
+VALUE_MAX = 200
+
+
+def _bounded(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > VALUE_MAX:
+        return value[: VALUE_MAX - 1] + "…"
+    if isinstance(value, list | tuple):
+        return [_bounded(item) for item in value]
+    return value
+
+
+async def append(
+    connection: aiosqlite.Connection,
+    *,
+    at: int,
+    actor: str,
+    action: str,
+    token_sid: str | None = None,
+    token_name: str | None = None,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+) -> None:
+    detail = {
+        "before": {key: _bounded(value) for key, value in (before or {}).items()},
+        "after": {key: _bounded(value) for key, value in (after or {}).items()},
+    }
+    await connection.execute(
+        "INSERT INTO audit_log (at, actor, action, token_sid, token_name, token_name_key,"
+        " detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            at,
+            actor,
+            action,
+            token_sid,
+            token_name,
+            None if token_name is None else name_key(token_name),
+            json.dumps(detail, ensure_ascii=False, sort_keys=True),
+        ),
+    )
+
+
+def changes(
+    before: Mapping[str, Any], after: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fields that differ, as the before and after halves of an audit record."""
+    changed = [key for key in after if before.get(key) != after[key]]
+    return {key: before.get(key) for key in changed}, {key: after[key] for key in changed}
+
+
+def _event(row: Row) -> AuditEvent:
+    detail = json.loads(row[6])
+    return AuditEvent(
+        id=row[0],
+        at=datetime.fromtimestamp(row[1], UTC),
+        actor=row[2],
+        action=row[3],
+        token_sid=row[4],
+        token_name=row[5],
+        before=detail["before"],
+        after=detail["after"],
+    )
+
+
+class AuditLog:
+    def __init__(self, database: Database) -> None:
+        self._database = database
+
+    async def events(
+        self, *, token_name: str | None = None, offset: int = 0, limit: int = 20
+    ) -> list[AuditEvent]:
+        """The latest events, newest first; `token_name` matches part of a name."""
+        where: str = ""
+        parameters: tuple[str, ...] = ()
+        if token_name:
+            where, parameters = " WHERE instr(token_name_key, ?) > 0", (name_key(token_name),)
+        rows = await self._database.fetch_all(
+            "SELECT id, at, actor, action, token_sid, token_name, detail FROM audit_log"
+            f"{where} ORDER BY id DESC LIMIT ? OFFSET ?",
+            (*parameters, limit, offset),
+        )
+        return [_event(row) for row in rows]

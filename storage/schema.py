@@ -1,0 +1,106 @@
+"""The schema, built by numbered forward-only migrations.
+
+`PRAGMA user_version` records how many migrations a database has had. A migration is never
+edited once released: a change to the schema is a new entry at the end of MIGRATIONS.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from storage.errors import StartupRefused
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: tokens and the account settings.
+    (
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) STRICT""",
+        """CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY,
+            sid TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            name_key TEXT NOT NULL UNIQUE,
+            description TEXT NOT NULL,
+            enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+            api_version TEXT NOT NULL,
+            access_rights TEXT NOT NULL,
+            primary_contact TEXT NOT NULL,
+            secret_hash BLOB NOT NULL UNIQUE,
+            secret_hint TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            created_by TEXT NOT NULL,
+            updated_at INTEGER NOT NULL,
+            updated_by TEXT NOT NULL,
+            reset_at INTEGER,
+            row_version INTEGER NOT NULL
+        ) STRICT""",
+        "CREATE INDEX tokens_by_created ON tokens (created_at, id)",
+        # Last-used times live apart so that the auth check never moves a row version.
+        """CREATE TABLE token_usage (
+            token_id INTEGER PRIMARY KEY REFERENCES tokens (id) ON DELETE CASCADE,
+            last_used_at INTEGER NOT NULL
+        ) STRICT""",
+    ),
+    # 2: the append-only audit log; no foreign key, so history outlives its token.
+    (
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            token_sid TEXT,
+            token_name TEXT,
+            token_name_key TEXT,
+            detail TEXT NOT NULL
+        ) STRICT""",
+        "CREATE INDEX audit_log_by_token_name ON audit_log (token_name_key)",
+        """CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+    ),
+    # 3: role mappings for Slack users and Slack user groups.
+    (
+        """CREATE TABLE user_roles (
+            user_id TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'specialist')),
+            granted_by TEXT NOT NULL,
+            granted_at INTEGER NOT NULL
+        ) STRICT""",
+        """CREATE TABLE group_roles (
+            group_id TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'specialist')),
+            granted_by TEXT NOT NULL,
+            granted_at INTEGER NOT NULL
+        ) STRICT""",
+    ),
+)
+
+LATEST_VERSION = len(MIGRATIONS)
+
+
+def schema_version(connection: sqlite3.Connection) -> int:
+    (version,) = connection.execute("PRAGMA user_version").fetchone()
+    return int(version)
+
+
+def migrate(connection: sqlite3.Connection, *, target: int = LATEST_VERSION) -> int:
+    """Apply the missing migrations up to `target`, each in its own transaction together
+    with its version number, so that a crash leaves the database at a version it had.
+    The connection must be in autocommit mode (`isolation_level=None`)."""
+    current = schema_version(connection)
+    if current > LATEST_VERSION:
+        raise StartupRefused("TOKENDESK_DB", "was written by a newer Token Desk; upgrade first")
+    for version in range(current + 1, target + 1):
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[version - 1]:
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {version}")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+    return max(current, target)

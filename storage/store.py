@@ -1,0 +1,151 @@
+"""The store: one SQLite database, its tokens, roles and audit log, owned by one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+from storage.audit import AuditLog
+from storage.credentials import SecretHasher
+from storage.database import Database
+from storage.errors import StartupRefused
+from storage.roles import Roles
+from storage.tokens import Tokens
+
+KEY_CHECK_SETTING = "key_check"
+LAST_USED_FLUSH_SECONDS = 60.0
+_NAMES_SHOWN = 5
+
+
+class Store:
+    """`tokens`, `roles` and `audit` over one database. Open with `Store.open`."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        tokens: Tokens,
+        roles: Roles,
+        audit: AuditLog,
+        flush_seconds: float,
+    ) -> None:
+        self._database = database
+        self.tokens = tokens
+        self.roles = roles
+        self.audit = audit
+        self._flusher = asyncio.create_task(tokens.flush_last_used_every(flush_seconds))
+
+    @classmethod
+    async def open(
+        cls,
+        *,
+        path: Path,
+        secret_key: bytes,
+        api_versions: Sequence[str],
+        scopes: Sequence[str],
+        admins: Collection[str] = (),
+        clock: Callable[[], float] = time.time,
+        flush_seconds: float = LAST_USED_FLUSH_SECONDS,
+    ) -> Store:
+        """Lock, create or upgrade, check the key and the catalog, and load the credentials.
+
+        Raises StartupRefused for everything PRODUCT.md §5 says start-up refuses."""
+        if not api_versions or not scopes:
+            raise ValueError("the API version and scope catalogs must not be empty")
+        hasher = SecretHasher(secret_key)
+
+        def check(connection: sqlite3.Connection) -> None:
+            _check_key(connection, hasher)
+            _check_catalog(connection, api_versions, scopes)
+
+        database = await Database.open(path, prepare=check)
+        tokens = Tokens(
+            database, hasher=hasher, api_versions=api_versions, scopes=scopes, clock=clock
+        )
+        try:
+            await tokens.load()
+        except BaseException:
+            await database.close()
+            raise
+        return cls(
+            database=database,
+            tokens=tokens,
+            roles=Roles(database, admins=admins, clock=clock),
+            audit=AuditLog(database),
+            flush_seconds=flush_seconds,
+        )
+
+    async def close(self) -> None:
+        """Write the pending last-used times, close the database, release the lock."""
+        self._flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._flusher
+        try:
+            await self.tokens.flush_last_used()
+        finally:
+            await self._database.close()
+
+    async def is_healthy(self) -> bool:
+        try:
+            return await self._database.fetch_one("SELECT 1") is not None
+        except sqlite3.Error:
+            return False
+
+
+def _check_key(connection: sqlite3.Connection, hasher: SecretHasher) -> None:
+    expected = hasher.key_check_value()
+    row = connection.execute(
+        "SELECT value FROM settings WHERE key = ?", (KEY_CHECK_SETTING,)
+    ).fetchone()
+    if row is None:
+        connection.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?)", (KEY_CHECK_SETTING, expected)
+        )
+    elif row[0] != expected:
+        raise StartupRefused(
+            "TOKENDESK_SECRET_KEY", "is not the key this database was created with"
+        )
+
+
+def _check_catalog(
+    connection: sqlite3.Connection, api_versions: Sequence[str], scopes: Sequence[str]
+) -> None:
+    """Refuse a catalog that dropped a version or scope a token still uses."""
+    versions = connection.execute(
+        "SELECT DISTINCT api_version FROM tokens"
+        f" WHERE api_version NOT IN ({', '.join('?' * len(api_versions))})",
+        tuple(api_versions),
+    ).fetchall()
+    if versions:
+        names = _names(connection, "t.api_version = ?", versions[0][0])
+        raise StartupRefused(
+            "TOKENDESK_API_VERSIONS",
+            f"must keep {versions[0][0]}, which tokens still use ({names})",
+        )
+    scope_rows = connection.execute(
+        "SELECT DISTINCT j.value FROM tokens t, json_each(t.access_rights) j"
+        f" WHERE j.value NOT IN ({', '.join('?' * len(scopes))})",
+        tuple(scopes),
+    ).fetchall()
+    if scope_rows:
+        names = _names(
+            connection,
+            "EXISTS (SELECT 1 FROM json_each(t.access_rights) j WHERE j.value = ?)",
+            scope_rows[0][0],
+        )
+        raise StartupRefused(
+            "TOKENDESK_SCOPES", f"must keep {scope_rows[0][0]}, which tokens still use ({names})"
+        )
+
+
+def _names(connection: sqlite3.Connection, condition: str, value: str) -> str:
+    rows = connection.execute(
+        f"SELECT t.name FROM tokens t WHERE {condition} ORDER BY t.name LIMIT ?",
+        (value, _NAMES_SHOWN + 1),
+    ).fetchall()
+    shown = ", ".join(row[0] for row in rows[:_NAMES_SHOWN])
+    return shown + (", …" if len(rows) > _NAMES_SHOWN else "")

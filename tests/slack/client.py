@@ -1,0 +1,442 @@
+"""Plays Slack's side of HTTP mode: signed requests to the app's request URL.
+
+Payloads follow what Slack sends (SLACK.md, "What Slack sends"); response_urls and trigger
+ids are minted on the stand-in so the app's follow-up calls meet Slack's rules there.
+Build actions from what the app rendered with `action_for` and modal input with `fill`, so a
+test clicks only what the user could click.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+from urllib.parse import urlencode
+
+import aiohttp
+
+from tests.slack.standin import SlackStandIn
+
+Signing = Literal["valid", "bad", "stale", "none"]
+STALE_BY = 10 * 60  # Bolt refuses timestamps more than 5 minutes off
+
+
+def signed_headers(
+    secret: str, body: bytes, *, timestamp: int, signing: Signing = "valid"
+) -> dict[str, str]:
+    """Slack's v0 request signature headers; the other `signing` values fail verification."""
+    if signing == "none":
+        return {}
+    if signing == "stale":
+        timestamp -= STALE_BY
+    if signing == "bad":
+        secret = secret + "-wrong"
+    base = b"v0:" + str(timestamp).encode() + b":" + body
+    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The app's HTTP answer, and what was sent to get it (`sent["response_url"]`, ...)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any  # parsed JSON when the app answered JSON, else text ("" for a bare ack)
+    sent: dict[str, Any]
+
+
+# -- actions as Slack sends them -------------------------------------------------------
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": True}
+
+
+def _option(value: str, text: str | None = None) -> dict[str, Any]:
+    return {"text": _plain(text or value), "value": value}
+
+
+def button(
+    action_id: str, value: str | None = None, *, block_id: str, text: str = "Button"
+) -> dict[str, Any]:
+    action = {"type": "button", "action_id": action_id, "block_id": block_id, "text": _plain(text)}
+    return action if value is None else {**action, "value": value}
+
+
+def overflow(
+    action_id: str, value: str, *, block_id: str, text: str | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "overflow",
+        "action_id": action_id,
+        "block_id": block_id,
+        "selected_option": _option(value, text),
+    }
+
+
+def static_select(
+    action_id: str, value: str, *, block_id: str, text: str | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "static_select",
+        "action_id": action_id,
+        "block_id": block_id,
+        "selected_option": _option(value, text),
+    }
+
+
+def plain_text_input(action_id: str, value: str, *, block_id: str) -> dict[str, Any]:
+    """What a `dispatch_action` input sends when the user presses Enter."""
+    return {
+        "type": "plain_text_input",
+        "action_id": action_id,
+        "block_id": block_id,
+        "value": value,
+    }
+
+
+def _elements(blocks: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(block_id, element) for every element a user can act on.
+
+    Slack names blocks the app left unnamed; `auto<index>` stands in for its random ids.
+    """
+    for index, block in enumerate(blocks):
+        block_id = block.get("block_id", f"auto{index}")
+        candidates = [block.get("accessory"), block.get("element"), *block.get("elements", [])]
+        for element in candidates:
+            if isinstance(element, dict) and "action_id" in element:
+                yield block_id, element
+
+
+def _options(element: dict[str, Any]) -> list[dict[str, Any]]:
+    groups = element.get("option_groups", [])
+    return [*element.get("options", []), *(o for g in groups for o in g["options"])]
+
+
+def _pick(element: dict[str, Any], value: str) -> dict[str, Any]:
+    for option in _options(element):
+        if option["value"] == value:
+            return {"text": option["text"], "value": option["value"]}
+    raise LookupError(f"{element['action_id']!r} has no option {value!r}")
+
+
+def action_for(
+    blocks: list[dict[str, Any]],
+    action_id: str,
+    value: str | None = None,
+    *,
+    block_id: str | None = None,
+) -> dict[str, Any]:
+    """The action Slack sends when the user uses the rendered element `action_id`.
+
+    `value` picks the option (overflow, select), the text typed (input), or which of several
+    buttons sharing the action_id (one per card) was clicked; `block_id` narrows further.
+    """
+    for found_block_id, element in _elements(blocks):
+        if element["action_id"] != action_id or block_id not in (None, found_block_id):
+            continue
+        kind = element["type"]
+        action = {"type": kind, "action_id": action_id, "block_id": found_block_id}
+        if kind == "button":
+            if value is not None and element.get("value") != value:
+                continue
+            action["text"] = element["text"]
+            if "value" in element:
+                action["value"] = element["value"]
+        elif kind in {"overflow", "static_select", "radio_buttons"}:
+            if value is None:
+                raise ValueError(f"say which option of {action_id!r} to choose")
+            try:
+                action["selected_option"] = _pick(element, value)
+            except LookupError:
+                if kind == "overflow":  # one overflow per card: try the next card
+                    continue
+                raise
+        elif kind in {"plain_text_input", "users_select"}:
+            action["value" if kind == "plain_text_input" else "selected_user"] = value
+        else:
+            raise NotImplementedError(f"action_for does not build {kind!r} yet")
+        return action
+    raise LookupError(f"no element {action_id!r} (value={value!r}, block_id={block_id!r})")
+
+
+# -- state.values ----------------------------------------------------------------------
+
+_STATEFUL = {
+    "plain_text_input": ("value", "initial_value"),
+    "email_text_input": ("value", "initial_value"),
+    "url_text_input": ("value", "initial_value"),
+    "number_input": ("value", "initial_value"),
+    "static_select": ("selected_option", "initial_option"),
+    "radio_buttons": ("selected_option", "initial_option"),
+    "multi_static_select": ("selected_options", "initial_options"),
+    "checkboxes": ("selected_options", "initial_options"),
+    "users_select": ("selected_user", "initial_user"),
+    "multi_users_select": ("selected_users", "initial_users"),
+    "conversations_select": ("selected_conversation", "initial_conversation"),
+    "channels_select": ("selected_channel", "initial_channel"),
+    "datepicker": ("selected_date", "initial_date"),
+    "timepicker": ("selected_time", "initial_time"),
+}
+
+
+def fill(
+    view_or_blocks: dict[str, Any] | list[dict[str, Any]], values: Mapping[str, Any]
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The `state.values` Slack sends for these blocks after the user typed/chose `values`.
+
+    Keys of `values` are block_ids or action_ids; an option is named by its value (a list of
+    values for multi-selects and checkboxes). Untouched elements keep their initial value.
+    """
+    blocks = view_or_blocks["blocks"] if isinstance(view_or_blocks, dict) else view_or_blocks
+    state: dict[str, dict[str, dict[str, Any]]] = {}
+    unused = set(values)
+    for block_id, element in _elements(blocks):
+        kind = element["type"]
+        if kind not in _STATEFUL:
+            continue
+        field, initial = _STATEFUL[kind]
+        chosen: Any = element.get(initial)
+        for key in (element["action_id"], block_id):
+            if key in values:
+                unused.discard(key)
+                chosen = values[key]
+                if field == "selected_option":
+                    chosen = _pick(element, chosen)
+                elif field == "selected_options":
+                    chosen = [_pick(element, v) for v in chosen]
+        state.setdefault(block_id, {})[element["action_id"]] = {"type": kind, field: chosen}
+    if unused:
+        raise KeyError(f"no stateful element for {sorted(unused)}")
+    return state
+
+
+def ephemeral_container(channel_id: str, message_ts: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "message_ts": message_ts,
+        "channel_id": channel_id,
+        "is_ephemeral": True,
+    }
+
+
+def message_container(channel_id: str, message_ts: str) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "message_ts": message_ts,
+        "channel_id": channel_id,
+        "is_ephemeral": False,
+    }
+
+
+def view_container(view_id: str) -> dict[str, Any]:
+    return {"type": "view", "view_id": view_id}
+
+
+# -- the client ------------------------------------------------------------------------
+
+
+class SlackClient:
+    """Sends signed slash commands, block actions and view submissions to the app."""
+
+    def __init__(
+        self,
+        app_url: str,
+        *,
+        signing_secret: str,
+        standin: SlackStandIn,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.app_url = app_url
+        self.signing_secret = signing_secret
+        self.standin = standin
+        # Real time by default: the app verifies timestamps against its own clock, which
+        # the stand-in's `advance` does not move.
+        self.clock = clock
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> SlackClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def _user(self, user_id: str) -> dict[str, Any]:
+        name = self.standin.users.get(user_id, {}).get("name", user_id.lower())
+        return {"id": user_id, "username": name, "name": name, "team_id": self.standin.team_id}
+
+    def _team(self) -> dict[str, Any]:
+        return {"id": self.standin.team_id, "domain": self.standin.team_domain}
+
+    async def post(
+        self, body: bytes, *, content_type: str, signing: Signing = "valid"
+    ) -> tuple[int, Mapping[str, str], Any]:
+        """Posts a raw body, signed as asked; for crafted requests."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        headers = {
+            "Content-Type": content_type,
+            **signed_headers(
+                self.signing_secret, body, timestamp=int(self.clock()), signing=signing
+            ),
+        }
+        async with self._session.post(self.app_url, data=body, headers=headers) as response:
+            text = await response.text()
+            parsed = json.loads(text) if response.content_type == "application/json" else text
+            return response.status, response.headers, parsed
+
+    async def _send_form(
+        self, form: dict[str, str], signing: Signing, sent: dict[str, Any]
+    ) -> Reply:
+        body = urlencode(form).encode()
+        status, headers, parsed = await self.post(
+            body, content_type="application/x-www-form-urlencoded", signing=signing
+        )
+        return Reply(status, headers, parsed, sent)
+
+    async def _send_payload(self, payload: dict[str, Any], signing: Signing) -> Reply:
+        return await self._send_form({"payload": json.dumps(payload)}, signing, payload)
+
+    async def slash_command(
+        self,
+        user_id: str,
+        text: str = "",
+        *,
+        command: str = "/tokens",
+        channel_id: str = "C0TEST",
+        channel_name: str = "token-desk",
+        response_url: str | None = None,
+        trigger_id: str | None = None,
+        signing: Signing = "valid",
+    ) -> Reply:
+        """`text` goes as given: escape it the way Slack does (`&amp;`, `<@U…|name>`)."""
+        form = {
+            "token": "verification-token-unused",
+            "team_id": self.standin.team_id,
+            "team_domain": self.standin.team_domain,
+            "channel_id": channel_id,
+            "channel_name": channel_name,
+            "user_id": user_id,
+            "user_name": self._user(user_id)["name"],
+            "command": command,
+            "text": text,
+            "api_app_id": self.standin.app_id,
+            "is_enterprise_install": "false",
+            "response_url": response_url or self.standin.response_url(),
+            "trigger_id": trigger_id or self.standin.trigger_id(),
+        }
+        return await self._send_form(form, signing, dict(form))
+
+    async def block_action(
+        self,
+        user_id: str,
+        action: dict[str, Any],
+        *,
+        container: dict[str, Any],
+        state: dict[str, Any] | None = None,
+        view: dict[str, Any] | None = None,
+        message: dict[str, Any] | None = None,
+        response_url: str | None = None,
+        signing: Signing = "valid",
+    ) -> Reply:
+        """A `block_actions` payload for one action.
+
+        `state` is the `state.values` (see `fill`). In a message container the stand-in's
+        copy of a non-ephemeral message is used unless `message` is given; an ephemeral one
+        has no `message` key, as with Slack. In a view container the stand-in's view is used
+        unless `view` is given, and `state` goes into it.
+        """
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "user": self._user(user_id),
+            "api_app_id": self.standin.app_id,
+            "token": "verification-token-unused",
+            "container": container,
+            "team": self._team(),
+            "enterprise": None,
+            "is_enterprise_install": False,
+            "actions": [{**action, "action_ts": action.get("action_ts", f"{self.clock():.6f}")}],
+        }
+        if container["type"] == "view":
+            view = view or self.standin.views[container["view_id"]]
+            payload["view"] = {**view, "state": {"values": state or {}}}
+            payload["trigger_id"] = self.standin.trigger_id(view_id=view["id"])
+        else:
+            channel_id = container["channel_id"]
+            payload["trigger_id"] = self.standin.trigger_id()
+            payload["channel"] = {"id": channel_id, "name": "token-desk"}
+            payload["response_url"] = response_url or self.standin.response_url()
+            if not container.get("is_ephemeral"):
+                key = (channel_id, container["message_ts"])
+                payload["message"] = message or self.standin.messages[key]
+            payload["state"] = {"values": state or {}}
+        return await self._send_payload(payload, signing)
+
+    async def view_submission(
+        self,
+        user_id: str,
+        view: dict[str, Any],
+        values: Mapping[str, Any] | None = None,
+        *,
+        state: dict[str, Any] | None = None,
+        signing: Signing = "valid",
+    ) -> Reply:
+        """Submits `view` (best: `standin.latest_view()`) with the user's `values` (see
+        `fill`), or with a raw `state.values` for crafted payloads."""
+        values_state = state if state is not None else fill(view, values or {})
+        submitted = {
+            "id": view.get("id", "V0UNKNOWN"),
+            "team_id": self.standin.team_id,
+            "type": "modal",
+            "private_metadata": "",
+            "callback_id": "",
+            "hash": view.get("hash", "0.unknown"),
+            **view,
+            "state": {"values": values_state},
+        }
+        payload: dict[str, Any] = {
+            "type": "view_submission",
+            "team": self._team(),
+            "user": self._user(user_id),
+            "api_app_id": self.standin.app_id,
+            "token": "verification-token-unused",
+            "trigger_id": self.standin.trigger_id(view_id=submitted["id"]),
+            "view": submitted,
+            "response_urls": [],
+            "enterprise": None,
+            "is_enterprise_install": False,
+        }
+        return await self._send_payload(payload, signing)
+
+    async def event(self, event: dict[str, Any], *, signing: Signing = "valid") -> Reply:
+        """An Events API `event_callback` (e.g. `subteam_members_changed`)."""
+        envelope = {
+            "token": "verification-token-unused",
+            "team_id": self.standin.team_id,
+            "api_app_id": self.standin.app_id,
+            "event": {"event_ts": f"{self.clock():.6f}", **event},
+            "type": "event_callback",
+            "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
+            "event_time": int(self.clock()),
+        }
+        status, headers, parsed = await self.post(
+            json.dumps(envelope).encode(), content_type="application/json", signing=signing
+        )
+        return Reply(status, headers, parsed, envelope)
