@@ -37,6 +37,7 @@ class Store:
         self.tokens = tokens
         self.roles = roles
         self.audit = audit
+        self.closed = False
         self._flusher = asyncio.create_task(tokens.flush_last_used_every(flush_seconds))
 
     @classmethod
@@ -81,6 +82,9 @@ class Store:
 
     async def close(self) -> None:
         """Write the pending last-used times, close the database, release the lock."""
+        if self.closed:
+            return
+        self.closed = True
         self._flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher

@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+import pytest
+
+from storage.credentials import generate_secret
+from storage.fields import (
+    SECRET_REFUSED,
+    clean_access_rights,
+    clean_contact,
+    clean_description,
+    clean_name,
+    copy_name,
+    name_key,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("  Lifecycle Alpha  ", "Lifecycle Alpha"),
+        ("ﬁle export", "file export"),  # NFKC folds the ligature
+        ("Ｆｕｌｌ", "Full"),
+        ("R&D <x>", "R&D <x>"),
+        ("مرحبا", "مرحبا"),
+        ("🚀" * 100, "🚀" * 100),
+    ],
+)
+def test_clean_name_normalises(raw: str, stored: str) -> None:
+    assert clean_name(raw) == stored
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "",
+        "   ",
+        "two\nlines",
+        "tab\there",
+        "bell\x07",
+        "right-to-left \u202eoverride",
+        "isolate \u2066x\u2069",
+        "zero\u200bwidth",
+        "joiner\u200d",
+        "bom\ufeff",
+        "line\u2028separator",
+        "x" * 101,
+    ],
+)
+def test_clean_name_refuses(raw: str) -> None:
+    with pytest.raises(ValueError):
+        clean_name(raw)
+
+
+def test_clean_name_counts_characters_after_normalising() -> None:
+    assert clean_name("x" * 100) == "x" * 100
+    assert clean_name(" " + "x" * 100 + " ") == "x" * 100
+
+
+def test_a_secret_in_any_text_field_is_refused_without_echo() -> None:
+    secret = generate_secret()
+    for text in (secret, f"prefix{secret}suffix", f"line one\n{secret}"):
+        for clean in (clean_name, clean_description):
+            with pytest.raises(ValueError) as refused:
+                clean(text)
+            assert str(refused.value) == SECRET_REFUSED
+
+
+def test_a_secret_shaped_string_with_a_bad_checksum_is_ordinary_text() -> None:
+    secret = generate_secret()
+    broken = secret[:-1] + ("0" if secret[-1] != "0" else "1")
+    assert clean_description(broken) == broken
+
+
+def test_a_fullwidth_secret_is_caught_after_normalising() -> None:
+    secret = generate_secret()
+    fullwidth = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in secret)
+    with pytest.raises(ValueError):
+        clean_name(fullwidth)
+
+
+def test_description_may_span_lines() -> None:
+    assert clean_description(" first\r\nsecond \n") == "first\nsecond"
+    assert clean_description("") == ""
+    assert clean_description("x" * 500) == "x" * 500
+    for bad in ("x" * 501, "a\x00b", "a\u202eb", "a\tb"):
+        with pytest.raises(ValueError):
+            clean_description(bad)
+
+
+def test_name_key_folds_case_and_compatibility_forms() -> None:
+    assert name_key("Straße") == name_key("STRASSE") == "strasse"
+    assert name_key("ＡＢＣ") == name_key("abc")
+
+
+def test_access_rights_come_from_the_catalog_in_catalog_order() -> None:
+    catalog = ("reports:read", "reports:write", "actions:write")
+    assert clean_access_rights(["actions:write", "reports:read"], catalog) == (
+        "reports:read",
+        "actions:write",
+    )
+    for bad in ([], ["reports:delete"]):
+        with pytest.raises(ValueError):
+            clean_access_rights(bad, catalog)
+
+
+def test_contacts_are_slack_user_ids() -> None:
+    assert clean_contact("U012AB3CD") == "U012AB3CD"
+    assert clean_contact("W012AB3CD") == "W012AB3CD"
+    for bad in ("", "B012AB3CD", "u012ab3cd", "<@U012AB3CD>", "S012AB3CD"):
+        with pytest.raises(ValueError):
+            clean_contact(bad)
+
+
+@pytest.mark.parametrize(
+    ("name", "attempt", "copy"),
+    [
+        ("Report", 1, "Report (copy)"),
+        ("Report", 2, "Report (copy 2)"),
+        ("Report (copy)", 1, "Report (copy)"),
+        ("Report (copy 7)", 3, "Report (copy 3)"),
+        ("Report (copy) (copy)", 1, "Report (copy) (copy)"),
+        ("(copy)", 1, "(copy) (copy)"),
+        ("x" * 100, 1, "x" * 93 + " (copy)"),
+        ("x" * 100, 12, "x" * 90 + " (copy 12)"),
+        ("x" * 92 + " " + "y" * 7, 1, "x" * 92 + " (copy)"),
+    ],
+)
+def test_copy_name(name: str, attempt: int, copy: str) -> None:
+    assert copy_name(name, attempt) == copy
+    assert len(copy) <= 100
