@@ -72,7 +72,7 @@ class TokenFilter:
 
     @property
     def is_empty(self) -> bool:
-        return not self.name and self.created_on is None and self.state is None
+        return not self.name.strip() and self.created_on is None and self.state is None
 
 
 @dataclass(frozen=True, slots=True)

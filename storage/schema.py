@@ -60,6 +60,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
         """CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
         BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
+        # REPLACE deletes without firing DELETE triggers (recursive_triggers is off).
+        """CREATE TRIGGER audit_log_no_replace BEFORE INSERT ON audit_log
+        WHEN EXISTS (SELECT 1 FROM audit_log WHERE id = NEW.id)
+        BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END""",
     ),
     # 3: role mappings for Slack users and Slack user groups.
     (
@@ -100,7 +104,8 @@ def migrate(connection: sqlite3.Connection, *, target: int = LATEST_VERSION) -> 
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {version}")
         except BaseException:
-            connection.execute("ROLLBACK")
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
             raise
         connection.execute("COMMIT")
     return max(current, target)

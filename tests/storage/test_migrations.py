@@ -1,0 +1,380 @@
+"""The schema's forward-only migrations, on real SQLite files at every released version."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from storage.credentials import SecretHasher, generate_secret, secret_hint
+from storage.errors import StartupRefused
+from storage.fields import name_key
+from storage.models import Role, TokenEdit, TokenState
+from storage.schema import LATEST_VERSION, MIGRATIONS, migrate, schema_version
+from tests.storage.support_durability import (
+    ACTOR,
+    KEY,
+    START,
+    FakeClock,
+    create_token,
+    opened_store,
+    plain_connection,
+    user_version,
+)
+
+SchemaRow = tuple[str, str, str, str | None]
+
+
+@dataclass(frozen=True)
+class SeededToken:
+    sid: str
+    name: str
+    secret: str
+    enabled: bool
+    api_version: str
+    access_rights: tuple[str, ...]
+    created_at: int
+    reset_at: int | None
+    last_used_at: int | None
+    row_version: int
+
+
+@dataclass(frozen=True)
+class Seeded:
+    tokens: tuple[SeededToken, ...] = ()
+    audit_actions: tuple[str, ...] = ()
+    admins: tuple[str, ...] = ()
+
+
+def schema_of(path: Path) -> list[SchemaRow]:
+    connection = plain_connection(path)
+    try:
+        rows = connection.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+        ).fetchall()
+    finally:
+        connection.close()
+    return [tuple(row) for row in rows]
+
+
+def fresh_schema(directory: Path) -> list[SchemaRow]:
+    path = directory / "fresh.db"
+    connection = plain_connection(path)
+    try:
+        migrate(connection)
+    finally:
+        connection.close()
+    return schema_of(path)
+
+
+def row_counts(path: Path) -> dict[str, int]:
+    connection = plain_connection(path)
+    try:
+        tables = [
+            name
+            for (name,) in connection.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
+        return {
+            table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+            for table in tables
+        }
+    finally:
+        connection.close()
+
+
+def build_at(path: Path, version: int) -> sqlite3.Connection:
+    """A database at schema `version`, as an older release left it; the caller closes it."""
+    connection = plain_connection(path)
+    assert migrate(connection, target=version) == version
+    assert schema_version(connection) == version
+    return connection
+
+
+def insert_token(connection: sqlite3.Connection, token: SeededToken) -> None:
+    """A token row written with the columns `storage.tokens._insert` writes."""
+    hasher = SecretHasher(KEY)
+    connection.execute(
+        "INSERT INTO tokens (sid, name, name_key, description, enabled, api_version,"
+        " access_rights, primary_contact, secret_hash, secret_hint, created_at, created_by,"
+        " updated_at, updated_by, row_version)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            token.sid,
+            token.name,
+            name_key(token.name),
+            f"Seeded for {token.name}",
+            int(token.enabled),
+            token.api_version,
+            json.dumps(token.access_rights),
+            "UCONTACT1",
+            hasher.digest(token.secret),
+            secret_hint(token.secret),
+            token.created_at,
+            "ULEGACY01",
+            token.created_at,
+            "ULEGACY01",
+            token.row_version,
+        ),
+    )
+    if token.reset_at is not None:
+        connection.execute(
+            "UPDATE tokens SET reset_at = ? WHERE sid = ?", (token.reset_at, token.sid)
+        )
+    if token.last_used_at is not None:
+        connection.execute(
+            "INSERT INTO token_usage (token_id, last_used_at)"
+            " SELECT id, ? FROM tokens WHERE sid = ?",
+            (token.last_used_at, token.sid),
+        )
+
+
+def seed(connection: sqlite3.Connection, version: int) -> Seeded:
+    """Representative rows for every table that exists at `version`."""
+    if version < 1:
+        return Seeded()
+    tokens = (
+        SeededToken(
+            sid="TD" + "0" * 19 + "1",
+            name="Legacy Export",
+            secret=generate_secret(),
+            enabled=True,
+            api_version="v2",
+            access_rights=("reports:read", "actions:write"),
+            created_at=int(START) - 86_400,
+            reset_at=None,
+            last_used_at=int(START) - 3_600,
+            row_version=1,
+        ),
+        SeededToken(
+            sid="TD" + "0" * 19 + "2",
+            name="Legacy Import",
+            secret=generate_secret(),
+            enabled=False,
+            api_version="v1",
+            access_rights=("reports:write",),
+            created_at=int(START) - 2 * 86_400,
+            reset_at=int(START) - 7_200,
+            last_used_at=None,
+            row_version=4,
+        ),
+    )
+    connection.execute("BEGIN")
+    connection.execute("INSERT INTO settings (key, value) VALUES ('api_access', 'on')")
+    for token in tokens:
+        insert_token(connection, token)
+    audit_actions: tuple[str, ...] = ()
+    if version >= 2:
+        audit_actions = ("create", "api_access")
+        for action in audit_actions:
+            connection.execute(
+                "INSERT INTO audit_log (at, actor, action, token_sid, token_name,"
+                " token_name_key, detail) VALUES (?, 'ULEGACY01', ?, ?, ?, ?, ?)",
+                (
+                    int(START) - 600,
+                    action,
+                    tokens[0].sid,
+                    tokens[0].name,
+                    name_key(tokens[0].name),
+                    json.dumps({"before": {}, "after": {"name": tokens[0].name}}),
+                ),
+            )
+    admins: tuple[str, ...] = ()
+    if version >= 3:
+        admins = ("UADMIN001",)
+        connection.execute(
+            "INSERT INTO user_roles (user_id, role, granted_by, granted_at)"
+            " VALUES ('UADMIN001', 'admin', 'ULEGACY01', ?)",
+            (int(START) - 600,),
+        )
+    connection.execute("COMMIT")
+    return Seeded(tokens=tokens, audit_actions=audit_actions, admins=admins)
+
+
+def at(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+@pytest.mark.parametrize("exists", [False, True], ids=["missing", "empty-file"])
+async def test_a_new_database_is_built_to_the_latest_version(tmp_path: Path, exists: bool) -> None:
+    path = tmp_path / "tokendesk.db"
+    if exists:
+        path.touch(mode=0o600)
+
+    async with opened_store(path) as store:
+        assert store.tokens.count == 0
+        assert store.tokens.api_access is False
+        issued = await create_token(store, "First Light")
+        assert (await store.tokens.get(token_id=issued.token.id)).name == "First Light"
+
+    assert user_version(path) == LATEST_VERSION
+    assert schema_of(path) == fresh_schema(tmp_path)
+
+
+def test_each_migration_step_records_its_version(tmp_path: Path) -> None:
+    connection = plain_connection(tmp_path / "steps.db")
+    try:
+        assert schema_version(connection) == 0
+        for version in range(1, LATEST_VERSION + 1):
+            assert migrate(connection, target=version) == version
+            assert schema_version(connection) == version
+            assert not connection.in_transaction
+        # Already there: nothing to apply, and a lower target never goes back.
+        assert migrate(connection) == LATEST_VERSION
+        assert migrate(connection, target=1) == LATEST_VERSION
+    finally:
+        connection.close()
+    assert len(MIGRATIONS) == LATEST_VERSION
+
+
+@pytest.mark.parametrize("version", range(LATEST_VERSION))
+async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "tokendesk.db"
+    connection = build_at(path, version)
+    try:
+        seeded = seed(connection, version)
+    finally:
+        connection.close()
+
+    clock = FakeClock()
+    async with opened_store(path, clock=clock) as store:
+        assert store.tokens.count == len(seeded.tokens)
+        for expected in seeded.tokens:
+            token = await store.tokens.get_by_sid(sid=expected.sid)
+            assert token.name == expected.name
+            assert token.description == f"Seeded for {expected.name}"
+            assert token.state is (TokenState.ENABLED if expected.enabled else TokenState.DISABLED)
+            assert token.api_version == expected.api_version
+            assert token.access_rights == expected.access_rights
+            assert token.secret_hint == expected.secret[-4:]
+            assert token.created_at == at(expected.created_at)
+            assert token.reset_at == at(expected.reset_at)
+            assert token.last_used_at == at(expected.last_used_at)
+            assert token.row_version == expected.row_version
+            # The hashes written by the older release still authenticate.
+            authorized = store.tokens.verify(expected.secret, expected.sid)
+            if expected.enabled:
+                assert authorized is not None and authorized.sid == expected.sid
+            else:
+                assert authorized is None
+
+        # Every table added after `version` works.
+        events = await store.audit.events()
+        assert [event.action for event in events] == list(reversed(seeded.audit_actions))
+        await store.roles.grant_user(actor=ACTOR, user_id="USPEC0001", role=Role.SPECIALIST)
+        assert await store.roles.effective_role(user_id="USPEC0001") is Role.SPECIALIST
+        for admin in seeded.admins:
+            assert await store.roles.effective_role(user_id=admin) is Role.ADMIN
+        issued = await create_token(store, "After The Upgrade")
+        # API access was seeded on wherever a settings table existed.
+        assert store.tokens.api_access is (version >= 1)
+        assert (store.tokens.verify(issued.secret) is not None) is store.tokens.api_access
+        if seeded.tokens:
+            old = await store.tokens.get_by_sid(sid=seeded.tokens[0].sid)
+            change = await store.tokens.edit(
+                actor=ACTOR,
+                token_id=old.id,
+                row_version=old.row_version,
+                edit=TokenEdit(description="Edited after the upgrade"),
+            )
+            assert change.after.row_version == old.row_version + 1
+        actions = [event.action for event in await store.audit.events(limit=50)]
+        edited = ["edit"] if seeded.tokens else []
+        assert actions == [*edited, "create", "role.user", *reversed(seeded.audit_actions)]
+
+    assert user_version(path) == LATEST_VERSION
+    assert schema_of(path) == fresh_schema(tmp_path)
+
+
+async def test_reopening_an_up_to_date_database_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "tokendesk.db"
+    async with opened_store(path) as store:
+        issued = await create_token(store, "Steady State")
+        await store.roles.grant_user(actor=ACTOR, user_id="UADMIN001", role=Role.ADMIN)
+    schema, counts = schema_of(path), row_counts(path)
+
+    async with opened_store(path) as store:
+        token = await store.tokens.get(token_id=issued.token.id)
+        assert token == issued.token
+        assert await store.roles.effective_role(user_id="UADMIN001") is Role.ADMIN
+
+    assert user_version(path) == LATEST_VERSION
+    assert schema_of(path) == schema
+    assert row_counts(path) == counts
+
+
+async def test_a_database_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "tokendesk.db"
+    async with opened_store(path) as store:
+        await create_token(store, "From The Future")
+    connection = plain_connection(path)
+    try:
+        connection.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+        with pytest.raises(StartupRefused) as direct:
+            migrate(connection)
+        assert direct.value.subject == "TOKENDESK_DB"
+    finally:
+        connection.close()
+
+    for _ in range(2):  # the refusal releases the instance lock: the second try says the same
+        with pytest.raises(StartupRefused) as refused:
+            async with opened_store(path):
+                pytest.fail("a newer database was opened")
+        assert refused.value.subject == "TOKENDESK_DB"
+        assert "newer" in refused.value.rule
+
+    assert user_version(path) == LATEST_VERSION + 1
+    assert row_counts(path)["tokens"] == 1
+
+
+@pytest.mark.parametrize(
+    "conflict",
+    [
+        # The first statement of migration 2 fails.
+        "CREATE TABLE audit_log (id INTEGER PRIMARY KEY)",
+        # A later statement of migration 2 fails, after its table was created.
+        "CREATE INDEX audit_log_by_token_name ON settings (value)",
+    ],
+    ids=["first-statement", "midway"],
+)
+async def test_a_failed_migration_leaves_the_version_it_had(tmp_path: Path, conflict: str) -> None:
+    path = tmp_path / "tokendesk.db"
+    connection = build_at(path, 1)
+    try:
+        seeded = seed(connection, 1)
+        connection.execute(conflict)
+        before = schema_of(path)
+
+        with pytest.raises(sqlite3.OperationalError):
+            migrate(connection)
+        assert schema_version(connection) == 1
+        assert not connection.in_transaction
+    finally:
+        connection.close()
+    assert schema_of(path) == before
+
+    with pytest.raises(StartupRefused) as refused:
+        async with opened_store(path):
+            pytest.fail("a database whose migration failed was opened")
+    assert refused.value.subject == "TOKENDESK_DB"
+    assert user_version(path) == 1
+    assert schema_of(path) == before
+    assert row_counts(path)["tokens"] == len(seeded.tokens)
+
+    # Once the conflict is gone, the same file upgrades (the lock was released, too).
+    connection = plain_connection(path)
+    try:
+        connection.execute(
+            "DROP TABLE audit_log" if "TABLE" in conflict else "DROP INDEX audit_log_by_token_name"
+        )
+    finally:
+        connection.close()
+    async with opened_store(path) as store:
+        assert store.tokens.count == len(seeded.tokens)
+    assert user_version(path) == LATEST_VERSION
+    assert schema_of(path) == fresh_schema(tmp_path)
