@@ -1,4 +1,8 @@
-"""Runs Token Desk: opens the store, serves HTTP on PORT, and shuts down cleanly on a signal."""
+"""Runs Token Desk: opens the store, serves HTTP on PORT, and shuts down cleanly on a signal.
+
+In HTTP mode Slack posts to `/slack/events`, always signature-checked by Bolt. In Socket Mode
+that route does not exist at all; `/healthz` (and the auth check) are served in both.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ import logging
 import signal
 
 from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
 
+from bot.app import create_app
+from bot.background import drain
 from bot.settings import Settings
 from storage.credentials import load_or_create_key
 from storage.errors import StartupRefused
@@ -15,6 +24,7 @@ from storage.store import Store
 
 logger = logging.getLogger(__name__)
 STORE_KEY = web.AppKey("store", Store)
+BOLT_KEY = web.AppKey("bolt", AsyncApp)
 
 
 async def open_store(settings: Settings) -> Store:
@@ -38,17 +48,30 @@ async def healthz(request: web.Request) -> web.Response:
     )
 
 
-def create_web_app(store: Store) -> web.Application:
+async def slack_events(request: web.Request) -> web.Response:
+    bolt_response = await request.app[BOLT_KEY].async_dispatch(await to_bolt_request(request))
+    return await to_aiohttp_response(bolt_response)
+
+
+def create_web_app(store: Store, bolt: AsyncApp, *, serve_slack_events: bool) -> web.Application:
     app = web.Application()
     app[STORE_KEY] = store
+    app[BOLT_KEY] = bolt
     app.router.add_get("/healthz", healthz)
+    if serve_slack_events:
+        app.router.add_post("/slack/events", slack_events)
     return app
 
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; StartupRefused when configuration or data forbid it."""
     store = await open_store(settings)
-    runner = web.AppRunner(create_web_app(store), access_log=None)
+    bolt = create_app(settings, store)
+    runner = web.AppRunner(
+        create_web_app(store, bolt, serve_slack_events=not settings.socket_mode),
+        access_log=None,
+    )
+    socket_mode: AsyncSocketModeHandler | None = None
     try:
         await runner.setup()
         site = web.TCPSite(runner, port=settings.port)
@@ -56,13 +79,23 @@ async def serve(settings: Settings) -> None:
             await site.start()
         except OSError as error:
             raise StartupRefused("PORT", f"cannot be listened on ({error.strerror})") from None
+        if settings.slack_app_token is not None:
+            socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
+            await socket_mode.connect_async()  # type: ignore[no-untyped-call]
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
-        logger.info("Token Desk listening on port %d", settings.port)
+        logger.info(
+            "Token Desk listening on port %d (%s)",
+            settings.port,
+            "Socket Mode" if socket_mode else "HTTP mode",
+        )
         await stopping.wait()
         logger.info("shutting down")
     finally:
+        if socket_mode is not None:
+            await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
+        await drain()
         await store.close()

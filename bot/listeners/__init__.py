@@ -1,0 +1,12 @@
+"""Listener registration, one module per kind of request."""
+
+from __future__ import annotations
+
+from slack_bolt.async_app import AsyncApp
+
+from bot.listeners import commands, events
+
+
+def register(app: AsyncApp) -> None:
+    commands.register(app)
+    events.register(app)
