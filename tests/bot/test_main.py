@@ -26,13 +26,12 @@ def environment(tmp_path: Path, **values: str) -> dict[str, str]:
 
 
 def configured(tmp_path: Path, **values: str) -> dict[str, str]:
-    return environment(
-        tmp_path,
-        SLACK_BOT_TOKEN="xoxb-test",
-        SLACK_SIGNING_SECRET="test-signing-secret",
-        TOKENDESK_DB=str(tmp_path / "tokendesk.db"),
-        **values,
-    )
+    defaults = {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "test-signing-secret",
+        "TOKENDESK_DB": str(tmp_path / "tokendesk.db"),
+    }
+    return environment(tmp_path, **(defaults | values))
 
 
 def run_bot(tmp_path: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -58,6 +57,55 @@ def assert_refused(result: subprocess.CompletedProcess[str], *needles: str) -> N
 
 def test_no_configuration_names_the_bot_token(tmp_path: Path) -> None:
     assert_refused(run_bot(tmp_path, environment(tmp_path)), "SLACK_BOT_TOKEN")
+
+
+@pytest.mark.parametrize(
+    ("values", "variable"),
+    [
+        ({"SLACK_SIGNING_SECRET": ""}, "SLACK_SIGNING_SECRET"),
+        ({"SLACK_BOT_TOKEN": "xoxp-user-token"}, "SLACK_BOT_TOKEN"),
+        ({"PORT": "eighty"}, "PORT"),
+        ({"SLACK_APP_TOKEN": "not-an-app-token"}, "SLACK_APP_TOKEN"),
+    ],
+)
+def test_each_configuration_refusal_is_one_line(
+    tmp_path: Path, values: dict[str, str], variable: str
+) -> None:
+    result = run_bot(tmp_path, configured(tmp_path, **values))
+    assert_refused(result, variable)
+    for value in values.values():
+        assert not value or value not in result.stderr
+
+
+def test_the_console_script_does_the_same(tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "tokendesk"
+    result = subprocess.run(
+        [str(script)], cwd=tmp_path, env=environment(tmp_path), capture_output=True, text=True
+    )
+    assert_refused(result, "SLACK_BOT_TOKEN")
+
+
+async def test_a_catalog_that_dropped_a_version_in_use_is_refused(tmp_path: Path) -> None:
+    store = await Store.open(
+        path=tmp_path / "tokendesk.db",
+        secret_key=bytes.fromhex(KEY_A),
+        api_versions=("v1", "v2", "v3"),
+        scopes=("reports:read",),
+    )
+    try:
+        await store.tokens.create(
+            actor="UADMIN001",
+            name="Nightly export",
+            access_rights=["reports:read"],
+            primary_contact="UADMIN001",
+        )
+    finally:
+        await store.close()
+    result = run_bot(
+        tmp_path,
+        configured(tmp_path, TOKENDESK_SECRET_KEY=KEY_A, TOKENDESK_API_VERSIONS="v1,v2"),
+    )
+    assert_refused(result, "TOKENDESK_API_VERSIONS", "v3", "Nightly export")
 
 
 def test_a_malformed_variable_is_named_without_its_value(tmp_path: Path) -> None:
