@@ -7,6 +7,25 @@ from enum import StrEnum
 COMMAND = "/tokens"
 
 
+class ActionId(StrEnum):
+    CREATE = "token_create"
+    FILTER_NAME = "filter_name"
+    FILTER_CREATED = "filter_created"
+    FILTER_STATE = "filter_state"
+    CLEAR_FILTERS = "filters_clear"
+    PAGE = "page"
+    ENABLE_API_ACCESS = "api_access_enable"
+    TOKEN_MENU = "token_menu"
+    TOKEN_EDIT = "token_edit"
+
+
+class BlockId(StrEnum):
+    """Prefixes: the list's stateful blocks end in `.<offset>.<nonce>` (see list_view)."""
+
+    SEARCH = "search"
+    FILTERS = "filters"
+
+
 class CallbackId(StrEnum):
     NOTICE = "notice"
 

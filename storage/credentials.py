@@ -64,9 +64,10 @@ def contains_secret(text: str) -> bool:
     return any(is_valid_secret(match.group()) for match in _SECRET_SHAPE.finditer(text))
 
 
-def looks_like_secret(text: str) -> bool:
-    """Anything secret-shaped, checksum or not: what log masking must hide."""
-    return _SECRET_SHAPE.search(text) is not None
+def secret_shaped(text: str) -> str | None:
+    """The first secret-shaped run in `text`, checksum or not: never to be echoed."""
+    match = _SECRET_SHAPE.search(text)
+    return match.group() if match else None
 
 
 def secret_hint(secret: str) -> str:

@@ -284,6 +284,10 @@ class Tokens:
     def count(self) -> int:
         return len(self._by_id)
 
+    @property
+    def newest_version(self) -> str:
+        return self._api_versions[-1]
+
     async def get(self, *, token_id: int) -> Token:
         row = await self._database.fetch_one(f"{_SELECT} WHERE t.id = ?", (token_id,))
         if row is None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from slack_bolt.async_app import AsyncApp
 
-from bot.listeners import commands, events
+from bot.listeners import actions, commands, events
 
 
 def register(app: AsyncApp) -> None:
     commands.register(app)
+    actions.register(app)
     events.register(app)

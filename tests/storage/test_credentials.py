@@ -13,9 +13,9 @@ from storage.credentials import (
     contains_secret,
     generate_secret,
     is_valid_secret,
-    looks_like_secret,
     parse_key,
     secret_hint,
+    secret_shaped,
 )
 from storage.errors import StartupRefused
 
@@ -69,7 +69,8 @@ def test_contains_secret_finds_one_inside_text() -> None:
     assert contains_secret(f"token={secret};")
     assert contains_secret(f"tdk_tdk_{secret[4:]}")
     assert not contains_secret("tdk_" + "0" * 38)
-    assert looks_like_secret("tdk_" + "0" * 38)
+    assert secret_shaped("x tdk_" + "0" * 38 + " y") == "tdk_" + "0" * 38
+    assert secret_shaped("tdk_short") is None
 
 
 def test_the_hint_is_the_last_four_characters() -> None:

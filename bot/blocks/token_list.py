@@ -1,0 +1,250 @@
+"""The token list (PRODUCT.md §3): header, banner, notice, Create, filters, cards, pager.
+
+Pure: domain models in, Block Kit out. User text reaches mrkdwn only escaped and in
+`verbatim` texts; token names are `plain_text` (card headers). The worst case — banner,
+notice, filters, 10 cards and the pager — is 38 blocks, within Slack's 50.
+"""
+
+from __future__ import annotations
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ContextBlock,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    OverflowMenuElement,
+    PlainTextInputElement,
+    PlainTextObject,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.blocks.basic_components import DispatchActionConfig
+
+from bot.blocks.common import Message, mention, slack_date
+from bot.ids import ActionId, BlockId
+from bot.list_view import ANY, NAME_FILTER_MAX, PAGE_SIZE, ListView, stateful_block_id
+from bot.text import escape
+from storage.models import CreatedOn, Token, TokenPage, TokenState
+
+TITLE = "API Access Tokens"
+RIGHTS_SHOWN = 3
+CREATED_ON_LABELS = {
+    CreatedOn.LAST_7_DAYS: "Last 7 days",
+    CreatedOn.LAST_30_DAYS: "Last 30 days",
+    CreatedOn.MORE_THAN_30_DAYS: "More than 30 days",
+}
+STATE_LABELS = {TokenState.ENABLED: "Enabled", TokenState.DISABLED: "Disabled"}
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=text, verbatim=True)
+
+
+def _option(text: str, value: str) -> Option:
+    return Option(text=PlainTextObject(text=text), value=value)
+
+
+def _select(
+    action_id: ActionId,
+    label: str,
+    any_label: str,
+    choices: dict[CreatedOn, str] | dict[TokenState, str],
+    current: CreatedOn | TokenState | None,
+) -> StaticSelectElement:
+    """A filter select: its placeholder names the filter until a value is chosen, and an
+    "Any …" option clears this one filter alone."""
+    options = [_option(any_label, ANY)] + [_option(text, value) for value, text in choices.items()]
+    chosen = next((option for option in options if current and option.value == current), None)
+    return StaticSelectElement(
+        action_id=action_id,
+        placeholder=PlainTextObject(text=label),
+        options=options,
+        initial_option=chosen,
+    )
+
+
+def filter_blocks(view: ListView, nonce: str) -> list[Block]:
+    """Search by Name (fires on Enter), Created On, State and Clear All."""
+    filters = view.filters
+    search = InputBlock(
+        block_id=stateful_block_id(BlockId.SEARCH, view, nonce),
+        label=PlainTextObject(text="Search by Name"),
+        dispatch_action=True,
+        optional=True,
+        element=PlainTextInputElement(
+            action_id=ActionId.FILTER_NAME,
+            placeholder=PlainTextObject(text="Part of a name, then Enter"),
+            initial_value=filters.name or None,
+            max_length=NAME_FILTER_MAX,
+            dispatch_action_config=DispatchActionConfig(trigger_actions_on=["on_enter_pressed"]),
+        ),
+    )
+    selects = ActionsBlock(
+        block_id=stateful_block_id(BlockId.FILTERS, view, nonce),
+        elements=[
+            _select(
+                ActionId.FILTER_CREATED,
+                "Created On",
+                "Any date",
+                CREATED_ON_LABELS,
+                filters.created_on,
+            ),
+            _select(ActionId.FILTER_STATE, "State", "Any state", STATE_LABELS, filters.state),
+            ButtonElement(text="Clear All", action_id=ActionId.CLEAR_FILTERS, value="clear"),
+        ],
+    )
+    return [search, selects]
+
+
+def _rights(rights: tuple[str, ...]) -> str:
+    shown = ", ".join(f"`{escape(scope)}`" for scope in rights[:RIGHTS_SHOWN])
+    hidden = len(rights) - RIGHTS_SHOWN
+    return shown + (f" +{hidden} more" if hidden > 0 else "") if rights else "none"
+
+
+def _menu(token: Token) -> OverflowMenuElement:
+    toggle = ("enable", "Enable") if token.state is TokenState.DISABLED else ("disable", "Disable")
+    choices = [
+        ("duplicate", "Duplicate"),
+        ("reset", "Reset"),
+        ("upgrade", "Upgrade Version"),
+        toggle,
+        ("delete", "Delete"),
+    ]
+    return OverflowMenuElement(
+        action_id=ActionId.TOKEN_MENU,
+        options=[
+            _option(label, f"{action}:{token.id}:{token.row_version}") for action, label in choices
+        ],
+    )
+
+
+def card_blocks(token: Token, *, newest_version: str) -> list[Block]:
+    """One token: its name as a header, its details with the action menu, an Edit button."""
+    version = f"`{escape(token.api_version)}`"
+    if token.api_version != newest_version:
+        version += f" (upgrade to `{escape(newest_version)}` available)"
+    last_used = slack_date(token.last_used_at) if token.last_used_at else "never"
+    details = "\n".join(
+        (
+            f"*SID* `{token.sid}`   *State* {STATE_LABELS[token.state]}   *API version* {version}",
+            f"*Access rights* {_rights(token.access_rights)}",
+            f"*Created* {slack_date(token.created_at, with_time=False)}"
+            f" by {mention(token.created_by)}   *Last used* {last_used}",
+            f"*Secret* ends in `{escape(token.secret_hint)}`"
+            f"   *Primary contact* {mention(token.primary_contact)}",
+        )
+    )
+    return [
+        HeaderBlock(
+            block_id=f"card.{token.id}", text=PlainTextObject(text=token.name, emoji=False)
+        ),
+        SectionBlock(block_id=f"details.{token.id}", text=_mrkdwn(details), accessory=_menu(token)),
+        ActionsBlock(
+            block_id=f"edit.{token.id}",
+            elements=[
+                ButtonElement(
+                    text="Edit",
+                    action_id=ActionId.TOKEN_EDIT,
+                    value=f"{token.id}:{token.row_version}",
+                )
+            ],
+        ),
+    ]
+
+
+def _empty_state(filtered: bool) -> Block:
+    if filtered:
+        return SectionBlock(
+            block_id="empty",
+            text=_mrkdwn("*No tokens match* these filters."),
+            accessory=ButtonElement(
+                text="Clear All", action_id=ActionId.CLEAR_FILTERS, value="clear"
+            ),
+        )
+    return SectionBlock(
+        block_id="empty",
+        text=_mrkdwn("*No tokens yet.* Create the first one for an integration."),
+        accessory=ButtonElement(
+            text="Create Access Token", action_id=ActionId.CREATE, value="create", style="primary"
+        ),
+    )
+
+
+def _pager(page: TokenPage) -> list[Block]:
+    first, last = page.offset + 1, page.offset + len(page.tokens)
+    label = ContextBlock(block_id="range", elements=[_mrkdwn(f"{first}–{last} of {page.total}")])
+    buttons = []
+    if page.offset > 0:
+        buttons.append(
+            ButtonElement(
+                text="Previous",
+                action_id=ActionId.PAGE,
+                value=str(max(0, page.offset - PAGE_SIZE)),
+            )
+        )
+    if last < page.total:
+        buttons.append(ButtonElement(text="Next", action_id=ActionId.PAGE, value=str(last)))
+    return [label] + ([ActionsBlock(block_id="pager", elements=buttons)] if buttons else [])
+
+
+def range_text(page: TokenPage) -> str:
+    if not page.tokens:
+        return "no tokens"
+    return f"{page.offset + 1}–{page.offset + len(page.tokens)} of {page.total}"
+
+
+def render_token_list(
+    *,
+    page: TokenPage,
+    view: ListView,
+    newest_version: str,
+    api_access: bool,
+    notice: str | None = None,
+    nonce: str,
+) -> Message:
+    """The whole list message. `notice` is mrkdwn that its author already escaped."""
+    blocks: list[Block] = [HeaderBlock(block_id="title", text=TITLE)]
+    if not api_access:
+        blocks.append(
+            SectionBlock(
+                block_id="banner",
+                text=_mrkdwn(
+                    ":warning: *API access is off.* Every token fails the auth check until it"
+                    " is turned on."
+                ),
+                accessory=ButtonElement(
+                    text="Enable API Access",
+                    action_id=ActionId.ENABLE_API_ACCESS,
+                    value="on",
+                    style="primary",
+                ),
+            )
+        )
+    if notice:
+        blocks.append(SectionBlock(block_id="notice", text=_mrkdwn(notice)))
+    blocks.append(
+        ActionsBlock(
+            block_id="create",
+            elements=[
+                ButtonElement(
+                    text="Create Access Token",
+                    action_id=ActionId.CREATE,
+                    value="create",
+                    style="primary",
+                )
+            ],
+        )
+    )
+    blocks += filter_blocks(view, nonce)
+    for token in page.tokens:
+        blocks += card_blocks(token, newest_version=newest_version)
+    if page.tokens:
+        blocks += _pager(page)
+    else:
+        blocks.append(_empty_state(filtered=not view.filters.is_empty or page.total > 0))
+    return Message(text=f"{TITLE}: {range_text(page)}", blocks=blocks)
