@@ -183,12 +183,12 @@ def _pager(page: TokenPage) -> list[Block]:
         buttons.append(
             ButtonElement(
                 text="Previous",
-                action_id=ActionId.PAGE,
+                action_id=ActionId.PREVIOUS_PAGE,
                 value=str(max(0, page.offset - PAGE_SIZE)),
             )
         )
     if last < page.total:
-        buttons.append(ButtonElement(text="Next", action_id=ActionId.PAGE, value=str(last)))
+        buttons.append(ButtonElement(text="Next", action_id=ActionId.NEXT_PAGE, value=str(last)))
     return [label] + ([ActionsBlock(block_id="pager", elements=buttons)] if buttons else [])
 
 

@@ -23,7 +23,8 @@ def register(app: AsyncApp) -> None:
     for filter_action in (ActionId.FILTER_NAME, ActionId.FILTER_CREATED, ActionId.FILTER_STATE):
         app.action(filter_action)(filters_changed)
     app.action(ActionId.CLEAR_FILTERS)(filters_cleared)
-    app.action(ActionId.PAGE)(page_turned)
+    app.action(ActionId.PREVIOUS_PAGE)(page_turned)
+    app.action(ActionId.NEXT_PAGE)(page_turned)
     app.action(ActionId.ENABLE_API_ACCESS)(api_access_enabled)
     for pending in (ActionId.CREATE, ActionId.TOKEN_MENU, ActionId.TOKEN_EDIT):
         app.action(pending)(not_yet_available)
