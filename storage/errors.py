@@ -58,6 +58,13 @@ class StaleVersion(StoreError):
         self.changed_at = changed_at
 
 
+class AlreadyApplied(StoreError):
+    """The same request (a Slack submission delivered twice) was applied before."""
+
+    def __init__(self) -> None:
+        super().__init__("that was already done")
+
+
 class AlreadyNewestVersion(StoreError):
     def __init__(self, version: str) -> None:
         super().__init__(f"the token already uses the newest API version, {version}")

@@ -80,6 +80,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             granted_at INTEGER NOT NULL
         ) STRICT""",
     ),
+    # 4: requests already applied, so that one delivered twice is applied once.
+    (
+        """CREATE TABLE applied_requests (
+            key TEXT PRIMARY KEY,
+            at INTEGER NOT NULL
+        ) STRICT""",
+        "CREATE INDEX applied_requests_by_time ON applied_requests (at)",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

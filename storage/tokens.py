@@ -24,6 +24,7 @@ from storage import audit
 from storage.credentials import SecretHasher, generate_secret, is_valid_secret, secret_hint
 from storage.database import Database, Row
 from storage.errors import (
+    AlreadyApplied,
     AlreadyNewestVersion,
     InvalidInput,
     NameTaken,
@@ -53,6 +54,7 @@ from storage.models import (
 logger = logging.getLogger(__name__)
 
 DAY = 86_400
+REQUEST_KEY_MAX = 255
 PAGE_MAX = 100
 _BUCKET_DAYS = {CreatedOn.LAST_7_DAYS: 7, CreatedOn.LAST_30_DAYS: 30}
 _COLUMNS = (
@@ -364,8 +366,12 @@ class Tokens:
         description: str = "",
         access_rights: Iterable[str],
         primary_contact: str,
+        request_key: str | None = None,
     ) -> IssuedToken:
-        """A new enabled token on the newest API version, with its secret (shown once)."""
+        """A new enabled token on the newest API version, with its secret (shown once).
+
+        Every change takes an optional `request_key`: a second change with the same key
+        raises AlreadyApplied instead of applying again (a Slack retry, a double click)."""
         fields = self._clean(
             name=name,
             description=description,
@@ -377,6 +383,7 @@ class Tokens:
         now = int(self._clock())
 
         async def write(connection: aiosqlite.Connection) -> Token:
+            await _claim(connection, request_key, now)
             return await _insert(
                 connection,
                 at=now,
@@ -396,13 +403,16 @@ class Tokens:
         )
         return IssuedToken(token=token, secret=secret)
 
-    async def duplicate(self, *, actor: str, token_id: int, row_version: int) -> IssuedToken:
+    async def duplicate(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> IssuedToken:
         """A copy named `<base> (copy)`, `(copy 2)`, …, enabled, with a new SID and secret."""
         secret = generate_secret()
         digest = self._hasher.digest(secret)
         now = int(self._clock())
 
         async def write(connection: aiosqlite.Connection) -> Token:
+            await _claim(connection, request_key, now)
             source = await _check_version_in(connection, token_id, row_version)
             return await _insert(
                 connection,
@@ -427,7 +437,13 @@ class Tokens:
     # Changing --------------------------------------------------------------------------
 
     async def edit(
-        self, *, actor: str, token_id: int, row_version: int, edit: TokenEdit
+        self,
+        *,
+        actor: str,
+        token_id: int,
+        row_version: int,
+        edit: TokenEdit,
+        request_key: str | None = None,
     ) -> TokenChange:
         """Apply the fields of `edit` that differ from the token; nothing else moves."""
         cleaned = self._clean(
@@ -449,10 +465,16 @@ class Tokens:
             return _Update("edit", columns, before, after)
 
         return await self._change(
-            actor=actor, token_id=token_id, row_version=row_version, plan=plan
+            actor=actor,
+            token_id=token_id,
+            row_version=row_version,
+            plan=plan,
+            request_key=request_key,
         )
 
-    async def reset(self, *, actor: str, token_id: int, row_version: int) -> IssuedToken:
+    async def reset(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> IssuedToken:
         """A new secret; from the commit on, the previous one fails `verify`."""
         secret = generate_secret()
         digest = self._hasher.digest(secret)
@@ -464,11 +486,18 @@ class Tokens:
             )
 
         change = await self._change(
-            actor=actor, token_id=token_id, row_version=row_version, plan=plan, digest=digest
+            actor=actor,
+            token_id=token_id,
+            row_version=row_version,
+            plan=plan,
+            digest=digest,
+            request_key=request_key,
         )
         return IssuedToken(token=change.after, secret=secret)
 
-    async def upgrade(self, *, actor: str, token_id: int, row_version: int) -> Token:
+    async def upgrade(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> Token:
         newest = self._api_versions[-1]
 
         def plan(token: Token, now: int) -> _Update:
@@ -482,7 +511,11 @@ class Tokens:
             )
 
         change = await self._change(
-            actor=actor, token_id=token_id, row_version=row_version, plan=plan
+            actor=actor,
+            token_id=token_id,
+            row_version=row_version,
+            plan=plan,
+            request_key=request_key,
         )
         return change.after
 
@@ -502,11 +535,14 @@ class Tokens:
 
         return await self._change(actor=actor, token_id=token_id, row_version=None, plan=plan)
 
-    async def delete(self, *, actor: str, token_id: int, row_version: int) -> Token:
+    async def delete(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> Token:
         """Remove the token completely; the audit log keeps its history."""
         now = int(self._clock())
 
         async def write(connection: aiosqlite.Connection) -> Token:
+            await _claim(connection, request_key, now)
             token = await _check_version_in(connection, token_id, row_version)
             await connection.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
             await audit.append(
@@ -530,6 +566,7 @@ class Tokens:
         row_version: int | None,
         plan: Callable[[Token, int], _Update | None],
         digest: bytes | None = None,
+        request_key: str | None = None,
     ) -> TokenChange:
         """The one path of every in-place change: check the version, let `plan` decide
         from the current row what to write, write it with the audit record, and move the
@@ -537,6 +574,7 @@ class Tokens:
         now = int(self._clock())
 
         async def write(connection: aiosqlite.Connection) -> TokenChange:
+            await _claim(connection, request_key, now)
             if row_version is None:
                 before = await _read_token(connection, token_id)
             else:
@@ -683,6 +721,21 @@ async def _insert(
         after=after,
     )
     return token
+
+
+async def _claim(connection: aiosqlite.Connection, request_key: str | None, now: int) -> None:
+    """Record `request_key` in the change's own transaction: a change that fails leaves no
+    claim behind, and one that commits cannot be applied again."""
+    if request_key is None:
+        return
+    await connection.execute("DELETE FROM applied_requests WHERE at < ?", (now - DAY,))
+    try:
+        await connection.execute(
+            "INSERT INTO applied_requests (key, at) VALUES (?, ?)",
+            (request_key[:REQUEST_KEY_MAX], now),
+        )
+    except sqlite3.IntegrityError:
+        raise AlreadyApplied() from None
 
 
 def _check_version(token: Token, row_version: int) -> None:

@@ -7,6 +7,7 @@ import pytest
 
 from storage.credentials import is_valid_secret
 from storage.errors import (
+    AlreadyApplied,
     AlreadyNewestVersion,
     InvalidInput,
     NameTaken,
@@ -445,3 +446,47 @@ async def test_no_audit_record_holds_a_secret(store: Store) -> None:
     for secret in (issued.secret, reset.secret, copy.secret):
         assert secret[4:36] not in events
         assert secret[-4:] not in events
+
+
+async def test_a_request_delivered_twice_is_applied_once(store: Store) -> None:
+    first = await store.tokens.create(
+        actor="UACTOR001",
+        name="Once",
+        access_rights=["reports:read"],
+        primary_contact="UCONTACT1",
+        request_key="V0VIEW001",
+    )
+    with pytest.raises(AlreadyApplied):
+        await store.tokens.create(
+            actor="UACTOR001",
+            name="Once again",
+            access_rights=["reports:read"],
+            primary_contact="UCONTACT1",
+            request_key="V0VIEW001",
+        )
+    token_id = first.token.id
+    await store.tokens.reset(actor="UACTOR001", token_id=token_id, row_version=1, request_key="R1")
+    with pytest.raises(AlreadyApplied):
+        await store.tokens.reset(
+            actor="UACTOR001", token_id=token_id, row_version=2, request_key="R1"
+        )
+    assert (await store.tokens.page()).total == 1
+    assert (await store.tokens.get(token_id=token_id)).row_version == 2
+
+
+async def test_a_failed_change_leaves_its_request_key_unused(store: Store) -> None:
+    token = (await create(store)).token
+    with pytest.raises(StaleVersion):
+        await store.tokens.delete(
+            actor="UACTOR001", token_id=token.id, row_version=9, request_key="D1"
+        )
+    await store.tokens.delete(actor="UACTOR001", token_id=token.id, row_version=1, request_key="D1")
+    with pytest.raises(InvalidInput):
+        await create(store, "")
+    await store.tokens.create(
+        actor="UACTOR001",
+        name="Fine",
+        access_rights=["reports:read"],
+        primary_contact="UCONTACT1",
+        request_key="D2",
+    )
