@@ -11,11 +11,9 @@ from typing import Any
 
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
-from slack_sdk.models.blocks import MarkdownTextObject, PlainTextObject, SectionBlock
-from slack_sdk.models.views import View
 
 from bot.background import spawn
-from bot.ids import CallbackId
+from bot.blocks.modals import message_view
 from storage.errors import InvalidInput, StaleVersion, StoreBusy, StoreError, TokenNotFound
 
 logger = logging.getLogger(__name__)
@@ -31,6 +29,13 @@ class RoleRequired(Exception):
         )
 
 
+class ModalNotOpened(Exception):
+    """Slack would not open a modal (its trigger expired or was used)."""
+
+    def __init__(self) -> None:
+        super().__init__("Slack did not open the form in time. Please click again.")
+
+
 class AdminRequired(Exception):
     def __init__(self) -> None:
         super().__init__("Only Account Administrators can do that.")
@@ -38,7 +43,7 @@ class AdminRequired(Exception):
 
 def user_message(error: Exception) -> str:
     """What the user is told; for an unexpected error, a reference that is also logged."""
-    if isinstance(error, RoleRequired | AdminRequired):
+    if isinstance(error, RoleRequired | AdminRequired | ModalNotOpened):
         return str(error)
     if isinstance(error, StoreBusy):
         return "Token Desk is busy right now. Please try again in a moment."
@@ -55,17 +60,6 @@ def user_message(error: Exception) -> str:
     reference = secrets.token_hex(3).upper()
     logger.error("unexpected error, ref %s", reference, exc_info=error)
     return f"Something went wrong (ref {reference}). Nothing you need to do differently."
-
-
-def message_view(text: str) -> View:
-    """A modal with a message and a close button only."""
-    return View(
-        type="modal",
-        callback_id=CallbackId.NOTICE,
-        title=PlainTextObject(text="Token Desk"),
-        close=PlainTextObject(text="Close"),
-        blocks=[SectionBlock(text=MarkdownTextObject(text=text))],
-    )
 
 
 def _kind(body: dict[str, Any]) -> str:
@@ -115,5 +109,7 @@ def after_ack(work: Coroutine[Any, Any, Any], *, respond: AsyncRespond | None) -
             text = user_message(error)
             if respond is not None:
                 await respond(text=text, response_type="ephemeral", replace_original=False)
+            else:
+                logger.warning("work after the ack failed: %s", type(error).__name__)
 
     spawn(run())

@@ -18,6 +18,28 @@ class ActionId(StrEnum):
     ENABLE_API_ACCESS = "api_access_enable"
     TOKEN_MENU = "token_menu"
     TOKEN_EDIT = "token_edit"
+    RESET_NOW = "token_reset_now"
+
+
+class MenuChoice(StrEnum):
+    """The overflow menu's options, in the order the card shows them."""
+
+    DUPLICATE = "duplicate"
+    RESET = "reset"
+    UPGRADE = "upgrade"
+    DISABLE = "disable"
+    ENABLE = "enable"
+    DELETE = "delete"
+
+
+class FormField(StrEnum):
+    """Block and action ids of the create/edit form; also the store's field names."""
+
+    NAME = "name"
+    DESCRIPTION = "description"
+    API_VERSION = "api_version"
+    ACCESS_RIGHTS = "access_rights"
+    PRIMARY_CONTACT = "primary_contact"
 
 
 class BlockId(StrEnum):
@@ -29,6 +51,10 @@ class BlockId(StrEnum):
 
 class CallbackId(StrEnum):
     NOTICE = "notice"
+    CREATE = "token_create"
+    EDIT = "token_edit"
+    CONFIRM = "token_confirm"
+    SECRET = "token_secret"
 
 
 class Event(StrEnum):

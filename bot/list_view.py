@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from bot.ids import ActionId, BlockId
+from bot.ids import ActionId, BlockId, MenuChoice
 from storage.models import CreatedOn, TokenFilter, TokenState
 
 E = TypeVar("E", bound=StrEnum)
@@ -79,3 +79,24 @@ def _enum(kind: type[E], value: str | None) -> E | None:
         return kind(value) if value is not None else None
     except ValueError:
         return None
+
+
+def token_ref(value: object) -> tuple[int, int] | None:
+    """`<token id>:<row version>` from a button value, or None if it is not that."""
+    if not isinstance(value, str):
+        return None
+    token_id, _, row_version = value.partition(":")
+    if not (token_id.isdigit() and row_version.isdigit()) or len(value) > 40:
+        return None
+    return int(token_id), int(row_version)
+
+
+def menu_choice(value: object) -> tuple[MenuChoice, int, int] | None:
+    """`<choice>:<token id>:<row version>` from an overflow option, or None."""
+    if not isinstance(value, str):
+        return None
+    choice, _, ref = value.partition(":")
+    parsed = token_ref(ref)
+    if parsed is None or choice not in MenuChoice.__members__.values():
+        return None
+    return MenuChoice(choice), *parsed

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 
 from bot.blocks.common import Message
-from bot.blocks.token_list import render_token_list
+from bot.blocks.token_list import Notice, render_token_list
 from bot.list_view import PAGE_SIZE, ListView
 from bot.text import escape
 from storage.credentials import secret_shaped
@@ -13,7 +13,7 @@ from storage.models import TokenFilter
 from storage.store import Store
 
 
-async def _secret_search(store: Store, view: ListView) -> tuple[ListView, str | None]:
+async def _secret_search(store: Store, view: ListView) -> tuple[ListView, Notice | None]:
     """A pasted secret is never searched for by name, nor shown back in the search box:
     it finds its own token by HMAC, or says that no token has it."""
     candidate = secret_shaped(view.filters.name)
@@ -21,18 +21,19 @@ async def _secret_search(store: Store, view: ListView) -> tuple[ListView, str | 
         return view, None
     token = await store.tokens.find_by_secret(secret=candidate)
     if token is None:
-        return ListView(), (
+        return ListView(), Notice(
             ":mag: That looks like a Token Desk secret, but no token has it"
             " (it may have been reset, or the token deleted)."
         )
-    return ListView(filters=TokenFilter(name=token.name)), (
+    return ListView(filters=TokenFilter(name=token.name)), Notice(
         f":rotating_light: That secret belongs to *{escape(token.name)}*. If it was exposed,"
-        " reset it from the card's menu: integrations using it will stop working."
+        " reset it now: integrations using the current value will stop working.",
+        offer_reset=token,
     )
 
 
-async def list_message(store: Store, *, view: ListView, notice: str | None = None) -> Message:
-    """The list for `view`; `notice` is mrkdwn its author already escaped."""
+async def list_message(store: Store, *, view: ListView, notice: Notice | None = None) -> Message:
+    """The list for `view`, with `notice` in its notice area."""
     view, search_notice = await _secret_search(store, view)
     notice = notice or search_notice
     page = await store.tokens.page(filters=view.filters, offset=view.offset, limit=PAGE_SIZE)

@@ -7,6 +7,8 @@ notice, filters, 10 cards and the pager — is 38 blocks, within Slack's 50.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -31,6 +33,17 @@ from bot.text import escape
 from storage.models import CreatedOn, Token, TokenPage, TokenState
 
 TITLE = "API Access Tokens"
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """The result of the last action: mrkdwn its author escaped, and the token to offer a
+    Reset for, if any (after Enable, or a pasted secret)."""
+
+    text: str
+    offer_reset: Token | None = None
+
+
 RIGHTS_SHOWN = 3
 CREATED_ON_LABELS = {
     CreatedOn.LAST_7_DAYS: "Last 7 days",
@@ -204,10 +217,10 @@ def render_token_list(
     view: ListView,
     newest_version: str,
     api_access: bool,
-    notice: str | None = None,
+    notice: Notice | None = None,
     nonce: str,
 ) -> Message:
-    """The whole list message. `notice` is mrkdwn that its author already escaped."""
+    """The whole list message."""
     blocks: list[Block] = [HeaderBlock(block_id="title", text=TITLE)]
     if not api_access:
         blocks.append(
@@ -226,7 +239,21 @@ def render_token_list(
             )
         )
     if notice:
-        blocks.append(SectionBlock(block_id="notice", text=_mrkdwn(notice)))
+        reset = notice.offer_reset
+        blocks.append(
+            SectionBlock(
+                block_id="notice",
+                text=_mrkdwn(notice.text),
+                accessory=ButtonElement(
+                    text="Reset now",
+                    action_id=ActionId.RESET_NOW,
+                    value=f"{reset.id}:{reset.row_version}",
+                    style="danger",
+                )
+                if reset
+                else None,
+            )
+        )
     blocks.append(
         ActionsBlock(
             block_id="create",

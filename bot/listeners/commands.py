@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from slack_bolt.async_app import AsyncAck, AsyncApp
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks.help import help_message
+from bot.blocks.modals import token_form
+from bot.errors import after_ack
 from bot.ids import COMMAND
 from bot.list_view import NAME_FILTER_MAX, ListView
+from bot.listeners.actions import open_modal
 from bot.listing import list_message
+from bot.modal_context import ModalContext
+from bot.settings import Settings
 from bot.text import parse_command
+from storage.credentials import secret_shaped
 from storage.models import TokenFilter
 from storage.store import Store
 
 # Sub-commands whose screens arrive with later issues; until then they say so.
-COMING_SOON = frozenset({"create", "access", "roles", "audit"})
+COMING_SOON = frozenset({"access", "roles", "audit"})
 
 
 def register(app: AsyncApp) -> None:
     app.command(COMMAND)(tokens_command)
 
 
-async def tokens_command(ack: AsyncAck, command: dict[str, Any], store: Store) -> None:
-    """Everything here answers in the ack: each sub-command's first screen is quick to build
-    (the store is local), and an ack is the one answer that can never expire."""
+async def tokens_command(
+    ack: AsyncAck,
+    command: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
+    settings: Settings,
+    actor: str,
+) -> None:
+    """Lists answer in the ack: they are quick to build (the store is local), and an ack is
+    the one answer that can never expire. Forms open after the ack, with the trigger."""
     parsed = parse_command(command.get("text", ""))
     if parsed.verb in ("", "list"):
         message = await list_message(store, view=ListView())
@@ -33,6 +49,18 @@ async def tokens_command(ack: AsyncAck, command: dict[str, Any], store: Store) -
         view = ListView(filters=TokenFilter(name=parsed.rest[:NAME_FILTER_MAX]))
         message = await list_message(store, view=view)
         await ack(response_type="ephemeral", **message.as_dict())
+    elif parsed.verb == "create":
+        await ack()
+        # A pasted secret is never echoed, not even into a form only its owner sees.
+        name = "" if secret_shaped(parsed.rest) else parsed.rest[:NAME_FILTER_MAX]
+        form = token_form(
+            context=ModalContext.of(view=None, response_url=None, now=time.time()),
+            api_versions=settings.tokendesk_api_versions,
+            scopes=settings.tokendesk_scopes,
+            contact=actor,
+            name=name,
+        )
+        after_ack(open_modal(client, command.get("trigger_id"), form), respond=respond)
     elif parsed.verb == "help":
         text, blocks = help_message()
         await ack(response_type="ephemeral", text=text, blocks=blocks)

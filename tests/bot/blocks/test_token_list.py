@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from bot.blocks.token_list import render_token_list
+from bot.blocks.token_list import Notice, render_token_list
 from bot.list_view import ListView, view_from_state
 from storage.models import CreatedOn, Token, TokenFilter, TokenPage, TokenState
 from tests.slack.blockkit import check_message
@@ -45,7 +45,7 @@ def render(
     offset: int = 0,
     view: ListView | None = None,
     api_access: bool = True,
-    notice: str | None = None,
+    notice: Notice | None = None,
 ) -> dict[str, Any]:
     page = TokenPage(
         tokens=tuple(tokens), total=len(tokens) if total is None else total, offset=offset
@@ -98,7 +98,7 @@ def test_the_worst_case_fits_slacks_limits() -> None:
             offset=9_999_980,
         ),
         api_access=False,
-        notice="n" * 2900,
+        notice=Notice("n" * 2900, offer_reset=tokens[0]),
     )
     assert len(message["blocks"]) <= 50
     assert check_message(message) == []
@@ -180,9 +180,19 @@ def test_the_banner_shows_only_while_api_access_is_off() -> None:
 
 
 def test_the_notice_area_comes_first_after_the_header() -> None:
-    message = render([token()], notice="*Token 1* disabled")
+    message = render([token()], notice=Notice("*Token 1* disabled"))
     ids = [b.get("block_id") for b in message["blocks"]]
     assert ids[:3] == ["title", "notice", "create"]
+    assert "accessory" not in block(message, "notice")
+
+
+def test_a_notice_may_offer_a_reset() -> None:
+    notice = block(render([token(4)], notice=Notice("enabled", offer_reset=token(4))), "notice")
+    assert notice["accessory"]["text"]["text"] == "Reset now"
+    assert (notice["accessory"]["action_id"], notice["accessory"]["value"]) == (
+        "token_reset_now",
+        "4:3",
+    )
 
 
 def test_the_pager_offers_only_the_pages_that_exist() -> None:

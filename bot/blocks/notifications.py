@@ -1,0 +1,62 @@
+"""Direct messages about a token (PRODUCT.md §3). Never a secret: only names, SIDs, people
+and times."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+
+from bot.blocks.common import Message, mention, slack_date
+from bot.text import escape
+from storage.models import Token
+
+
+def _message(fallback: str, text: str) -> Message:
+    return Message(
+        text=fallback, blocks=[SectionBlock(text=MarkdownTextObject(text=text, verbatim=True))]
+    )
+
+
+def _about(token: Token) -> str:
+    return f"*{escape(token.name)}* (`{token.sid}`)"
+
+
+def token_reset(token: Token, *, actor: str, at: datetime) -> Message:
+    return _message(
+        f"Token {escape(token.name)} was reset",
+        f":arrows_counterclockwise: {_about(token)} was reset by {mention(actor)}"
+        f" {slack_date(at)}. The previous secret no longer works: integrations need the new"
+        " one, which only the person who reset it has seen.",
+    )
+
+
+def token_disabled(token: Token, *, actor: str, at: datetime) -> Message:
+    return _message(
+        f"Token {escape(token.name)} was disabled",
+        f":no_entry: {_about(token)} was disabled by {mention(actor)} {slack_date(at)}."
+        " Calls using it fail until it is enabled again.",
+    )
+
+
+def token_deleted(token: Token, *, actor: str, at: datetime) -> Message:
+    return _message(
+        f"Token {escape(token.name)} was deleted",
+        f":wastebasket: {_about(token)} was deleted by {mention(actor)} {slack_date(at)}."
+        " Calls using it fail from now on.",
+    )
+
+
+def contact_changed(token: Token, *, actor: str, at: datetime, now_contact: bool) -> Message:
+    if now_contact:
+        return _message(
+            f"You are now the primary contact of {escape(token.name)}",
+            f":bust_in_silhouette: {mention(actor)} made you the primary contact of"
+            f" {_about(token)} {slack_date(at)}. You will hear about resets, disabling and"
+            " deletion.",
+        )
+    return _message(
+        f"You are no longer the primary contact of {escape(token.name)}",
+        f":bust_in_silhouette: {mention(actor)} made {mention(token.primary_contact)} the"
+        f" primary contact of {_about(token)} {slack_date(at)}, instead of you.",
+    )

@@ -1,0 +1,86 @@
+"""What a modal carries in `private_metadata`: typed, size-bounded, validated when it returns.
+
+Slack sends `private_metadata` back with the submission; it is still untrusted input. The
+`response_url` it holds is followed only if it points at Slack (or at SLACK_API_URL's host,
+for a stand-in), so a crafted payload can never make Token Desk post token data elsewhere.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.list_view import NAME_FILTER_MAX, ListView
+from storage.models import CreatedOn, TokenFilter, TokenState
+
+SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
+RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
+
+
+class ModalContext(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token_id: int | None = Field(default=None, ge=1)
+    row_version: int | None = Field(default=None, ge=1)
+    action: str = Field(default="", max_length=20)
+    response_url: str | None = Field(default=None, max_length=1000)
+    response_url_at: float | None = None
+    name: str = Field(default="", max_length=NAME_FILTER_MAX)
+    created_on: CreatedOn | None = None
+    state: TokenState | None = None
+    offset: int = Field(default=0, ge=0, le=10_000_000)
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        view: ListView | None,
+        response_url: str | None,
+        now: float,
+        token_id: int | None = None,
+        row_version: int | None = None,
+        action: str = "",
+    ) -> ModalContext:
+        filters = view.filters if view else TokenFilter()
+        return cls(
+            token_id=token_id,
+            row_version=row_version,
+            action=action,
+            response_url=response_url,
+            response_url_at=now if response_url else None,
+            name=filters.name,
+            created_on=filters.created_on,
+            state=filters.state,
+            offset=view.offset if view else 0,
+        )
+
+    @classmethod
+    def parse(cls, metadata: object) -> ModalContext | None:
+        if not isinstance(metadata, str) or not metadata or len(metadata) > 3000:
+            return None
+        try:
+            return cls.model_validate_json(metadata)
+        except ValidationError:
+            return None
+
+    def dump(self) -> str:
+        return self.model_dump_json(exclude_defaults=True)
+
+    @property
+    def list_view(self) -> ListView:
+        filters = TokenFilter(name=self.name, created_on=self.created_on, state=self.state)
+        return ListView(filters=filters, offset=self.offset)
+
+    def usable_response_url(self, *, api_url: str, now: float) -> str | None:
+        """The opening click's response_url while Slack still accepts it, if it is Slack's."""
+        if not self.response_url or self.response_url_at is None:
+            return None
+        if now - self.response_url_at >= RESPONSE_URL_LIFETIME_SECONDS - 60:
+            return None
+        target, api = urlsplit(self.response_url), urlsplit(api_url)
+        if target.hostname in SLACK_HOOK_HOSTS and target.scheme == "https":
+            return self.response_url
+        if (target.scheme, target.netloc) == (api.scheme, api.netloc):
+            return self.response_url
+        return None

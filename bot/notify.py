@@ -1,0 +1,47 @@
+"""Direct messages and list refreshes: after the ack, never undoing anything if they fail."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
+
+from bot.blocks.common import Message
+from storage.fields import is_user_id
+
+logger = logging.getLogger(__name__)
+
+
+async def send_direct_messages(
+    client: AsyncWebClient, recipients: Iterable[str], message: Message
+) -> None:
+    """One DM to each distinct recipient; a failure is logged and the others still go."""
+    for user_id in dict.fromkeys(recipients):
+        if not is_user_id(user_id):
+            continue
+        try:
+            opened = await client.conversations_open(users=user_id)
+            channel = opened["channel"]["id"]
+            await client.chat_postMessage(channel=channel, **message.as_dict())
+        except (SlackApiError, SlackClientError, OSError, TimeoutError) as error:
+            reason = error.response.get("error") if isinstance(error, SlackApiError) else ""
+            logger.warning(
+                "direct message to %s not delivered: %s %s", user_id, type(error).__name__, reason
+            )
+
+
+async def replace_message(response_url: str, message: Message) -> bool:
+    """Replace the message behind `response_url`; whether Slack took it."""
+    try:
+        answer = await AsyncWebhookClient(url=response_url).send_dict(
+            {"replace_original": True, "response_type": "ephemeral", **message.as_dict()}
+        )
+    except (SlackClientError, OSError, TimeoutError) as error:
+        logger.warning("list not refreshed: %s", type(error).__name__)
+        return False
+    if answer.status_code != 200:
+        logger.warning("list not refreshed: Slack answered %s", answer.status_code)
+    return answer.status_code == 200
