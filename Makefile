@@ -31,3 +31,4 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/store.py
+	$(BIN)/python bench/list.py

@@ -21,6 +21,7 @@ E = TypeVar("E", bound=StrEnum)
 PAGE_SIZE = 10
 ANY = "any"
 NAME_FILTER_MAX = 100
+NAME_INPUT_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +66,8 @@ def view_from_state(values: Any) -> ListView:
                 continue
             if action_id == ActionId.FILTER_NAME:
                 typed = entry.get("value")
-                name = typed[:NAME_FILTER_MAX] if isinstance(typed, str) else ""
+                # Cut to the list's limit only after the secret check (bot.listing).
+                name = typed[:NAME_INPUT_MAX] if isinstance(typed, str) else ""
             elif action_id == ActionId.FILTER_CREATED:
                 created_on = _enum(CreatedOn, _selected(entry))
             elif action_id == ActionId.FILTER_STATE:

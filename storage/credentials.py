@@ -64,6 +64,15 @@ def contains_secret(text: str) -> bool:
     return any(is_valid_secret(match.group()) for match in _SECRET_SHAPE.finditer(text))
 
 
+_SECRET_PART = re.compile(rf"{PREFIX}[0-9A-Za-z]{{4,}}")
+
+
+def has_secret_part(text: str) -> bool:
+    """Whether `text` holds what may be a secret or a piece of one (cut by a length limit):
+    never to be shown back, even in part."""
+    return _SECRET_PART.search(text) is not None
+
+
 def secret_shaped(text: str) -> str | None:
     """The first secret-shaped run in `text`, checksum or not: never to be echoed."""
     match = _SECRET_SHAPE.search(text)

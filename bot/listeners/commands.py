@@ -18,7 +18,7 @@ from bot.listing import list_message
 from bot.modal_context import ModalContext
 from bot.settings import Settings
 from bot.text import parse_command
-from storage.credentials import secret_shaped
+from storage.credentials import has_secret_part
 from storage.models import TokenFilter
 from storage.store import Store
 
@@ -46,13 +46,13 @@ async def tokens_command(
         message = await list_message(store, view=ListView())
         await ack(response_type="ephemeral", **message.as_dict())
     elif parsed.verb == "search":
-        view = ListView(filters=TokenFilter(name=parsed.rest[:NAME_FILTER_MAX]))
+        view = ListView(filters=TokenFilter(name=parsed.rest))
         message = await list_message(store, view=view)
         await ack(response_type="ephemeral", **message.as_dict())
     elif parsed.verb == "create":
         await ack()
         # A pasted secret is never echoed, not even into a form only its owner sees.
-        name = "" if secret_shaped(parsed.rest) else parsed.rest[:NAME_FILTER_MAX]
+        name = "" if has_secret_part(parsed.rest) else parsed.rest[:NAME_FILTER_MAX]
         form = token_form(
             context=ModalContext.of(view=None, response_url=None, now=time.time()),
             api_versions=settings.tokendesk_api_versions,

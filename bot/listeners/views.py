@@ -153,12 +153,11 @@ async def _show_secret(
     what: str,
 ) -> None:
     notice = Notice(f":key: *{escape(issued.token.name)}* {what}.")
-    url = context.usable_response_url(api_url=settings.slack_api_url, now=time.time())
+    url = _refresh(store, settings, context, notice)
     await ack(
         response_action="update",
         view=secret_view(issued, what=what, refresh_failed=url is None),
     )
-    _refresh(store, settings, context, notice)
 
 
 async def _done(
