@@ -614,6 +614,26 @@ class Tokens:
 
         return await self._database.transact(write, after_commit=apply)
 
+    def field_errors(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        access_rights: Iterable[str] | None = None,
+        primary_contact: str | None = None,
+    ) -> dict[str, str]:
+        """What `create` or `edit` would refuse in these fields (uniqueness aside)."""
+        try:
+            self._clean(
+                name=name,
+                description=description,
+                access_rights=access_rights,
+                primary_contact=primary_contact,
+            )
+        except InvalidInput as refused:
+            return refused.errors
+        return {}
+
     def _clean(self, **values: Any) -> dict[str, Any]:
         """The given fields in their stored form, or InvalidInput naming every bad one."""
         cleaners: dict[str, Callable[[Any], Any]] = {
