@@ -154,7 +154,7 @@ def token_desk_app(settings: Settings, store: Store, mode: str) -> AsyncApp:
 def bare_app(settings: Settings, mode: str, answer: dict[str, Any]) -> AsyncApp:
     """Bolt with nothing on top: same secret, same kind of client, a static ack."""
     app = AsyncApp(
-        client=create_web_client(token=BOT_TOKEN, base_url=settings.slack_api_url),
+        client=create_web_client(settings),
         signing_secret=SIGNING_SECRET,
         process_before_response=mode == EAGER,
     )

@@ -1,4 +1,4 @@
-"""`python -m bot` and the `tokendesk` console script."""
+"""`python -m bot` and the `tokendesk` console script: the app, or an operator command."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
+from bot import operator
 from bot.logs import configure_logging
 from bot.server import serve
 from bot.settings import Settings, describe
@@ -22,6 +23,8 @@ def refuse(reason: str) -> NoReturn:
 
 
 def main() -> None:
+    if sys.argv[1:]:
+        sys.exit(operator.run(sys.argv[1:]))
     try:
         settings = Settings()
     except ValidationError as error:

@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.response import BoltResponse
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
 from bot.errors import handle_error
@@ -20,14 +21,18 @@ from storage.store import Store
 
 
 def create_app(
-    settings: Settings, store: Store, *, memberships: GroupMemberships | None = None
+    settings: Settings,
+    store: Store,
+    *,
+    client: AsyncWebClient | None = None,
+    memberships: GroupMemberships | None = None,
 ) -> AsyncApp:
+    """The Bolt app. `client` defaults to one on SLACK_API_URL; without `memberships`,
+    nobody gets a role from a user group."""
     memberships = memberships or NoGroupMemberships()
     signing_secret = settings.slack_signing_secret
     app = AsyncApp(
-        client=create_web_client(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-        ),
+        client=client or create_web_client(settings),
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         logger=logging.getLogger("slack_bolt.App"),
         raise_error_for_unhandled_request=False,

@@ -19,6 +19,10 @@ class ActionId(StrEnum):
     TOKEN_MENU = "token_menu"
     TOKEN_EDIT = "token_edit"
     RESET_NOW = "token_reset_now"
+    API_ACCESS_OFF = "api_access_off"
+    API_ACCESS_KEEP = "api_access_keep"
+    AUDIT_PREVIOUS = "audit_previous"
+    AUDIT_NEXT = "audit_next"
 
 
 class MenuChoice(StrEnum):

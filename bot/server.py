@@ -17,7 +17,9 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import create_app
 from bot.background import drain
+from bot.memberships import SlackGroupMemberships
 from bot.settings import Settings
+from bot.slack_client import create_web_client
 from storage.credentials import load_or_create_key
 from storage.errors import StartupRefused
 from storage.store import Store
@@ -66,7 +68,10 @@ def create_web_app(store: Store, bolt: AsyncApp, *, serve_slack_events: bool) ->
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; StartupRefused when configuration or data forbid it."""
     store = await open_store(settings)
-    bolt = create_app(settings, store)
+    client = create_web_client(settings)
+    memberships = SlackGroupMemberships(client, store)
+    bolt = create_app(settings, store, client=client, memberships=memberships)
+    refresher = asyncio.create_task(memberships.keep_fresh())
     runner = web.AppRunner(
         create_web_app(store, bolt, serve_slack_events=not settings.socket_mode),
         access_log=None,
@@ -94,6 +99,7 @@ async def serve(settings: Settings) -> None:
         await stopping.wait()
         logger.info("shutting down")
     finally:
+        refresher.cancel()
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()

@@ -166,3 +166,22 @@ def describe(error: ValidationError) -> str:
         location = detail["loc"]
         problems.append(f"{str(location[0]).upper()}: {message}" if location else message)
     return "; ".join(problems)
+
+
+class OperatorSettings(BaseSettings):
+    """What the operator commands read: the database, and the bootstrap admins (so that the
+    roles they show and protect are the app's). Never a Slack variable."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_ignore_empty=True, extra="ignore", hide_input_in_errors=True
+    )
+
+    tokendesk_db: Path = Path("tokendesk.db")
+    tokendesk_admins: CommaList = ()
+
+    _comma_separated = field_validator("tokendesk_admins", mode="before")(_split)
+
+    @field_validator("tokendesk_admins")
+    @classmethod
+    def _admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return Settings._admins(value)

@@ -18,6 +18,8 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.settings import Settings
+
 NEVER_RETRIED = ("views.open", "views.push")
 CLIENT_TIMEOUT_SECONDS = 10
 
@@ -58,10 +60,10 @@ class _Guarded(AsyncRetryHandler):
         )
 
 
-def create_web_client(*, token: str, base_url: str) -> AsyncWebClient:
+def create_web_client(settings: Settings) -> AsyncWebClient:
     return AsyncWebClient(
-        token=token,
-        base_url=base_url,
+        token=settings.slack_bot_token.get_secret_value(),
+        base_url=settings.slack_api_url,
         timeout=CLIENT_TIMEOUT_SECONDS,
         retry_handlers=[
             _Guarded(AsyncConnectionErrorRetryHandler(max_retry_count=1)),

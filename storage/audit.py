@@ -8,7 +8,7 @@ fields recorded are validated to contain none, and the secret and its hash are n
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -99,3 +99,18 @@ class AuditLog:
             (*parameters, limit, offset),
         )
         return [_event(row) for row in rows]
+
+    async def since(self, moment: datetime | None = None) -> AsyncIterator[AuditEvent]:
+        """Every event from `moment` on, oldest first, read in batches (for exports)."""
+        after_id, start = 0, int(moment.timestamp()) if moment else 0
+        while True:
+            rows = await self._database.fetch_all(
+                "SELECT id, at, actor, action, token_sid, token_name, detail FROM audit_log"
+                " WHERE id > ? AND at >= ? ORDER BY id LIMIT 1000",
+                (after_id, start),
+            )
+            for row in rows:
+                yield _event(row)
+            if len(rows) < 1000:
+                return
+            after_id = rows[-1][0]

@@ -15,11 +15,12 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
+from urllib.parse import quote
 
 import aiosqlite
 
 from storage.errors import StartupRefused, StoreBusy
-from storage.schema import migrate
+from storage.schema import LATEST_VERSION, migrate
 
 BUSY_TIMEOUT_SECONDS = 1.0
 T = TypeVar("T")
@@ -53,7 +54,11 @@ def is_busy(error: sqlite3.OperationalError) -> bool:
 
 class Database:
     def __init__(
-        self, *, writer: aiosqlite.Connection, reader: aiosqlite.Connection, lock_fd: int
+        self,
+        *,
+        writer: aiosqlite.Connection,
+        reader: aiosqlite.Connection,
+        lock_fd: int | None,
     ) -> None:
         self._writer = writer
         self._reader = reader
@@ -78,11 +83,43 @@ class Database:
             raise
         return cls(writer=writer, reader=reader, lock_fd=lock_fd)
 
+    @classmethod
+    async def attach(cls, path: Path) -> Database:
+        """An operator's connection, beside a running instance or not: it takes no instance
+        lock, never creates a database, and refuses one of another schema version."""
+        if not path.is_file():
+            raise StartupRefused("TOKENDESK_DB", f"{path} does not exist")
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StartupRefused("TOKENDESK_DB", f"{path} is not readable and writable by you")
+        try:
+            writer = await _connect(path, create=False)
+        except sqlite3.Error as error:
+            raise StartupRefused("TOKENDESK_DB", f"cannot be opened ({error})") from None
+        try:
+            reader = await _connect(path, create=False)
+            async with writer.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+        except BaseException:
+            await writer.close()
+            raise
+        version = row[0] if row else 0
+        if version != LATEST_VERSION:
+            await reader.close()
+            await writer.close()
+            rule = (
+                "is not a Token Desk database"
+                if version == 0
+                else "has another schema version; start Token Desk once to upgrade it"
+            )
+            raise StartupRefused("TOKENDESK_DB", rule)
+        return cls(writer=writer, reader=reader, lock_fd=None)
+
     async def close(self) -> None:
         async with self._write_lock:
             await self._reader.close()
             await self._writer.close()
-        os.close(self._lock_fd)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
 
     async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
         try:
@@ -153,8 +190,12 @@ def _create_and_migrate(path: Path, prepare: Callable[[sqlite3.Connection], None
         connection.close()
 
 
-async def _connect(path: Path) -> aiosqlite.Connection:
-    connection = await aiosqlite.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+async def _connect(path: Path, *, create: bool = True) -> aiosqlite.Connection:
+    # mode=rw: an operator's command must never create a database by mistake.
+    target = str(path) if create else f"file:{quote(str(path.resolve()))}?mode=rw"
+    connection = await aiosqlite.connect(
+        target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=not create
+    )
     await connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
     await connection.execute("PRAGMA synchronous = FULL")
     await connection.execute("PRAGMA foreign_keys = ON")

@@ -13,17 +13,16 @@ from bot.blocks.modals import token_form
 from bot.errors import after_ack
 from bot.ids import COMMAND
 from bot.list_view import NAME_FILTER_MAX, ListView
+from bot.listeners import administration
 from bot.listeners.actions import open_modal
 from bot.listing import list_message
+from bot.memberships import GroupMemberships
 from bot.modal_context import ModalContext
 from bot.settings import Settings
 from bot.text import parse_command
 from storage.credentials import has_secret_part
-from storage.models import TokenFilter
+from storage.models import Role, TokenFilter
 from storage.store import Store
-
-# Sub-commands whose screens arrive with later issues; until then they say so.
-COMING_SOON = frozenset({"access", "roles", "audit"})
 
 
 def register(app: AsyncApp) -> None:
@@ -37,6 +36,8 @@ async def tokens_command(
     respond: AsyncRespond,
     store: Store,
     settings: Settings,
+    memberships: GroupMemberships,
+    role: Role,
     actor: str,
 ) -> None:
     """Lists answer in the ack: they are quick to build (the store is local), and an ack is
@@ -64,8 +65,22 @@ async def tokens_command(
     elif parsed.verb == "help":
         text, blocks = help_message()
         await ack(response_type="ephemeral", text=text, blocks=blocks)
-    elif parsed.verb in COMING_SOON:
-        await ack(response_type="ephemeral", text=f"`{COMMAND} {parsed.verb}` is coming soon.")
+    elif parsed.verb == "roles":
+        await administration.roles_command(
+            parsed,
+            ack=ack,
+            respond=respond,
+            client=client,
+            store=store,
+            memberships=memberships,
+            role=role,
+            actor=actor,
+            team_id=str(command.get("team_id", "")),
+        )
+    elif parsed.verb == "access":
+        await administration.access_command(parsed, ack=ack, store=store, actor=actor)
+    elif parsed.verb == "audit":
+        await administration.audit_command(parsed, ack=ack, store=store)
     else:
         text, blocks = help_message(unknown=parsed.verb)
         await ack(response_type="ephemeral", text=text, blocks=blocks)

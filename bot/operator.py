@@ -1,0 +1,218 @@
+"""The operator commands of PRODUCT.md §5: `tokendesk backup`, `audit` and `roles`.
+
+They need only TOKENDESK_DB, never a Slack variable; they never create a database (nor a key
+file) and take no instance lock, so they run beside the app. Role changes go through the
+store's own rules and are audited as `cli:<os user>`. Tokens and API access are not theirs
+to change: the running app's in-memory credentials must stay exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import getpass
+import json
+import os
+import secrets
+import sqlite3
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TextIO
+
+from pydantic import ValidationError
+
+from bot.settings import OperatorSettings, describe
+from storage.audit import AuditLog
+from storage.database import Database
+from storage.errors import RoleChangeRefused, StartupRefused, StoreBusy
+from storage.models import AuditEvent
+from storage.roles import Roles, role_from_name
+from storage.store import KEY_CHECK_SETTING
+
+EXIT_REFUSED = 1
+EXIT_UNUSABLE = 2
+# Spreadsheets run a cell that starts with one of these as a formula.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class OperatorError(Exception):
+    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tokendesk",
+        description="Token Desk. Without a command it runs the app; these commands are for"
+        " the people who run it and need only TOKENDESK_DB.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    backup = commands.add_parser("backup", help="a consistent online copy of the database")
+    backup.add_argument("path", type=Path)
+    backup.add_argument("--force", action="store_true", help="replace an existing file")
+    audit = commands.add_parser("audit", help="the audit log to stdout, oldest first (UTC)")
+    audit.add_argument("--format", choices=("csv", "jsonl"), required=True)
+    audit.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (UTC)")
+    roles = commands.add_parser("roles", help="who holds which role")
+    role_commands = roles.add_subparsers(dest="roles_command", required=True)
+    role_commands.add_parser("list")
+    grant = role_commands.add_parser("grant")
+    grant.add_argument("user_id")
+    grant.add_argument("role", choices=("admin", "specialist"))
+    revoke = role_commands.add_parser("revoke")
+    revoke.add_argument("user_id")
+    return parser
+
+
+def run(argv: Sequence[str], *, out: TextIO = sys.stdout) -> int:
+    arguments = _parser().parse_args(argv)
+    try:
+        settings = OperatorSettings()
+    except ValidationError as error:
+        print(f"tokendesk: {describe(error)}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    try:
+        if arguments.command == "backup":
+            key_check = backup(settings.tokendesk_db, arguments.path, force=arguments.force)
+            print(f"backup written to {arguments.path}; key check value {key_check}", file=out)
+            print("keep the key (TOKENDESK_SECRET_KEY or the .key file) with it", file=out)
+        elif arguments.command == "audit":
+            since = (
+                datetime.combine(arguments.since, datetime.min.time(), UTC)
+                if arguments.since
+                else None
+            )
+            asyncio.run(export_audit(settings.tokendesk_db, arguments.format, since, out))
+        else:
+            asyncio.run(roles_command(settings, arguments, out))
+    except StartupRefused as error:
+        print(f"tokendesk: {error}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except (OperatorError, RoleChangeRefused, StoreBusy) as error:
+        print(f"tokendesk: {error}", file=sys.stderr)
+        return error.code if isinstance(error, OperatorError) else EXIT_REFUSED
+    return 0
+
+
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        raise StartupRefused("TOKENDESK_DB", f"{path} does not exist")
+    if not os.access(path, os.R_OK):
+        raise StartupRefused("TOKENDESK_DB", f"{path} is not readable by you")
+    return path
+
+
+def backup(database: Path, target: Path, *, force: bool) -> str:
+    """Copy `database` consistently while the app may write, into a private temporary file
+    beside `target`, then move it into place. Returns the key check value to keep with it."""
+    source_path = _existing(database)
+    if target.exists() and not force:
+        raise OperatorError(f"{target} exists; add --force to replace it")
+    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(descriptor)
+    try:
+        source = sqlite3.connect(f"file:{source_path.resolve()}?mode=ro", uri=True, timeout=1)
+        try:
+            copy = sqlite3.connect(temporary)
+            try:
+                source.backup(copy)
+                # One self-contained file: no WAL to forget beside it.
+                copy.execute("PRAGMA journal_mode = DELETE")
+                row = copy.execute(
+                    "SELECT value FROM settings WHERE key = ?", (KEY_CHECK_SETTING,)
+                ).fetchone()
+            finally:
+                copy.close()
+        finally:
+            source.close()
+        if row is None:
+            raise OperatorError(f"{database} is not a Token Desk database", EXIT_UNUSABLE)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, target)
+    except sqlite3.DatabaseError as error:
+        raise OperatorError(f"backup failed: {error}", EXIT_UNUSABLE) from None
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+    return str(row[0])
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def _record(event: AuditEvent) -> dict[str, object]:
+    return {
+        "id": event.id,
+        "at": event.at.isoformat(),
+        "actor": event.actor,
+        "action": event.action,
+        "token_sid": event.token_sid,
+        "token_name": event.token_name,
+        "before": event.before,
+        "after": event.after,
+    }
+
+
+async def export_audit(
+    database_path: Path, output: str, since: datetime | None, out: TextIO
+) -> None:
+    database = await Database.attach(database_path)
+    try:
+        writer = csv.writer(out) if output == "csv" else None
+        if writer is not None:
+            writer.writerow(
+                ["id", "at", "actor", "action", "token_sid", "token_name", "before", "after"]
+            )
+        async for event in AuditLog(database).since(since):
+            record = _record(event)
+            if writer is None:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            else:
+                writer.writerow(
+                    [
+                        _cell(json.dumps(value, ensure_ascii=False, sort_keys=True))
+                        if isinstance(value, dict)
+                        else _cell(value)
+                        for value in record.values()
+                    ]
+                )
+    finally:
+        await database.close()
+
+
+async def roles_command(
+    settings: OperatorSettings, arguments: argparse.Namespace, out: TextIO
+) -> None:
+    database = await Database.attach(settings.tokendesk_db)
+    try:
+        roles = Roles(database, admins=settings.tokendesk_admins, clock=time.time)
+        actor = f"cli:{getpass.getuser()}"
+        if arguments.roles_command == "grant":
+            role = role_from_name(arguments.role)
+            await roles.grant_user(actor=actor, user_id=arguments.user_id, role=role)
+            print(f"{arguments.user_id} is now an {role.label}", file=out)
+        elif arguments.roles_command == "revoke":
+            previous = await roles.revoke_user(actor=actor, user_id=arguments.user_id)
+            if previous is None:
+                print(f"{arguments.user_id} had no direct role", file=out)
+            else:
+                print(f"{arguments.user_id} is no longer an {previous.label}", file=out)
+        else:
+            mappings = await roles.mappings()
+            for user in mappings.bootstrap_admins:
+                print(f"{user}\tadmin\tbootstrap (TOKENDESK_ADMINS)", file=out)
+            for user, role in mappings.users:
+                print(f"{user}\t{role.name.lower()}\tdirect", file=out)
+            for group, role in mappings.groups:
+                print(f"{group}\t{role.name.lower()}\tuser group", file=out)
+    finally:
+        await database.close()
