@@ -68,6 +68,33 @@ def _contact(view: Mapping[str, Any]) -> str:
     return user if isinstance(user, str) else ""
 
 
+def _submitted(view: Mapping[str, Any]) -> TokenEdit:
+    """The form's fields as submitted (create and edit share the form)."""
+    return TokenEdit(
+        name=_text(view, FormField.NAME),
+        description=_text(view, FormField.DESCRIPTION),
+        access_rights=frozenset(_rights(view)),
+        primary_contact=_contact(view),
+    )
+
+
+async def _form_errors(
+    client: AsyncWebClient, store: Store, fields: TokenEdit, *, check_contact: bool
+) -> dict[str, str]:
+    """Every field error at once; the contact is looked up with Slack only when it is new."""
+    errors = store.tokens.field_errors(
+        name=fields.name,
+        description=fields.description,
+        access_rights=fields.access_rights,
+        primary_contact=fields.primary_contact,
+    )
+    if check_contact and "primary_contact" not in errors:
+        problem = await contact_error(client, fields.primary_contact or "")
+        if problem:
+            errors["primary_contact"] = problem
+    return errors
+
+
 async def contact_error(client: AsyncWebClient, user_id: str) -> str | None:
     """Why `user_id` cannot be a primary contact (a bot, a guest, gone), if it cannot."""
     try:
@@ -113,25 +140,18 @@ async def create_submitted(
     actor: str,
 ) -> None:
     context = ModalContext.parse(view.get("private_metadata")) or ModalContext()
-    name, description = _text(view, FormField.NAME), _text(view, FormField.DESCRIPTION)
-    rights, contact = _rights(view), _contact(view)
-    errors = store.tokens.field_errors(
-        name=name, description=description, access_rights=rights, primary_contact=contact
-    )
-    if "primary_contact" not in errors:
-        problem = await contact_error(client, contact)
-        if problem:
-            errors["primary_contact"] = problem
+    fields = _submitted(view)
+    errors = await _form_errors(client, store, fields, check_contact=True)
     if errors:
         await ack(response_action="errors", errors=errors)
         return
     try:
         issued = await store.tokens.create(
             actor=actor,
-            name=name,
-            description=description,
-            access_rights=rights,
-            primary_contact=contact,
+            name=fields.name or "",
+            description=fields.description or "",
+            access_rights=fields.access_rights or (),
+            primary_contact=fields.primary_contact or "",
             request_key=_request_key("create", view),
         )
     except InvalidInput as refused:
@@ -184,23 +204,10 @@ async def edit_submitted(
     if context is None or context.token_id is None or context.row_version is None:
         await ack(response_action="update", view=message_view(GONE))
         return
-    edit = TokenEdit(
-        name=_text(view, FormField.NAME),
-        description=_text(view, FormField.DESCRIPTION),
-        access_rights=frozenset(_rights(view)),
-        primary_contact=_contact(view),
-    )
-    errors = store.tokens.field_errors(
-        name=edit.name,
-        description=edit.description,
-        access_rights=edit.access_rights,
-        primary_contact=edit.primary_contact,
-    )
+    edit = _submitted(view)
     current = await store.tokens.get(token_id=context.token_id)
-    if "primary_contact" not in errors and edit.primary_contact != current.primary_contact:
-        problem = await contact_error(client, edit.primary_contact or "")
-        if problem:
-            errors["primary_contact"] = problem
+    contact_changed = edit.primary_contact != current.primary_contact
+    errors = await _form_errors(client, store, edit, check_contact=contact_changed)
     if errors:
         await ack(response_action="errors", errors=errors)
         return
