@@ -1,7 +1,7 @@
 """Runs Token Desk: opens the store, serves HTTP on PORT, and shuts down cleanly on a signal.
 
 In HTTP mode Slack posts to `/slack/events`, always signature-checked by Bolt. In Socket Mode
-that route does not exist at all; `/healthz` (and the auth check) are served in both.
+that route does not exist at all; `/healthz` and `/auth/check` are served in both.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import create_app
+from bot.auth_check import add_auth_check
 from bot.background import drain
 from bot.memberships import SlackGroupMemberships
 from bot.settings import Settings
@@ -60,6 +61,7 @@ def create_web_app(store: Store, bolt: AsyncApp, *, serve_slack_events: bool) ->
     app[STORE_KEY] = store
     app[BOLT_KEY] = bolt
     app.router.add_get("/healthz", healthz)
+    add_auth_check(app, store)
     if serve_slack_events:
         app.router.add_post("/slack/events", slack_events)
     return app

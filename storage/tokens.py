@@ -79,6 +79,12 @@ class TokenChange:
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    token: AuthorizedToken | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Credential:
     digest: bytes
     enabled: bool
@@ -187,21 +193,29 @@ class Tokens:
     # The auth check ---------------------------------------------------------------------
 
     def verify(self, secret: str, sid: str | None = None) -> AuthorizedToken | None:
-        """The token `secret` authenticates, if it is enabled and API access is on.
+        """The token `secret` authenticates, if it is enabled and API access is on."""
+        return self.check(secret, sid).token
 
-        A malformed secret or a bad checksum is refused before any look-up. The look-up is
-        by HMAC digest, so its timing depends on the keyed digest, never on the secret."""
+    def check(self, secret: str, sid: str | None = None) -> Verdict:
+        """`verify`, with the reason of a refusal (for a debug log line, never for the caller
+        of the auth check). A malformed secret or a bad checksum is refused before any
+        look-up; the look-up is by HMAC digest, so its timing depends on the keyed digest,
+        never on the secret."""
         if not is_valid_secret(secret):
-            return None
+            return Verdict(None, "malformed or bad checksum")
         credential = self._by_digest.get(self._hasher.digest(secret))
-        if credential is None or not credential.enabled or not self._api_access:
-            return None
+        if credential is None:
+            return Verdict(None, "unknown secret")
         if sid is not None and not hmac.compare_digest(
             sid.encode(), credential.authorized.sid.encode()
         ):
-            return None
+            return Verdict(None, "SID does not match")
+        if not credential.enabled:
+            return Verdict(None, "token disabled")
+        if not self._api_access:
+            return Verdict(None, "API access off")
         self._last_used[credential.authorized.id] = int(self._clock())
-        return credential.authorized
+        return Verdict(credential.authorized, "valid")
 
     async def find_by_secret(self, *, secret: str) -> Token | None:
         """The token a pasted secret belongs to, whatever its state (for `/tokens search`)."""

@@ -12,9 +12,12 @@ from bot.text import escape
 from storage.fields import is_user_id
 
 
-def slack_date(moment: datetime, *, with_time: bool = True) -> str:
-    """A date Slack renders in each viewer's own time zone; the fallback is UTC."""
+def slack_date(moment: datetime, *, with_time: bool = True, ago: bool = False) -> str:
+    """A date Slack renders in each viewer's own time zone (or as "3 minutes ago", `ago`);
+    the fallback is UTC."""
     tokens = "{date_short_pretty} {time}" if with_time else "{date_short_pretty}"
+    if ago:
+        tokens = "{ago}"
     fallback = f"{moment:%Y-%m-%d %H:%M} UTC" if with_time else f"{moment:%Y-%m-%d}"
     return f"<!date^{int(moment.timestamp())}^{tokens}|{fallback}>"
 

@@ -141,7 +141,7 @@ def card_blocks(token: Token, *, newest_version: str) -> list[Block]:
     version = f"`{escape(token.api_version)}`"
     if token.api_version != newest_version:
         version += f" (upgrade to `{escape(newest_version)}` available)"
-    last_used = slack_date(token.last_used_at) if token.last_used_at else "never"
+    last_used = slack_date(token.last_used_at, ago=True) if token.last_used_at else "never"
     details = "\n".join(
         (
             f"*SID* `{token.sid}`   *State* {STATE_LABELS[token.state]}   *API version* {version}",

@@ -119,7 +119,7 @@ def test_a_card_shows_every_field() -> None:
         "`reports:read`",
         "<!date^1793525400^{date_short_pretty}|2026-11-01>",
         "by <@UCREATOR1>",
-        "*Last used* <!date^1793525400^{date_short_pretty} {time}|2026-11-01 09:30 UTC>",
+        "*Last used* <!date^1793525400^{ago}|2026-11-01 09:30 UTC>",
         "ends in `Ab9Z`",
         "<@UCONTACT1>",
     ):

@@ -1,0 +1,78 @@
+"""`/auth/check` for the agency's API gateway (PRODUCT.md §4).
+
+Any method (an nginx `auth_request` subrequest works as is), `Authorization: Bearer <secret>`
+or `Basic base64(<SID>:<secret>)`. One identical 401 for every failure, so the endpoint is
+no oracle; the reason goes to a debug log line, without the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+
+from aiohttp import web
+
+from storage.store import Store
+
+logger = logging.getLogger(__name__)
+STORE = web.AppKey("auth_check_store", Store)
+NO_STORE = {"Cache-Control": "no-store"}
+DENIED_HEADERS = NO_STORE | {
+    "WWW-Authenticate": 'Bearer realm="tokendesk", Basic realm="tokendesk"'
+}
+_HEADER_MAX = 512
+
+
+def _denied(reason: str) -> web.Response:
+    logger.debug("auth check refused: %s", reason)
+    return web.json_response({"active": False}, status=401, headers=DENIED_HEADERS)
+
+
+def _credentials(header: str) -> tuple[str, str | None] | str:
+    """(secret, SID or None) from one Authorization header, or why it is unusable."""
+    if len(header) > _HEADER_MAX:
+        return "header too long"
+    scheme, _, value = header.strip().partition(" ")
+    value = value.strip()
+    if scheme.lower() == "bearer":
+        return value, None
+    if scheme.lower() != "basic":
+        return "unknown scheme"
+    try:
+        decoded = base64.b64decode(value, validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "malformed Basic credentials"
+    sid, colon, secret = decoded.partition(":")
+    if not colon:
+        return "malformed Basic credentials"
+    return secret, sid
+
+
+async def auth_check(request: web.Request) -> web.Response:
+    headers = request.headers.getall("Authorization", [])
+    if len(headers) != 1:
+        return _denied(f"{len(headers)} Authorization headers")
+    credentials = _credentials(headers[0])
+    if isinstance(credentials, str):
+        return _denied(credentials)
+    secret, sid = credentials
+    verdict = request.app[STORE].tokens.check(secret, sid)
+    token = verdict.token
+    if token is None:
+        return _denied(verdict.reason)
+    return web.json_response(
+        {
+            "active": True,
+            "sid": token.sid,
+            "name": token.name,
+            "api_version": token.api_version,
+            "access_rights": list(token.access_rights),
+        },
+        headers=NO_STORE | {"X-Token-Sid": token.sid, "X-Token-Api-Version": token.api_version},
+    )
+
+
+def add_auth_check(app: web.Application, store: Store) -> None:
+    app[STORE] = store
+    app.router.add_route("*", "/auth/check", auth_check)

@@ -1,0 +1,190 @@
+"""`/auth/check` as a gateway calls it (PRODUCT.md §4)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from slack_bolt.async_app import AsyncApp
+
+from bot.server import create_web_app
+from storage.credentials import generate_secret
+from storage.models import IssuedToken, TokenEdit
+from storage.store import Store
+from tests.bot.conftest import ADMIN, serve
+
+METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
+
+
+@pytest.fixture
+async def gateway(store: Store, bolt: AsyncApp) -> AsyncIterator[aiohttp.ClientSession]:
+    runner, url = await serve(create_web_app(store, bolt, serve_slack_events=False))
+    try:
+        async with aiohttp.ClientSession(base_url=url) as session:
+            yield session
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def issued(store: Store) -> IssuedToken:
+    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+    return await store.tokens.create(
+        actor=ADMIN,
+        name="Gateway ünïcode",
+        access_rights=["reports:read", "actions:write"],
+        primary_contact=ADMIN,
+    )
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def basic(sid: str, secret: str) -> dict[str, str]:
+    encoded = base64.b64encode(f"{sid}:{secret}".encode()).decode()
+    return {"Authorization": f"Basic {encoded}"}
+
+
+async def check(
+    gateway: aiohttp.ClientSession, headers: Any, method: str = "GET"
+) -> tuple[int, Any, Any]:
+    async with gateway.request(method, "/auth/check", headers=headers) as answer:
+        body = await answer.json() if method != "HEAD" and answer.content_length else None
+        return answer.status, answer.headers, body
+
+
+def assert_accepted(status: int, headers: Any, body: Any, issued: IssuedToken) -> None:
+    assert status == 200
+    assert body == {
+        "active": True,
+        "sid": issued.token.sid,
+        "name": "Gateway ünïcode",
+        "api_version": "v3",
+        "access_rights": ["reports:read", "actions:write"],
+    }
+    assert headers["X-Token-Sid"] == issued.token.sid
+    assert headers["X-Token-Api-Version"] == "v3"
+    assert headers["Cache-Control"] == "no-store"
+
+
+async def test_bearer_and_basic_accept_a_valid_token(
+    gateway: aiohttp.ClientSession, issued: IssuedToken
+) -> None:
+    assert_accepted(*await check(gateway, bearer(issued.secret)), issued)
+    assert_accepted(*await check(gateway, basic(issued.token.sid, issued.secret)), issued)
+    assert_accepted(*await check(gateway, {"Authorization": f"bearer   {issued.secret}"}), issued)
+
+
+async def test_any_method_is_answered(gateway: aiohttp.ClientSession, issued: IssuedToken) -> None:
+    for method in METHODS:
+        status, headers, _ = await check(gateway, bearer(issued.secret), method)
+        assert status == 200, method
+        assert headers["X-Token-Sid"] == issued.token.sid
+
+
+async def failures(store: Store, issued: IssuedToken) -> dict[str, Any]:
+    other = generate_secret()
+    tampered = issued.secret[:-1] + ("0" if issued.secret[-1] != "0" else "1")
+    return {
+        "none": {},
+        "empty bearer": {"Authorization": "Bearer "},
+        "unknown secret": bearer(other),
+        "bad checksum": bearer(tampered),
+        "malformed": bearer("tdk_short"),
+        "not a secret": bearer("hunter2"),
+        "wrong SID": basic("TDNOTTHISONE", issued.secret),
+        "basic without colon": {"Authorization": "Basic " + base64.b64encode(b"x").decode()},
+        "basic not base64": {"Authorization": "Basic ***"},
+        "unknown scheme": {"Authorization": f"Token {issued.secret}"},
+        "several headers": [
+            ("Authorization", f"Bearer {issued.secret}"),
+            ("Authorization", f"Bearer {issued.secret}"),
+        ],
+        "long header": bearer(issued.secret + "x" * 2_000),
+    }
+
+
+async def test_every_failure_gets_the_same_answer(
+    gateway: aiohttp.ClientSession, store: Store, issued: IssuedToken
+) -> None:
+    answers = []
+    for reason, headers in (await failures(store, issued)).items():
+        status, response_headers, body = await check(gateway, headers)
+        answers.append(
+            (
+                status,
+                body,
+                response_headers.get("WWW-Authenticate"),
+                response_headers.get("Cache-Control"),
+                "X-Token-Sid" in response_headers,
+            )
+        )
+        assert status == 401, reason
+    assert len(set(map(str, answers))) == 1
+    status, body, challenge, cache, leaked = answers[0]
+    assert body == {"active": False}
+    assert challenge and cache == "no-store" and not leaked
+
+
+async def test_each_change_applies_to_the_very_next_check(
+    gateway: aiohttp.ClientSession, store: Store, issued: IssuedToken
+) -> None:
+    token = issued.token
+    reset = await store.tokens.reset(actor=ADMIN, token_id=token.id, row_version=1)
+    assert (await check(gateway, bearer(issued.secret)))[0] == 401
+    assert (await check(gateway, bearer(reset.secret)))[0] == 200
+
+    await store.tokens.edit(
+        actor=ADMIN, token_id=token.id, row_version=2, edit=TokenEdit(name="Renamed")
+    )
+    assert (await check(gateway, bearer(reset.secret)))[2]["name"] == "Renamed"
+
+    await store.tokens.set_enabled(actor=ADMIN, token_id=token.id, enabled=False)
+    assert (await check(gateway, bearer(reset.secret)))[0] == 401
+    await store.tokens.set_enabled(actor=ADMIN, token_id=token.id, enabled=True)
+    assert (await check(gateway, bearer(reset.secret)))[0] == 200
+
+    await store.tokens.set_api_access(actor=ADMIN, enabled=False)
+    assert (await check(gateway, bearer(reset.secret)))[0] == 401
+    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+
+    current = await store.tokens.get(token_id=token.id)
+    await store.tokens.delete(actor=ADMIN, token_id=token.id, row_version=current.row_version)
+    assert (await check(gateway, bearer(reset.secret)))[0] == 401
+
+
+async def test_last_used_is_gathered_and_written_once(
+    gateway: aiohttp.ClientSession, store: Store, issued: IssuedToken
+) -> None:
+    for _ in range(25):
+        assert (await check(gateway, bearer(issued.secret)))[0] == 200
+    shown = await store.tokens.get(token_id=issued.token.id)
+    assert shown.last_used_at is not None
+    assert shown.row_version == issued.token.row_version
+    assert await store.tokens.flush_last_used() == 1
+    assert await store.tokens.flush_last_used() == 0
+
+
+async def test_a_hundred_concurrent_checks(
+    gateway: aiohttp.ClientSession, issued: IssuedToken
+) -> None:
+    bad = generate_secret()
+    results = await asyncio.gather(
+        *(check(gateway, bearer(issued.secret if n % 2 else bad)) for n in range(100))
+    )
+    assert [status for status, _, _ in results] == [401 if n % 2 == 0 else 200 for n in range(100)]
+
+
+async def test_the_refusal_reason_is_logged_without_the_secret(
+    gateway: aiohttp.ClientSession, issued: IssuedToken, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG", logger="bot.auth_check")
+    other = generate_secret()
+    await check(gateway, bearer(other))
+    assert "unknown secret" in caplog.text
+    assert other not in caplog.text and issued.secret not in caplog.text
