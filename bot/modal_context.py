@@ -7,9 +7,8 @@ for a stand-in), so a crafted payload can never make Token Desk post token data 
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from yarl import URL
 
 from bot.list_view import NAME_FILTER_MAX, ListView
 from storage.models import CreatedOn, TokenFilter, TokenState
@@ -78,9 +77,22 @@ class ModalContext(BaseModel):
             return None
         if now - self.response_url_at >= RESPONSE_URL_LIFETIME_SECONDS - 60:
             return None
-        target, api = urlsplit(self.response_url), urlsplit(api_url)
-        if target.hostname in SLACK_HOOK_HOSTS and target.scheme == "https":
+        if not _plain_url(self.response_url):
+            return None
+        target, api = URL(self.response_url), URL(api_url)
+        if target.host in SLACK_HOOK_HOSTS and target.scheme == "https":
             return self.response_url
-        if (target.scheme, target.netloc) == (api.scheme, api.netloc):
+        if (target.scheme, target.host, target.port) == (api.scheme, api.host, api.port):
             return self.response_url
         return None
+
+
+def _plain_url(url: str) -> bool:
+    """No user part, backslash, whitespace or control character: nothing on which two URL
+    parsers could disagree about the host."""
+    if not url.isprintable() or any(character in url for character in "\\@ "):
+        return False
+    try:
+        return URL(url).is_absolute()
+    except ValueError:
+        return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
@@ -26,7 +27,7 @@ async def send_direct_messages(
             opened = await client.conversations_open(users=user_id)
             channel = opened["channel"]["id"]
             await client.chat_postMessage(channel=channel, **message.as_dict())
-        except (SlackApiError, SlackClientError, OSError, TimeoutError) as error:
+        except (SlackApiError, SlackClientError, ClientError, OSError, TimeoutError) as error:
             reason = error.response.get("error") if isinstance(error, SlackApiError) else ""
             logger.warning(
                 "direct message to %s not delivered: %s %s", user_id, type(error).__name__, reason
@@ -39,7 +40,7 @@ async def replace_message(response_url: str, message: Message) -> bool:
         answer = await AsyncWebhookClient(url=response_url).send_dict(
             {"replace_original": True, "response_type": "ephemeral", **message.as_dict()}
         )
-    except (SlackClientError, OSError, TimeoutError) as error:
+    except (SlackClientError, ClientError, ValueError, OSError, TimeoutError) as error:
         logger.warning("list not refreshed: %s", type(error).__name__)
         return False
     if answer.status_code != 200:
