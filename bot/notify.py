@@ -14,6 +14,8 @@ from bot.blocks.common import Message
 from storage.fields import is_user_id
 
 logger = logging.getLogger(__name__)
+WEBHOOK_TIMEOUT_SECONDS = 10
+REFUSED_LIST = "Done, but Slack could not show the updated list. Run `/tokens` to see it."
 
 
 async def send_direct_messages(
@@ -35,11 +37,18 @@ async def send_direct_messages(
 
 
 async def replace_message(response_url: str, message: Message) -> bool:
-    """Replace the message behind `response_url`; whether Slack took it."""
+    """Replace the message behind `response_url`; whether Slack took it. If Slack refuses
+    the blocks, the user is still told, in plain text, to look again."""
+    hook = AsyncWebhookClient(url=response_url, timeout=WEBHOOK_TIMEOUT_SECONDS)
     try:
-        answer = await AsyncWebhookClient(url=response_url).send_dict(
+        answer = await hook.send_dict(
             {"replace_original": True, "response_type": "ephemeral", **message.as_dict()}
         )
+        if answer.status_code == 400 and "invalid_blocks" in answer.body:
+            logger.error("Slack refused a list's blocks: %s", answer.body[:200])
+            await hook.send_dict(
+                {"replace_original": False, "response_type": "ephemeral", "text": REFUSED_LIST}
+            )
     except (SlackClientError, ClientError, ValueError, OSError, TimeoutError) as error:
         logger.warning("list not refreshed: %s", type(error).__name__)
         return False

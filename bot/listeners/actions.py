@@ -10,8 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from aiohttp import ClientError
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -24,7 +25,7 @@ from bot.ids import ActionId, MenuChoice
 from bot.list_view import ListView, menu_choice, token_ref, view_from_state
 from bot.listing import list_message
 from bot.modal_context import ModalContext
-from bot.notify import send_direct_messages
+from bot.notify import replace_message, send_direct_messages
 from bot.settings import Settings
 from bot.text import escape
 from storage.store import Store
@@ -51,16 +52,18 @@ def _view(body: dict[str, Any]) -> ListView:
 
 
 async def refresh_list(
-    store: Store, respond: AsyncRespond, *, view: ListView, notice: Notice | None = None
+    store: Store, body: dict[str, Any], *, view: ListView, notice: Notice | None = None
 ) -> None:
-    message = await list_message(store, view=view, notice=notice)
-    await respond(replace_original=True, response_type="ephemeral", **message.as_dict())
+    """Replace the list the click came from, through the click's own response_url."""
+    response_url = body.get("response_url")
+    if isinstance(response_url, str):
+        await replace_message(response_url, await list_message(store, view=view, notice=notice))
 
 
 async def open_modal(client: AsyncWebClient, trigger_id: object, view: View) -> None:
     try:
         await client.views_open(trigger_id=str(trigger_id), view=view)
-    except SlackApiError:
+    except (SlackApiError, SlackClientError, ClientError, OSError, TimeoutError):
         raise ModalNotOpened() from None
 
 
@@ -78,12 +81,14 @@ async def filters_changed(
     ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, store: Store
 ) -> None:
     await ack()
-    after_ack(refresh_list(store, respond, view=_view(body).at(0)), respond=respond)
+    after_ack(refresh_list(store, body, view=_view(body).at(0)), respond=respond)
 
 
-async def filters_cleared(ack: AsyncAck, respond: AsyncRespond, store: Store) -> None:
+async def filters_cleared(
+    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, store: Store
+) -> None:
     await ack()
-    after_ack(refresh_list(store, respond, view=ListView()), respond=respond)
+    after_ack(refresh_list(store, body, view=ListView()), respond=respond)
 
 
 async def page_turned(
@@ -97,7 +102,7 @@ async def page_turned(
     value = action.get("value")
     offset = int(value) if isinstance(value, str) and value.isdigit() and len(value) < 9 else 0
     view = _view(body).at(min(offset, _OFFSET_MAX))
-    after_ack(refresh_list(store, respond, view=view), respond=respond)
+    after_ack(refresh_list(store, body, view=view), respond=respond)
 
 
 async def api_access_enabled(
@@ -110,7 +115,7 @@ async def api_access_enabled(
         notice = Notice(
             ":white_check_mark: *API access is on.* Enabled tokens now pass the auth check."
         )
-        await refresh_list(store, respond, view=_view(body), notice=notice)
+        await refresh_list(store, body, view=_view(body), notice=notice)
 
     after_ack(enable(), respond=respond)
 
@@ -228,7 +233,7 @@ async def set_enabled(
         )
     else:
         notice = Notice(f":no_entry: *{name}* disabled. Calls using it now fail.")
-    await refresh_list(store, respond, view=_view(body), notice=notice)
+    await refresh_list(store, body, view=_view(body), notice=notice)
     if change.changed and not enabled:
         message = notifications.token_disabled(token, actor=actor, at=token.updated_at)
         await send_direct_messages(client, [token.primary_contact], message)
@@ -260,4 +265,4 @@ async def confirm(
         view = confirm_view(choice, token=token, newest_version=newest, context=context)
         await open_modal(client, body.get("trigger_id"), view)
         return
-    await refresh_list(store, respond, view=_view(body), notice=notice)
+    await refresh_list(store, body, view=_view(body), notice=notice)
