@@ -9,6 +9,7 @@ the values rendered, which is how Clear All really clears the search box.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -43,11 +44,31 @@ def _selected(entry: Mapping[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def small_number(text: object, *, digits: int = 7) -> int | None:
+    """A non-negative number of at most `digits` ASCII digits, or None: untrusted values
+    never reach int() or SQLite otherwise."""
+    if isinstance(text, str) and re.fullmatch(rf"[0-9]{{1,{digits}}}", text):
+        return int(text)
+    return None
+
+
 def _offset_of(block_id: str) -> int:
     parts = block_id.split(".")
-    if len(parts) == 3 and parts[1].isdigit() and len(parts[1]) <= 7:
-        return int(parts[1])
-    return 0
+    offset = small_number(parts[1]) if len(parts) == 3 else None
+    return offset or 0
+
+
+def plain_text(value: object, limit: int) -> str:
+    """Untrusted text cut to `limit`, or "" if it is not text SQLite can store (a lone
+    surrogate, which JSON can carry)."""
+    if not isinstance(value, str):
+        return ""
+    value = value[:limit]
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return ""
+    return value
 
 
 def view_from_state(values: Any) -> ListView:
@@ -67,7 +88,7 @@ def view_from_state(values: Any) -> ListView:
             if action_id == ActionId.FILTER_NAME:
                 typed = entry.get("value")
                 # Cut to the list's limit only after the secret check (bot.listing).
-                name = typed[:NAME_INPUT_MAX] if isinstance(typed, str) else ""
+                name = plain_text(typed, NAME_INPUT_MAX)
             elif action_id == ActionId.FILTER_CREATED:
                 created_on = _enum(CreatedOn, _selected(entry))
             elif action_id == ActionId.FILTER_STATE:
@@ -88,9 +109,10 @@ def token_ref(value: object) -> tuple[int, int] | None:
     if not isinstance(value, str):
         return None
     token_id, _, row_version = value.partition(":")
-    if not (token_id.isdigit() and row_version.isdigit()) or len(value) > 40:
+    parsed = small_number(token_id, digits=15), small_number(row_version, digits=15)
+    if parsed[0] is None or parsed[1] is None:
         return None
-    return int(token_id), int(row_version)
+    return parsed[0], parsed[1]
 
 
 def menu_choice(value: object) -> tuple[MenuChoice, int, int] | None:

@@ -20,8 +20,8 @@ RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
 class ModalContext(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    token_id: int | None = Field(default=None, ge=1)
-    row_version: int | None = Field(default=None, ge=1)
+    token_id: int | None = Field(default=None, ge=1, lt=2**53)
+    row_version: int | None = Field(default=None, ge=1, lt=2**53)
     action: str = Field(default="", max_length=20)
     response_url: str | None = Field(default=None, max_length=1000)
     response_url_at: float | None = None

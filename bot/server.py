@@ -16,7 +16,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 
 from bot.app import create_app
-from bot.auth_check import add_auth_check
+from bot.auth_check import MAX_FIELD_SIZE, add_auth_check
 from bot.background import drain
 from bot.memberships import SlackGroupMemberships
 from bot.settings import Settings
@@ -57,7 +57,7 @@ async def slack_events(request: web.Request) -> web.Response:
 
 
 def create_web_app(store: Store, bolt: AsyncApp, *, serve_slack_events: bool) -> web.Application:
-    app = web.Application()
+    app = web.Application(handler_args={"max_field_size": MAX_FIELD_SIZE})
     app[STORE_KEY] = store
     app[BOLT_KEY] = bolt
     app.router.add_get("/healthz", healthz)

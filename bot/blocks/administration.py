@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -168,7 +167,7 @@ def audit_message(events: list[AuditEvent], *, name: str, offset: int, has_more:
         else ContextBlock(elements=[_mrkdwn(f"`{COMMAND} audit [NAME]` filters by token name")])
     )
     buttons = []
-    reference = json.dumps({"name": name, "offset": offset})
+    reference = f"{offset}:{name}"
     if offset > 0:
         buttons.append(
             ButtonElement(text="Newer", action_id=ActionId.AUDIT_PREVIOUS, value=reference)

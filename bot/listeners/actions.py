@@ -22,15 +22,13 @@ from bot.blocks.modals import confirm_view, token_form
 from bot.blocks.token_list import Notice
 from bot.errors import ModalNotOpened, after_ack
 from bot.ids import ActionId, MenuChoice
-from bot.list_view import ListView, menu_choice, token_ref, view_from_state
+from bot.list_view import ListView, menu_choice, small_number, token_ref, view_from_state
 from bot.listing import list_message
 from bot.modal_context import ModalContext
 from bot.notify import replace_message, send_direct_messages
 from bot.settings import Settings
 from bot.text import escape
 from storage.store import Store
-
-_OFFSET_MAX = 10_000_000
 
 
 def register(app: AsyncApp) -> None:
@@ -99,9 +97,7 @@ async def page_turned(
     store: Store,
 ) -> None:
     await ack()
-    value = action.get("value")
-    offset = int(value) if isinstance(value, str) and value.isdigit() and len(value) < 9 else 0
-    view = _view(body).at(min(offset, _OFFSET_MAX))
+    view = _view(body).at(small_number(action.get("value")) or 0)
     after_ack(refresh_list(store, body, view=view), respond=respond)
 
 

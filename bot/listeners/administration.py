@@ -7,7 +7,6 @@ another organisation), so they answer after the ack.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -23,8 +22,10 @@ from bot.blocks.administration import (
 from bot.blocks.common import Message, mention
 from bot.errors import AdminRequired, after_ack
 from bot.ids import COMMAND, ActionId
+from bot.list_view import plain_text, small_number
 from bot.memberships import GroupMemberships
 from bot.text import ParsedCommand, group_id_of, user_id_of
+from storage.credentials import has_secret_part
 from storage.errors import RoleChangeRefused
 from storage.models import Role, RoleSource
 from storage.roles import role_from_name
@@ -259,11 +260,13 @@ async def audit_paged(
     ack: AsyncAck, action: dict[str, Any], respond: AsyncRespond, store: Store
 ) -> None:
     await ack()
-    try:
-        reference = json.loads(action.get("value") or "{}")
-        name, offset = str(reference.get("name", ""))[:100], int(reference.get("offset", 0))
-    except (ValueError, TypeError, AttributeError):
+    value = action.get("value")
+    offset_text, _, name_text = value.partition(":") if isinstance(value, str) else ("", "", "")
+    offset, name = small_number(offset_text), plain_text(name_text, 100)
+    if offset is None:
         return
+    if has_secret_part(name):
+        name = ""
     step = AUDIT_PAGE_SIZE if action.get("action_id") == ActionId.AUDIT_NEXT else -AUDIT_PAGE_SIZE
     offset = min(max(0, offset + step), 1_000_000)
 

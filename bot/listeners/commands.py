@@ -19,10 +19,15 @@ from bot.listing import list_message
 from bot.memberships import GroupMemberships
 from bot.modal_context import ModalContext
 from bot.settings import Settings
-from bot.text import parse_command
+from bot.text import ParsedCommand, parse_command, unescape
 from storage.credentials import has_secret_part
 from storage.models import Role, TokenFilter
 from storage.store import Store
+
+PASTED_SECRET = (
+    ":warning: That looks like a Token Desk secret, so it was neither used nor shown back."
+    f" `{COMMAND} search` with it finds the token it belongs to, to reset it."
+)
 
 
 def register(app: AsyncApp) -> None:
@@ -42,7 +47,14 @@ async def tokens_command(
 ) -> None:
     """Lists answer in the ack: they are quick to build (the store is local), and an ack is
     the one answer that can never expire. Forms open after the ack, with the trigger."""
-    parsed = parse_command(command.get("text", ""))
+    text = str(command.get("text", ""))
+    parsed = parse_command(text)
+    if parsed.verb not in ("search", "create") and has_secret_part(text):
+        if not has_secret_part(parsed.verb):
+            await ack(response_type="ephemeral", text=PASTED_SECRET)
+            return
+        # `/tokens <secret>`: the one thing to do with a secret here is to look it up.
+        parsed = ParsedCommand(verb="search", rest=unescape(text.strip()))
     if parsed.verb in ("", "list"):
         message = await list_message(store, view=ListView())
         await ack(response_type="ephemeral", **message.as_dict())
