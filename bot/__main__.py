@@ -10,7 +10,6 @@ from pydantic import ValidationError
 
 from bot import operator
 from bot.logs import configure_logging
-from bot.server import serve
 from bot.settings import Settings, describe
 from storage.errors import StartupRefused
 
@@ -30,6 +29,9 @@ def main() -> None:
     except ValidationError as error:
         refuse(describe(error))
     configure_logging(settings.tokendesk_log_level)
+    # Imported here: Bolt and the server are for the app, not for the operator commands.
+    from bot.server import serve
+
     try:
         asyncio.run(serve(settings))
     except StartupRefused as error:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -61,6 +62,8 @@ class SlackGroupMemberships:
         self._clock = clock
         self._members: dict[str, tuple[float, frozenset[str]]] = {}
         self._fetching: set[str] = set()
+        # Moves on every invalidation: an answer fetched before it is already stale.
+        self._generation: dict[str, int] = {}
 
     def groups_of(self, user_id: str) -> frozenset[str]:
         now = self._clock()
@@ -73,6 +76,7 @@ class SlackGroupMemberships:
     def invalidate(self, group_id: str) -> None:
         # Forget first: someone just removed from the group must lose its role at once.
         self._members.pop(group_id, None)
+        self._generation[group_id] = self._generation.get(group_id, 0) + 1
         self.refresh_soon(group_id)
 
     def refresh_soon(self, group_id: str) -> None:
@@ -82,11 +86,15 @@ class SlackGroupMemberships:
     async def refresh(self, group_id: str) -> None:
         self._fetching.add(group_id)
         try:
-            answer = await self._client.usergroups_users_list(usergroup=group_id)
+            while True:
+                generation = self._generation.get(group_id, 0)
+                answer = await self._client.usergroups_users_list(usergroup=group_id)
+                if generation == self._generation.get(group_id, 0):
+                    break
             users = answer.get("users")
             if isinstance(users, list):
                 self._members[group_id] = (self._clock(), frozenset(map(str, users)))
-        except (SlackApiError, SlackClientError, OSError, TimeoutError) as error:
+        except (SlackApiError, SlackClientError, ClientError, OSError, TimeoutError) as error:
             logger.warning("members of %s unknown for now: %s", group_id, type(error).__name__)
         finally:
             self._fetching.discard(group_id)

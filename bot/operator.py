@@ -114,8 +114,10 @@ def backup(database: Path, target: Path, *, force: bool) -> str:
     if target.exists() and not force:
         raise OperatorError(f"{target} exists; add --force to replace it")
     temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    os.close(descriptor)
+    try:
+        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError as error:
+        raise OperatorError(f"cannot write {target} ({error.strerror})", EXIT_UNUSABLE) from None
     try:
         source = sqlite3.connect(f"file:{source_path.resolve()}?mode=ro", uri=True, timeout=1)
         try:
@@ -127,6 +129,8 @@ def backup(database: Path, target: Path, *, force: bool) -> str:
                 row = copy.execute(
                     "SELECT value FROM settings WHERE key = ?", (KEY_CHECK_SETTING,)
                 ).fetchone()
+            except sqlite3.OperationalError:
+                row = None
             finally:
                 copy.close()
         finally:
@@ -136,7 +140,7 @@ def backup(database: Path, target: Path, *, force: bool) -> str:
         with open(temporary, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(temporary, target)
-    except sqlite3.DatabaseError as error:
+    except (sqlite3.DatabaseError, OSError) as error:
         raise OperatorError(f"backup failed: {error}", EXIT_UNUSABLE) from None
     finally:
         if temporary.exists():

@@ -97,22 +97,25 @@ class Database:
             raise StartupRefused("TOKENDESK_DB", f"cannot be opened ({error})") from None
         try:
             reader = await _connect(path, create=False)
-            async with writer.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
         except BaseException:
             await writer.close()
             raise
+        database = cls(writer=writer, reader=reader, lock_fd=None)
+        try:
+            row = await database.fetch_one("PRAGMA user_version")
+        except BaseException:
+            await database.close()
+            raise
         version = row[0] if row else 0
         if version != LATEST_VERSION:
-            await reader.close()
-            await writer.close()
+            await database.close()
             rule = (
                 "is not a Token Desk database"
                 if version == 0
                 else "has another schema version; start Token Desk once to upgrade it"
             )
             raise StartupRefused("TOKENDESK_DB", rule)
-        return cls(writer=writer, reader=reader, lock_fd=None)
+        return database
 
     async def close(self) -> None:
         async with self._write_lock:
@@ -196,7 +199,12 @@ async def _connect(path: Path, *, create: bool = True) -> aiosqlite.Connection:
     connection = await aiosqlite.connect(
         target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=not create
     )
-    await connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
-    await connection.execute("PRAGMA synchronous = FULL")
-    await connection.execute("PRAGMA foreign_keys = ON")
+    try:
+        await connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        await connection.execute("PRAGMA synchronous = FULL")
+        await connection.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        # An open aiosqlite connection's thread would keep the process alive.
+        await connection.close()
+        raise
     return connection

@@ -20,7 +20,10 @@ from bot.text import escape
 from storage.models import AuditEvent, Role, RoleMappings
 
 SECTION_MAX = 2900
-CHANGE_MAX = 500
+# Slack refuses a message whose texts add up to about 12,000 characters: these bounds hold
+# for the escaped text, whatever `&<>` a user typed.
+MESSAGE_TEXT_BUDGET = 10_000
+EVENT_MAX = 950
 AUDIT_PAGE_SIZE = 10
 
 
@@ -30,6 +33,17 @@ def _mrkdwn(text: str) -> MarkdownTextObject:
 
 def _group(group_id: str) -> str:
     return f"<!subteam^{group_id}>"
+
+
+def bounded(escaped: str, limit: int) -> str:
+    """Escaped mrkdwn cut to `limit` characters, never inside an `&…;` entity."""
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    entity = cut.rfind("&")
+    if entity >= len(cut) - 4:
+        cut = cut[:entity]
+    return cut + "…"
 
 
 def _sections(lines: list[str]) -> list[Block]:
@@ -55,13 +69,20 @@ def roles_message(mappings: RoleMappings) -> Message:
     for group, role in mappings.groups:
         lines[role].append(f"• {_group(group)}  _user group_")
     blocks: list[Block] = [HeaderBlock(text="Roles")]
+    budget = MESSAGE_TEXT_BUDGET
     for role in (Role.ADMIN, Role.SPECIALIST):
         entries = lines[role] or ["• nobody yet"]
-        blocks += _sections([f"*{role.label}s*", *entries])
-    if len(blocks) > 45:
-        blocks = blocks[:44] + [
-            SectionBlock(text=_mrkdwn("…and more: `tokendesk roles list` shows everyone."))
-        ]
+        shown = []
+        for entry in entries:
+            budget -= len(entry) + 1
+            if budget < 0:
+                break
+            shown.append(entry)
+        if len(shown) < len(entries):
+            shown.append(
+                f"…and {len(entries) - len(shown)} more: `tokendesk roles list` shows everyone."
+            )
+        blocks += _sections([f"*{role.label}s*", *shown])
     blocks.append(
         ContextBlock(
             elements=[
@@ -138,18 +159,19 @@ def _changes(event: AuditEvent) -> str:
             parts.append(f"{key}: {_value(before)} → {_value(after)}")
         else:
             parts.append(f"{key}: {_value(after if key in event.after else before)}")
-    text = "; ".join(parts)
-    return escape(text if len(text) <= CHANGE_MAX else text[: CHANGE_MAX - 1] + "…")
+    return escape("; ".join(parts))
 
 
 def _event_line(event: AuditEvent) -> str:
+    """One event in at most EVENT_MAX characters: what changed gets what the rest leaves."""
     verb = _VERBS.get(event.action, escape(event.action))
     subject = ""
     if event.token_name is not None:
-        subject = f" *{escape(event.token_name)}* (`{escape(event.token_sid or '')}`)"
+        subject = f" *{bounded(escape(event.token_name), 300)}* (`{escape(event.token_sid or '')}`)"
+    line = f"{slack_date(event.at)}  {mention(event.actor)} {verb}{subject}"
     changes = _changes(event)
-    detail = f"\n{changes}" if changes else ""
-    return f"{slack_date(event.at)}  {mention(event.actor)} {verb}{subject}{detail}"
+    room = EVENT_MAX - len(line) - 1
+    return f"{line}\n{bounded(changes, room)}" if changes and room > 20 else line
 
 
 def audit_message(events: list[AuditEvent], *, name: str, offset: int, has_more: bool) -> Message:
