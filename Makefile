@@ -32,3 +32,4 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/list.py
+	$(BIN)/python bench/authcheck.py
