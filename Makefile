@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench
+.PHONY: run test lint bench report
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/list.py
 	$(BIN)/python bench/authcheck.py
+
+report: $(VENV)/.dev
+	$(BIN)/python bench/report.py

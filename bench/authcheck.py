@@ -53,6 +53,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 from seed import insert_rows, make_seed, spread_over_days
+from verdict import judge
 
 from bot.app import create_app
 from bot.background import drain
@@ -528,8 +529,8 @@ def report(plan: Plan, samples: dict[str, list[Sample]], prepared: Prepared, too
             f"{tool_share:>6.2f} core{failures:>10}"
         )
     ratio = rates[TOKEN_DESK] / rates[BARE]
-    verdict = "met" if ratio >= TARGET else "MISSED"
-    print(f"  {'Token Desk/bare':<16}{ratio:>10.2f}  target ≥ {TARGET}: {verdict}")
+    verdict = judge("authcheck", "/auth/check rate, Token Desk/bare aiohttp", ratio, "≥", TARGET)
+    print(f"  {'Token Desk/bare':<16}{ratio:>10.2f}  {verdict}")
     for name in SERVERS:
         each = ", ".join(f"{sample.rate:,.0f}" for sample in samples[name])
         print(f"  checks/s per round, {name}: {each}")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from seed import API_VERSIONS, SCOPES, TEAMS, Seed, insert_rows, make_seed, spread_over_days
+from verdict import judge
 
 from storage.models import TokenFilter
 from storage.store import Store
@@ -194,8 +195,8 @@ async def bench_pages(stores: dict[int, Store], rounds: int, rng: random.Random)
         ratio = medians[(case.title, largest)] / medians[(case.title, smallest)]
         verdict = ""
         if case.target is not None:
-            outcome = "met" if ratio <= case.target else "MISSED"
-            verdict = f"  target ≤ {case.target}: {outcome}"
+            figure = f"tokens.page {case.title}, {ratio_title}"
+            verdict = "  " + judge("store", figure, ratio, "≤", case.target)
         print(f"  {case.title:<34}{times}{ratio:>12.2f}{verdict}")
     print(
         "  (no target for search: a substring match reads every name, and its count(*) always does)"
@@ -268,7 +269,7 @@ async def bench_verify(
         print(f"  {title:<38}{rates[name]:>12,.0f} calls/s {per_call:>8.2f} µs/call")
     ratio = rates["verify"] / rates["floor"]
     print(
-        f"  {'verify/floor':<38}{ratio:>12.2f}  target ≥ 0.5: {'met' if ratio >= 0.5 else 'MISSED'}"
+        f"  {'verify/floor':<38}{ratio:>12.2f}  {judge('store', 'verify/floor', ratio, '≥', 0.5)}"
     )
 
 

@@ -1,0 +1,69 @@
+"""Every benchmark in one run, and one table of the ratios they judge.
+
+Run with `make report` (`--quick` for the short variants, `--show` to print each bench's
+own output too). Each bench records its verdicts through bench/verdict.py; this script
+runs them one after another, so they never compete with each other for the 2 cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ("store", "list", "authcheck")
+
+
+def run(bench: str, *, quick: bool, show: bool, verdicts: Path) -> tuple[int, float]:
+    started = time.monotonic()
+    command = [sys.executable, str(HERE / f"{bench}.py"), *(["--quick"] if quick else [])]
+    environment = os.environ | {"TOKENDESK_BENCH_VERDICTS": str(verdicts)}
+    result = subprocess.run(command, env=environment, capture_output=not show, text=True)
+    if result.returncode != 0 and not show:
+        print(result.stdout + result.stderr, file=sys.stderr)
+    return result.returncode, time.monotonic() - started
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the short variant of each bench")
+    parser.add_argument("--show", action="store_true", help="print each bench's own output")
+    arguments = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="tokendesk-report-") as directory:
+        verdicts = Path(directory) / "verdicts.jsonl"
+        verdicts.touch()
+        outcomes = {
+            bench: run(bench, quick=arguments.quick, show=arguments.show, verdicts=verdicts)
+            for bench in BENCHES
+        }
+        records = [json.loads(line) for line in verdicts.read_text().splitlines() if line]
+    load = os.getloadavg()
+    print(
+        f"\nToken Desk benchmark report{' (quick)' if arguments.quick else ''}:"
+        f" python {platform.python_version()}, {os.cpu_count()} cores,"
+        f" load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print(f"  {'bench':<10}{'figure':<58}{'ratio':>7}  {'target':<8}  verdict")
+    for record in records:
+        verdict = "met" if record["met"] else "MISSED"
+        print(
+            f"  {record['bench']:<10}{record['figure']:<58}{record['ratio']:>7.2f}"
+            f"  {record['target']:<8}  {verdict}"
+        )
+    for bench, (code, seconds) in outcomes.items():
+        status = "ok" if code == 0 else f"FAILED (exit {code})"
+        print(f"  {bench}.py: {status}, {seconds:.0f} s")
+    failed = any(code for code, _ in outcomes.values())
+    return 1 if failed or not all(record["met"] for record in records) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
