@@ -17,8 +17,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
         ) STRICT""",
+        # AUTOINCREMENT: a deleted token's id is never given to a new one, so a stale button
+        # or confirmation can never act on another token.
         """CREATE TABLE tokens (
-            id INTEGER PRIMARY KEY,
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
             sid TEXT NOT NULL UNIQUE,
             name TEXT NOT NULL,
             name_key TEXT NOT NULL UNIQUE,

@@ -595,7 +595,8 @@ class Tokens:
                 before = await _check_version_in(connection, token_id, row_version)
             update = plan(before, now)
             if update is None:
-                return TokenChange(before=before, after=before)
+                current = self._with_last_used(before)
+                return TokenChange(before=current, after=current)
             columns = update.columns | {"updated_at": now, "updated_by": actor}
             assignments = ", ".join(f"{column} = ?" for column in columns)
             try:
@@ -617,7 +618,10 @@ class Tokens:
                 before=update.before,
                 after=update.after,
             )
-            return TokenChange(before=before, after=await _read_token(connection, token_id))
+            after = await _read_token(connection, token_id)
+            return TokenChange(
+                before=self._with_last_used(before), after=self._with_last_used(after)
+            )
 
         def apply(change: TokenChange) -> None:
             if change.changed:

@@ -490,3 +490,13 @@ async def test_a_failed_change_leaves_its_request_key_unused(store: Store) -> No
         primary_contact="UCONTACT1",
         request_key="D2",
     )
+
+
+async def test_a_deleted_tokens_id_is_never_given_again(store: Store) -> None:
+    first = (await create(store, "test")).token
+    await store.tokens.delete(actor="UACTOR001", token_id=first.id, row_version=1)
+    second = (await create(store, "prod")).token
+    assert second.id != first.id
+    with pytest.raises(TokenNotFound):
+        await store.tokens.set_enabled(actor="UACTOR001", token_id=first.id, enabled=False)
+    assert (await store.tokens.get(token_id=second.id)).state is TokenState.ENABLED

@@ -1,0 +1,977 @@
+"""The store against a simple in-memory model (PRODUCT.md §2 and §3 "Modals and flows").
+
+A Hypothesis state machine drives one store per example through create, edit, duplicate,
+reset, upgrade, disable/enable, delete, the API-access switch, the auth check, the list
+with its filters and paging, look-ups by id, SID and secret, flushing last-used times,
+reopening (possibly with a newer API version in the catalog) and the audit log, and after
+every step compares everything the store shows with what the model predicts.
+
+The model is written from the product rules, not from the store's code: names are NFKC,
+trimmed, one visible line of 1–100 characters, unique case-folded; a reference to a token
+(its id, as a card's button carries it) names that token forever; a stale row version
+changes nothing; the same request key is applied once (for a day).
+
+Short by default (CI); `TOKENDESK_LONG_TESTS=1` runs many more and longer examples.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import tempfile
+import unicodedata
+import zlib
+from collections.abc import Coroutine
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hypothesis import HealthCheck, Phase, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from storage.errors import (
+    AlreadyApplied,
+    AlreadyNewestVersion,
+    InvalidInput,
+    NameTaken,
+    StaleVersion,
+    StartupRefused,
+    StoreError,
+    TokenNotFound,
+)
+from storage.models import (
+    AuthorizedToken,
+    CreatedOn,
+    IssuedToken,
+    Token,
+    TokenEdit,
+    TokenFilter,
+    TokenState,
+)
+from storage.store import Store
+from tests.storage.conftest import DAY_SECONDS, KEY, SCOPES, START, FakeClock
+
+LONG = os.environ.get("TOKENDESK_LONG_TESTS") == "1"
+MAX_EXAMPLES = 1000 if LONG else 50
+STEPS = 50 if LONG else 30
+
+T = TypeVar("T")
+
+ALL_VERSIONS = ("v1", "v2", "v3")
+NAME_MAX = 100
+DESCRIPTION_MAX = 500
+PAGE_MAX = 100
+
+# ---------------------------------------------------------------------------------------
+# The model's own reading of the field rules (§2), independent of storage.fields.
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_SECRET_RUN = re.compile(r"tdk_[0-9A-Za-z]{38}")
+_FORBIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_COPY_SUFFIX = re.compile(r" \(copy(?: [1-9][0-9]*)?\)\Z")
+
+
+def _checksum(random_part: str) -> str:
+    number, digits = zlib.crc32(random_part.encode("ascii")), ""
+    while number:
+        number, remainder = divmod(number, 62)
+        digits = _BASE62[remainder] + digits
+    return digits.rjust(6, "0")
+
+
+def _holds_secret(text: str) -> bool:
+    return any(
+        _checksum(match.group()[4:36]) == match.group()[36:] for match in _SECRET_RUN.finditer(text)
+    )
+
+
+PASTED_SECRET = "tdk_" + "Q" * 32 + _checksum("Q" * 32)
+BAD_CHECKSUM = "tdk_" + "Q" * 32 + ("000000" if _checksum("Q" * 32) != "000000" else "000001")
+
+
+def key_of(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def _visible(text: str, *, newlines: bool) -> bool:
+    return not any(
+        unicodedata.category(c) in _FORBIDDEN and not (newlines and c == "\n") for c in text
+    )
+
+
+def model_name(raw: str) -> str | None:
+    """The stored form of a name, or None when the name is refused."""
+    name = unicodedata.normalize("NFKC", raw).strip()
+    if _holds_secret(raw) or _holds_secret(name):
+        return None
+    if not name or len(name) > NAME_MAX or not _visible(name, newlines=False):
+        return None
+    return name
+
+
+def model_description(raw: str) -> str | None:
+    text = unicodedata.normalize("NFKC", raw.replace("\r\n", "\n")).strip()
+    if _holds_secret(raw) or _holds_secret(text):
+        return None
+    if len(text) > DESCRIPTION_MAX or not _visible(text, newlines=True):
+        return None
+    return text
+
+
+def model_rights(chosen: frozenset[str]) -> tuple[str, ...] | None:
+    if not chosen or not chosen <= frozenset(SCOPES):
+        return None
+    return tuple(scope for scope in SCOPES if scope in chosen)
+
+
+def model_contact(user_id: str) -> str | None:
+    return user_id if _USER_ID.fullmatch(user_id) else None
+
+
+def model_copy_name(name: str, taken: set[str]) -> str:
+    """`<base> (copy)`, `(copy 2)`, …: the first free one; `<base>` without an earlier copy
+    suffix, shortened (and not left ending in a space) so that the result fits 100."""
+    base = _COPY_SUFFIX.sub("", name)
+    attempt = 1
+    while True:
+        suffix = " (copy)" if attempt == 1 else f" (copy {attempt})"
+        candidate = base[: NAME_MAX - len(suffix)].rstrip() + suffix
+        if key_of(candidate) not in taken:
+            return candidate
+        attempt += 1
+
+
+def unused(*tokens: Token) -> tuple[Token, ...]:
+    """Tokens as a change returns them: compared without their last-used time, which the
+    store's change results take from the database only, not from the times not yet
+    flushed (`get` and `page` merge those; the model checks them there)."""
+    return tuple(replace(token, last_used_at=None) for token in tokens)
+
+
+def _at(seconds: int | None) -> datetime | None:
+    return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+# ---------------------------------------------------------------------------------------
+# Inputs: small alphabets, so that collisions (also case-folded ones) happen often.
+
+VALID_NAMES = [
+    "alpha",
+    "Alpha",
+    "ALPHA",
+    "ＡＬＰＨＡ",  # fullwidth: NFKC makes it ALPHA
+    "beta",
+    "ß",
+    "ss",
+    "SS",
+    "Straße",
+    "STRASSE",
+    "x",
+    "X",
+    "x (copy)",
+    "X (COPY 3)",
+    "x (copy 1)",
+    " gamma ",
+    "gamma",
+    "50% off",
+    "a_b",
+    # The last four are also seeded often: long names and copies are where duplicates
+    # are named with care.
+    "ﬀ" * 50,  # 100 characters once NFKC turns each ligature into "ff"
+    "x (copy 2)",
+    "y" * NAME_MAX,
+    "z" * 92 + " " + "w" * 7,  # shortening its copy leaves a trailing space to drop
+]
+INVALID_NAMES = [
+    "",
+    "   ",
+    "n" * (NAME_MAX + 1),
+    "ﬀ" * 51,  # 51 characters typed, 102 once normalised
+    "two\nlines",
+    "bidi\u202eoverride",
+    "zero\u200bwidth",
+    f"key {PASTED_SECRET}",
+]
+
+
+def mostly(valid: st.SearchStrategy[T], invalid: st.SearchStrategy[T]) -> st.SearchStrategy[T]:
+    """A valid value nine times out of ten, so that whole inputs are often accepted."""
+    return st.integers(0, 9).flatmap(lambda n: invalid if n == 0 else valid)
+
+
+NAMES = mostly(st.sampled_from(VALID_NAMES), st.sampled_from(INVALID_NAMES))
+DESCRIPTIONS = mostly(
+    st.sampled_from(
+        ["", "Nightly exports", "  padded  ", "line one\r\nline two", "d" * DESCRIPTION_MAX]
+    ),
+    st.sampled_from(
+        ["d" * (DESCRIPTION_MAX + 1), "tab\there", "bidi\u202e", f"uses {PASTED_SECRET}"]
+    ),
+)
+RIGHTS = mostly(
+    st.frozensets(st.sampled_from(SCOPES), min_size=1),
+    st.sampled_from([frozenset(), frozenset({"admin:everything"}), frozenset({*SCOPES, "x:y"})]),
+)
+CONTACTS = mostly(
+    st.sampled_from(["UCONTACT1", "UALICE001", "WBOB00001"]),
+    st.sampled_from(["not-a-user", "B0T000001", "U1"]),
+)
+ACTORS = st.sampled_from(["UALICE001", "UBOB00001"])
+REQUEST_KEYS = st.sampled_from([None] * 6 + ["k1", "k2"])
+VERSION_DELTAS = st.sampled_from([0, 0, 0, -1, 1])
+ADVANCES = st.sampled_from(
+    [
+        0,
+        0.5,
+        1,
+        59,
+        3600,
+        DAY_SECONDS - 1,
+        DAY_SECONDS,
+        6 * DAY_SECONDS,
+        7 * DAY_SECONDS,
+        23 * DAY_SECONDS,
+        30 * DAY_SECONDS,
+        31 * DAY_SECONDS,
+    ]
+)
+SEARCHES = st.sampled_from(
+    [
+        "",
+        "   ",
+        "alpha",
+        "ALP",
+        "ＡＬＰ",
+        "ß",
+        "ss",
+        "SS",
+        "%",
+        "_",
+        "50%",
+        "a_b",
+        "copy",
+        "(copy 2)",
+        " gamma ",
+        "x",
+        "ff",
+        "zzz",
+    ]
+)
+
+
+# ---------------------------------------------------------------------------------------
+# The model.
+
+
+@dataclass(repr=False)
+class ModelToken:
+    id: int
+    sid: str
+    name: str
+    description: str
+    enabled: bool
+    api_version: str
+    access_rights: tuple[str, ...]
+    primary_contact: str
+    secret: str
+    created_at: int
+    created_by: str
+    updated_at: int
+    updated_by: str
+    reset_at: int | None
+    last_used_at: int | None
+    row_version: int
+
+    def __repr__(self) -> str:
+        return f"<token {self.name[:30]!r} id={self.id} v{self.row_version}>"
+
+    def expected(self) -> Token:
+        return Token(
+            id=self.id,
+            sid=self.sid,
+            name=self.name,
+            description=self.description,
+            state=TokenState.ENABLED if self.enabled else TokenState.DISABLED,
+            api_version=self.api_version,
+            access_rights=self.access_rights,
+            primary_contact=self.primary_contact,
+            secret_hint=self.secret[-4:],
+            created_at=datetime.fromtimestamp(self.created_at, UTC),
+            created_by=self.created_by,
+            updated_at=datetime.fromtimestamp(self.updated_at, UTC),
+            updated_by=self.updated_by,
+            reset_at=_at(self.reset_at),
+            last_used_at=_at(self.last_used_at),
+            row_version=self.row_version,
+        )
+
+    def authorized(self) -> AuthorizedToken:
+        return AuthorizedToken(
+            id=self.id,
+            sid=self.sid,
+            name=self.name,
+            api_version=self.api_version,
+            access_rights=self.access_rights,
+        )
+
+    def touch(self, actor: str, now: int) -> None:
+        self.row_version += 1
+        self.updated_at = now
+        self.updated_by = actor
+
+
+class StoreModel(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.directory = Path(tempfile.mkdtemp(prefix="tokendesk-model-"))
+        self.path = self.directory / "tokendesk.db"
+        self.clock = FakeClock(START)
+        self.store: Store | None = None
+        self.versions: tuple[str, ...] = ALL_VERSIONS
+        # The model.
+        self.tokens: dict[str, ModelToken] = {}  # the live tokens, by SID
+        self.ever: list[ModelToken] = []  # every token ever created, deleted ones too
+        self.secrets: list[tuple[str, str]] = []  # every secret issued, with its token's SID
+        self.api_access = False
+        self.claims: dict[str, int] = {}  # request key → when a committed change used it
+        self.unflushed: set[str] = set()  # SIDs used since the last flush
+        self.audit: list[tuple[str, str | None, str]] = []  # (action, SID, actor)
+
+    # Driving the async store ---------------------------------------------------------
+
+    def run(self, awaitable: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(awaitable)
+
+    @property
+    def s(self) -> Store:
+        assert self.store is not None
+        return self.store
+
+    def outcome(
+        self,
+        what: str,
+        awaitable: Coroutine[Any, Any, T],
+        expected: type[StoreError] | None,
+        fields: set[str] | None = None,
+    ) -> T | None:
+        """Run a store call; check it raised exactly what the model expects (None: success)."""
+        wanted = expected.__name__ if expected else "success"
+        event(f"{what.split()[0].rstrip(':')}: {wanted}")  # shown by --hypothesis-show-statistics
+        try:
+            result = self.run(awaitable)
+        except StoreError as error:
+            assert type(error) is expected, f"{what}: store raised {error!r}, model: {wanted}"
+            if expected is InvalidInput:
+                assert isinstance(error, InvalidInput)
+                assert set(error.errors) == fields, f"{what}: fields {error.errors}"
+            return None
+        assert expected is None, f"{what}: store succeeded ({result!r}), model: {wanted}"
+        return result
+
+    async def _open(self) -> Store:
+        return await Store.open(
+            path=self.path,
+            secret_key=KEY,
+            api_versions=self.versions,
+            scopes=SCOPES,
+            clock=self.clock,
+            flush_seconds=3600.0,
+        )
+
+    def teardown(self) -> None:
+        try:
+            if self.store is not None:
+                self.run(self.store.close())
+            self.run(self.loop.shutdown_asyncgens())
+            self.run(self.loop.shutdown_default_executor())
+        finally:
+            self.loop.close()
+            shutil.rmtree(self.directory, ignore_errors=True)
+
+    # Model helpers ------------------------------------------------------------------
+
+    @property
+    def now(self) -> int:
+        return int(self.clock.now)
+
+    def claimed(self, request_key: str | None) -> bool:
+        if request_key is None or request_key not in self.claims:
+            return False
+        return self.claims[request_key] >= self.now - DAY_SECONDS
+
+    def claim(self, request_key: str | None) -> None:
+        if request_key is not None:
+            self.claims[request_key] = self.now
+
+    def live_keys(self, *, besides: str | None = None) -> set[str]:
+        return {key_of(t.name) for t in self.tokens.values() if t.sid != besides}
+
+    def pick(self, data: st.DataObject) -> ModelToken:
+        """A reference to a token as a card or a confirmation holds it: mostly a live one,
+        sometimes one deleted since."""
+        live = [t for t in self.ever if t.sid in self.tokens]  # creation order: replayable
+        if live and data.draw(st.integers(0, 4), label="live?") > 0:
+            return data.draw(st.sampled_from(live), label="token")
+        return data.draw(st.sampled_from(self.ever), label="token")
+
+    def refusal(
+        self, token: ModelToken, row_version: int, request_key: str | None
+    ) -> type[StoreError] | None:
+        """What refuses a change that carries a row version: a request already applied, a
+        token deleted since, or one changed since."""
+        if self.claimed(request_key):
+            return AlreadyApplied
+        if token.sid not in self.tokens:
+            return TokenNotFound
+        if row_version != token.row_version:
+            return StaleVersion
+        return None
+
+    def issued(
+        self,
+        issued: IssuedToken,
+        actor: str,
+        *,
+        name: str,
+        description: str,
+        api_version: str,
+        access_rights: tuple[str, ...],
+        primary_contact: str,
+    ) -> ModelToken:
+        """Add a token the store just created (by create or duplicate), after checking what
+        the model cannot predict: its id, SID and secret are new ones."""
+        token, secret, what = issued.token, issued.secret, f"new token {name!r}"
+        assert token.sid not in {t.sid for t in self.ever}, f"{what}: SID {token.sid} reused"
+        earlier = [t for t in self.ever if t.id == token.id]
+        assert not earlier, (
+            f"{what}: id {token.id} was the id of deleted token {earlier[0].sid}; a stale"
+            " card button or confirmation for that token now acts on this one"
+        )
+        assert re.fullmatch(r"tdk_[0-9A-Za-z]{38}", secret) and _holds_secret(secret)
+        assert all(secret != known for known, _ in self.secrets), f"{what}: secret reused"
+        created = ModelToken(
+            id=token.id,
+            sid=token.sid,
+            name=name,
+            description=description,
+            enabled=True,
+            api_version=api_version,
+            access_rights=access_rights,
+            primary_contact=primary_contact,
+            secret=secret,
+            created_at=self.now,
+            created_by=actor,
+            updated_at=self.now,
+            updated_by=actor,
+            reset_at=None,
+            last_used_at=None,
+            row_version=1,
+        )
+        self.ever.append(created)
+        self.tokens[created.sid] = created
+        self.secrets.append((secret, created.sid))
+        assert token == created.expected(), what
+        return created
+
+    def verdict(self, secret: str, sid: str | None) -> ModelToken | None:
+        owner_sid = next((o for s, o in self.secrets if s == secret), None)
+        owner = self.tokens.get(owner_sid) if owner_sid else None
+        if owner is None or owner.secret != secret:
+            return None
+        if sid is not None and sid != owner.sid:
+            return None
+        if not owner.enabled or not self.api_access:
+            return None
+        return owner
+
+    # Set-up ------------------------------------------------------------------------------
+
+    @initialize(
+        versions=st.sampled_from([ALL_VERSIONS, ALL_VERSIONS[:1], ALL_VERSIONS[:2]]),
+        seed=st.lists(
+            st.tuples(
+                st.sampled_from(VALID_NAMES) | st.sampled_from(VALID_NAMES[-4:]),
+                st.sampled_from([0, 1, 7, 23, 30]),
+            ),
+            max_size=4,
+        ),
+        api_access=st.booleans(),
+    )
+    def open_store(
+        self, versions: tuple[str, ...], seed: list[tuple[str, int]], api_access: bool
+    ) -> None:
+        """Open the store (maybe on an older catalog, so that Upgrade has work to do) with a
+        few tokens already, some created in the same second, some days apart (bucket
+        boundaries), so that every example has something to act on."""
+        self.versions = versions
+        self.store = self.run(self._open())
+        self.set_api_access("UALICE001", api_access)
+        for name, days in seed:
+            self.create("UALICE001", name, "", frozenset(SCOPES[:1]), "UCONTACT1", None)
+            self.clock.advance(days * DAY_SECONDS)
+
+    # Rules -------------------------------------------------------------------------------
+
+    @rule(seconds=ADVANCES)
+    def advance_clock(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    @rule(
+        actor=ACTORS,
+        raw_name=NAMES,
+        raw_description=DESCRIPTIONS,
+        raw_rights=RIGHTS,
+        raw_contact=CONTACTS,
+        request_key=REQUEST_KEYS,
+    )
+    def create(
+        self,
+        actor: str,
+        raw_name: str,
+        raw_description: str,
+        raw_rights: frozenset[str],
+        raw_contact: str,
+        request_key: str | None,
+    ) -> None:
+        name = model_name(raw_name)
+        description = model_description(raw_description)
+        rights = model_rights(raw_rights)
+        contact = model_contact(raw_contact)
+        bad = {
+            field
+            for field, value in (
+                ("name", name),
+                ("description", description),
+                ("access_rights", rights),
+                ("primary_contact", contact),
+            )
+            if value is None
+        }
+        expected: type[StoreError] | None = None
+        if bad:
+            expected = InvalidInput
+        elif self.claimed(request_key):
+            expected = AlreadyApplied
+        elif key_of(name or "") in self.live_keys():
+            expected = NameTaken
+        issued = self.outcome(
+            f"create {raw_name!r}",
+            self.s.tokens.create(
+                actor=actor,
+                name=raw_name,
+                description=raw_description,
+                access_rights=raw_rights,
+                primary_contact=raw_contact,
+                request_key=request_key,
+            ),
+            expected,
+            bad,
+        )
+        if issued is None:
+            return
+        assert name is not None and description is not None
+        assert rights is not None and contact is not None
+        created = self.issued(
+            issued,
+            actor,
+            name=name,
+            description=description,
+            api_version=self.versions[-1],
+            access_rights=rights,
+            primary_contact=contact,
+        )
+        self.claim(request_key)
+        self.audit.append(("create", created.sid, actor))
+
+    @precondition(lambda self: self.ever)
+    @rule(
+        data=st.data(),
+        actor=ACTORS,
+        raw_name=st.none() | NAMES,
+        raw_description=st.none() | DESCRIPTIONS,
+        raw_rights=st.none() | RIGHTS,
+        raw_contact=st.none() | CONTACTS,
+        delta=VERSION_DELTAS,
+        request_key=REQUEST_KEYS,
+    )
+    def edit(
+        self,
+        data: st.DataObject,
+        actor: str,
+        raw_name: str | None,
+        raw_description: str | None,
+        raw_rights: frozenset[str] | None,
+        raw_contact: str | None,
+        delta: int,
+        request_key: str | None,
+    ) -> None:
+        token = self.pick(data)
+        row_version = token.row_version + delta
+        given: dict[str, Any] = {}
+        if raw_name is not None:
+            given["name"] = model_name(raw_name)
+        if raw_description is not None:
+            given["description"] = model_description(raw_description)
+        if raw_rights is not None:
+            given["access_rights"] = model_rights(raw_rights)
+        if raw_contact is not None:
+            given["primary_contact"] = model_contact(raw_contact)
+        bad = {field for field, value in given.items() if value is None}
+        wanted = {field: value for field, value in given.items() if value is not None}
+        changes = {f: v for f, v in wanted.items() if getattr(token, f) != v}
+        expected: type[StoreError] | None = None
+        if bad:
+            expected = InvalidInput
+        else:
+            expected = self.refusal(token, row_version, request_key)
+        if expected is None and "name" in changes:
+            if key_of(changes["name"]) in self.live_keys(besides=token.sid):
+                expected = NameTaken
+        edit = TokenEdit(
+            name=raw_name,
+            description=raw_description,
+            access_rights=raw_rights,
+            primary_contact=raw_contact,
+        )
+        change = self.outcome(
+            f"edit {token.sid} {edit!r}",
+            self.s.tokens.edit(
+                actor=actor,
+                token_id=token.id,
+                row_version=row_version,
+                edit=edit,
+                request_key=request_key,
+            ),
+            expected,
+            bad,
+        )
+        if change is None:
+            return
+        self.claim(request_key)
+        before = token.expected()
+        if changes:
+            for field, value in changes.items():
+                setattr(token, field, value)
+            token.touch(actor, self.now)
+            self.audit.append(("edit", token.sid, actor))
+        assert change.changed == bool(changes)
+        assert unused(change.before, change.after) == unused(before, token.expected())
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
+    def duplicate(
+        self, data: st.DataObject, actor: str, delta: int, request_key: str | None
+    ) -> None:
+        source = self.pick(data)
+        row_version = source.row_version + delta
+        expected = self.refusal(source, row_version, request_key)
+        issued = self.outcome(
+            f"duplicate {source.sid} {source.name!r}",
+            self.s.tokens.duplicate(
+                actor=actor, token_id=source.id, row_version=row_version, request_key=request_key
+            ),
+            expected,
+        )
+        name = model_copy_name(source.name, self.live_keys())
+        if issued is None:
+            return
+        event(f"duplicate: named {name.rsplit('(', 1)[-1]}")
+        copy = self.issued(
+            issued,
+            actor,
+            name=name,
+            description=source.description,
+            api_version=source.api_version,
+            access_rights=source.access_rights,
+            primary_contact=source.primary_contact,
+        )
+        self.claim(request_key)
+        self.audit.append(("duplicate", copy.sid, actor))
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
+    def reset(self, data: st.DataObject, actor: str, delta: int, request_key: str | None) -> None:
+        token = self.pick(data)
+        row_version = token.row_version + delta
+        expected = self.refusal(token, row_version, request_key)
+        issued = self.outcome(
+            f"reset {token.sid}",
+            self.s.tokens.reset(
+                actor=actor, token_id=token.id, row_version=row_version, request_key=request_key
+            ),
+            expected,
+        )
+        if issued is None:
+            return
+        assert _holds_secret(issued.secret)
+        assert all(issued.secret != known for known, _ in self.secrets), "reset: secret reused"
+        token.secret = issued.secret
+        token.reset_at = self.now
+        token.touch(actor, self.now)
+        self.secrets.append((issued.secret, token.sid))
+        self.claim(request_key)
+        self.audit.append(("reset", token.sid, actor))
+        assert unused(issued.token) == unused(token.expected())
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
+    def upgrade(self, data: st.DataObject, actor: str, delta: int, request_key: str | None) -> None:
+        token = self.pick(data)
+        row_version = token.row_version + delta
+        expected = self.refusal(token, row_version, request_key)
+        if expected is None and token.api_version == self.versions[-1]:
+            expected = AlreadyNewestVersion
+        upgraded = self.outcome(
+            f"upgrade {token.sid} from {token.api_version}",
+            self.s.tokens.upgrade(
+                actor=actor, token_id=token.id, row_version=row_version, request_key=request_key
+            ),
+            expected,
+        )
+        if upgraded is None:
+            return
+        token.api_version = self.versions[-1]
+        token.touch(actor, self.now)
+        self.claim(request_key)
+        self.audit.append(("upgrade", token.sid, actor))
+        assert unused(upgraded) == unused(token.expected())
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), actor=ACTORS, enabled=st.booleans())
+    def set_enabled(self, data: st.DataObject, actor: str, enabled: bool) -> None:
+        token = self.pick(data)
+        expected = None if token.sid in self.tokens else TokenNotFound
+        change = self.outcome(
+            f"{'enable' if enabled else 'disable'} {token.sid}",
+            self.s.tokens.set_enabled(actor=actor, token_id=token.id, enabled=enabled),
+            expected,
+        )
+        if change is None:
+            return
+        before = token.expected()
+        moved = token.enabled != enabled
+        if moved:
+            token.enabled = enabled
+            token.touch(actor, self.now)
+            self.audit.append(("enable" if enabled else "disable", token.sid, actor))
+        assert change.changed == moved
+        assert unused(change.before, change.after) == unused(before, token.expected())
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
+    def delete(self, data: st.DataObject, actor: str, delta: int, request_key: str | None) -> None:
+        token = self.pick(data)
+        row_version = token.row_version + delta
+        expected = self.refusal(token, row_version, request_key)
+        deleted = self.outcome(
+            f"delete {token.sid}",
+            self.s.tokens.delete(
+                actor=actor, token_id=token.id, row_version=row_version, request_key=request_key
+            ),
+            expected,
+        )
+        if deleted is None:
+            return
+        assert unused(deleted) == unused(token.expected())
+        del self.tokens[token.sid]
+        self.unflushed.discard(token.sid)
+        self.claim(request_key)
+        self.audit.append(("delete", token.sid, actor))
+
+    @rule(actor=ACTORS, enabled=st.booleans())
+    def set_api_access(self, actor: str, enabled: bool) -> None:
+        changed = self.run(self.s.tokens.set_api_access(actor=actor, enabled=enabled))
+        assert changed == (enabled != self.api_access)
+        if changed:
+            self.api_access = enabled
+            self.audit.append(("api_access", None, actor))
+
+    @precondition(lambda self: self.secrets)
+    @rule(
+        data=st.data(),
+        garbage=st.sampled_from([None, None, None, "", BAD_CHECKSUM, PASTED_SECRET, "tdk_x"]),
+        which_sid=st.sampled_from(["none", "owner", "owner", "other", "lowercase"]),
+    )
+    def verify(self, data: st.DataObject, garbage: str | None, which_sid: str) -> None:
+        secret, owner_sid = data.draw(st.sampled_from(self.secrets), label="secret")
+        if garbage is not None:
+            secret = garbage
+        sid: str | None = {
+            "none": None,
+            "owner": owner_sid,
+            "other": next((t.sid for t in self.ever if t.sid != owner_sid), "TDNOPE"),
+            "lowercase": owner_sid.lower(),
+        }[which_sid]
+        owner = self.verdict(secret, sid)
+        answer = self.s.tokens.verify(secret, sid)
+        assert answer == (owner.authorized() if owner else None), f"verify sid={which_sid}"
+        if owner is not None:
+            owner.last_used_at = self.now
+            self.unflushed.add(owner.sid)
+
+    @precondition(lambda self: self.secrets)
+    @rule(data=st.data())
+    def find_by_secret(self, data: st.DataObject) -> None:
+        secret, owner_sid = data.draw(st.sampled_from(self.secrets), label="secret")
+        owner = self.tokens.get(owner_sid)
+        expected = owner.expected() if owner and owner.secret == secret else None
+        assert self.run(self.s.tokens.find_by_secret(secret=secret)) == expected
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), by_sid=st.booleans())
+    def get(self, data: st.DataObject, by_sid: bool) -> None:
+        token = self.pick(data)
+        alive = token.sid in self.tokens
+        found = self.outcome(
+            f"get {token.sid} (id {token.id}) by {'SID' if by_sid else 'id'}",
+            self.s.tokens.get_by_sid(sid=token.sid)
+            if by_sid
+            else self.s.tokens.get(token_id=token.id),
+            None if alive else TokenNotFound,
+        )
+        if alive:
+            assert found == token.expected()
+
+    @rule(
+        search=SEARCHES,
+        created_on=st.none() | st.sampled_from(CreatedOn),
+        state=st.none() | st.sampled_from(TokenState),
+        offset=st.integers(0, 12),
+        limit=st.integers(1, 12) | st.just(PAGE_MAX),
+    )
+    def list_page(
+        self,
+        search: str,
+        created_on: CreatedOn | None,
+        state: TokenState | None,
+        offset: int,
+        limit: int,
+    ) -> None:
+        filters = TokenFilter(name=search, created_on=created_on, state=state)
+        chosen = self.newest_first([t for t in self.tokens.values() if self.matches(t, filters)])
+        page = self.run(self.s.tokens.page(filters=filters, offset=offset, limit=limit))
+        assert page.total == len(chosen), f"total for {filters!r}"
+        assert page.offset == offset
+        assert page.tokens == tuple(t.expected() for t in chosen[offset : offset + limit])
+        if created_on is not None and chosen:
+            event(f"list: {created_on.value} matched some")
+
+    @rule()
+    def flush_last_used(self) -> None:
+        assert self.run(self.s.tokens.flush_last_used()) == len(self.unflushed)
+        self.unflushed.clear()
+
+    @rule(newer_version=st.booleans())
+    def reopen(self, newer_version: bool) -> None:
+        """Close and open again (one instance per database), maybe with a newer version."""
+        refused = self.outcome("reopen: a second instance", self._open(), StartupRefused)
+        assert refused is None
+        self.run(self.s.close())
+        self.store = None
+        if newer_version and len(self.versions) < len(ALL_VERSIONS):
+            self.versions = ALL_VERSIONS[: len(self.versions) + 1]
+        self.store = self.run(self._open())
+        self.unflushed.clear()
+
+    @rule()
+    def audit_log(self) -> None:
+        async def everything() -> list[tuple[str, str | None, str]]:
+            return [(e.action, e.token_sid, e.actor) async for e in self.s.audit.since()]
+
+        assert self.run(everything()) == self.audit
+
+    # Invariants ------------------------------------------------------------------------
+
+    def matches(self, token: ModelToken, filters: TokenFilter) -> bool:
+        """Name part (case-folded, `%` and `_` literal), created-on bucket in whole seconds
+        (within the last 7 or 30 days inclusive, or earlier than 30 days ago), and state."""
+        part = key_of(filters.name.strip())
+        if part and part not in key_of(token.name):
+            return False
+        age = self.now - token.created_at
+        if filters.created_on is CreatedOn.LAST_7_DAYS and age > 7 * DAY_SECONDS:
+            return False
+        if filters.created_on is CreatedOn.LAST_30_DAYS and age > 30 * DAY_SECONDS:
+            return False
+        if filters.created_on is CreatedOn.MORE_THAN_30_DAYS and age <= 30 * DAY_SECONDS:
+            return False
+        return filters.state is None or token.enabled == (filters.state is TokenState.ENABLED)
+
+    def newest_first(self, tokens: list[ModelToken]) -> list[ModelToken]:
+        return sorted(tokens, key=lambda t: (t.created_at, t.id), reverse=True)
+
+    @invariant()
+    def everything_matches(self) -> None:
+        if self.store is None:
+            return
+        shown: list[Token] = []
+        while True:
+            page = self.run(self.s.tokens.page(offset=len(shown), limit=PAGE_MAX))
+            assert page.total == len(self.tokens)
+            shown.extend(page.tokens)
+            if len(page.tokens) < PAGE_MAX:
+                break
+        assert shown == [t.expected() for t in self.newest_first(list(self.tokens.values()))]
+        assert self.s.tokens.count == len(self.tokens)
+        assert self.s.tokens.api_access == self.api_access
+        assert self.s.tokens.newest_version == self.versions[-1]
+        for token in shown:
+            assert model_name(token.name) == token.name, f"stored name {token.name!r}"
+        assert len({key_of(t.name) for t in shown}) == len(shown)
+        # Every filter on its own, at this moment (bucket boundaries included).
+        for filters in (
+            [TokenFilter(created_on=c) for c in CreatedOn]
+            + [TokenFilter(state=s) for s in TokenState]
+            + [TokenFilter(name=n) for n in ("%", "_", "ß", "ＡＬＰ", "(copy 2)")]
+        ):
+            page = self.run(self.s.tokens.page(filters=filters, limit=PAGE_MAX))
+            matching = self.newest_first(
+                [t for t in self.tokens.values() if self.matches(t, filters)]
+            )
+            assert [t.sid for t in page.tokens] == [t.sid for t in matching], f"{filters!r}"
+            assert page.total == len(matching), f"total for {filters!r}"
+
+    @invariant()
+    def one_secret_per_token(self) -> None:
+        """Of the secrets ever issued for a token, exactly its current one passes the check
+        (with API access on and the token enabled); no other secret does."""
+        if self.store is None:
+            return
+        passing: dict[str, int] = {}
+        for secret, owner_sid in self.secrets:
+            owner = self.verdict(secret, None)
+            answer = self.s.tokens.verify(secret)
+            assert answer == (owner.authorized() if owner else None), f"verify of {owner_sid}"
+            assert self.s.tokens.verify(secret, owner_sid) == answer, "with its own SID"
+            for other in ("TDNOPE", owner_sid.lower(), *(t.sid for t in self.ever[:3])):
+                if other != owner_sid:
+                    assert self.s.tokens.verify(secret, other) is None, f"with SID {other}"
+            if owner is not None:
+                passing[owner.sid] = passing.get(owner.sid, 0) + 1
+                owner.last_used_at = self.now
+                self.unflushed.add(owner.sid)
+        usable = {t.sid for t in self.tokens.values() if t.enabled and self.api_access}
+        assert passing == dict.fromkeys(usable, 1)
+
+
+StoreModel.TestCase.settings = settings(
+    max_examples=MAX_EXAMPLES,
+    stateful_step_count=STEPS,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    # No explain phase: for a machine this size it would rerun a failure for minutes.
+    phases=[phase for phase in Phase if phase is not Phase.explain],
+)
+TestStoreModel = StoreModel.TestCase
