@@ -34,7 +34,7 @@ async def standin() -> AsyncIterator[SlackStandIn]:
 
 @pytest.fixture
 def settings(tmp_path: Path, standin: SlackStandIn) -> Settings:
-    return Settings(  # type: ignore[call-arg]
+    return Settings(
         _env_file=None,
         slack_bot_token="xoxb-test",
         slack_signing_secret=SIGNING_SECRET,
