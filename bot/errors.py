@@ -13,6 +13,7 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.response import BoltResponse
 
 from bot.background import spawn
+from bot.blocks.common import mention, slack_date
 from bot.blocks.modals import message_view
 from storage.errors import InvalidInput, StaleVersion, StoreBusy, StoreError, TokenNotFound
 
@@ -51,9 +52,8 @@ def user_message(error: Exception) -> str:
         return "That token no longer exists."
     if isinstance(error, StaleVersion):
         return (
-            f"That token was changed by <@{error.changed_by}> at"
-            f" <!date^{int(error.changed_at.timestamp())}^{{date_short_pretty}} {{time}}|"
-            f"{error.changed_at:%Y-%m-%d %H:%M} UTC>. Nothing was applied; look again and retry."
+            f"That token was changed by {mention(error.changed_by)}"
+            f" {slack_date(error.changed_at)}. Nothing was applied; look again and retry."
         )
     if isinstance(error, InvalidInput | StoreError):
         return str(error)

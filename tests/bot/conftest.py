@@ -3,7 +3,9 @@ Slack stand-in, on a real SQLite file."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import io
+import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.app import create_app
 from bot.background import drain
+from bot.logs import CAPPED_LOGGERS, configure_logging
 from bot.server import create_web_app, open_store
 from bot.settings import Settings
 from storage.store import Store
@@ -84,3 +87,17 @@ async def slack(app_url: str, standin: SlackStandIn) -> AsyncIterator[SlackClien
         f"{app_url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
     ) as client:
         yield client
+
+
+@pytest.fixture
+def captured_log() -> Iterator[io.StringIO]:
+    """The app's own logging configuration at DEBUG (masking included), into a buffer."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    levels = {name: logging.getLogger(name).level for name in CAPPED_LOGGERS}
+    buffer = io.StringIO()
+    configure_logging("DEBUG", stream=buffer)
+    yield buffer
+    root.handlers, root.level = saved[0], saved[1]
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)

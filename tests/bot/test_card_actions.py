@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -21,7 +20,6 @@ from aiohttp import web
 from bot import notify
 from bot.background import drain
 from bot.blocks.common import Message
-from bot.logs import CAPPED_LOGGERS, configure_logging
 from bot.settings import Settings
 from storage.credentials import generate_secret, load_or_create_key
 from storage.errors import TokenNotFound
@@ -91,20 +89,6 @@ async def store(settings: Settings, legacy_tokens: tuple[str, ...]) -> AsyncIter
 async def specialist(store: Store) -> str:
     await store.roles.grant_user(actor=ADMIN, user_id=SPECIALIST, role=Role.SPECIALIST)
     return SPECIALIST
-
-
-@pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    """The app's own logging configuration at DEBUG, writing to a buffer."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in CAPPED_LOGGERS}
-    buffer = io.StringIO()
-    configure_logging("DEBUG", stream=buffer)
-    yield buffer
-    root.handlers, root.level = saved[0], saved[1]
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 # -- waiting for the work after the ack ------------------------------------------------

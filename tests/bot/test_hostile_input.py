@@ -17,7 +17,6 @@ import asyncio
 import base64
 import io
 import json
-import logging
 import re
 import time
 import uuid
@@ -36,7 +35,6 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.auth_check import auth_check
 from bot.background import drain
-from bot.logs import CAPPED_LOGGERS, configure_logging
 from bot.modal_context import ModalContext
 from bot.server import create_web_app
 from bot.settings import Settings
@@ -257,20 +255,6 @@ async def settle() -> None:
 
 
 @pytest.fixture
-def log() -> Iterator[io.StringIO]:
-    """The app's own logging set-up at DEBUG, into a buffer (as in production, masked)."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in CAPPED_LOGGERS}
-    buffer = io.StringIO()
-    configure_logging("DEBUG", stream=buffer)
-    yield buffer
-    root.handlers, root.level = saved[0], saved[1]
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-
-
-@pytest.fixture
 async def seeded(store: Store) -> tuple[Token, Secrets]:
     await store.tokens.set_api_access(actor=ADMIN, enabled=True)
     issued = await store.tokens.create(
@@ -449,11 +433,11 @@ def sweep_of(
     slack: SlackClient,
     standin: SlackStandIn,
     store: Store,
-    log: io.StringIO,
+    captured_log: io.StringIO,
     seeded: tuple[Token, Secrets],
 ) -> Callable[[str], Sweep]:
     def make(title: str) -> Sweep:
-        return Sweep(title, slack, standin, store, log, seeded[1])
+        return Sweep(title, slack, standin, store, captured_log, seeded[1])
 
     return make
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +13,6 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.background import drain
 from bot.errors import after_ack
-from bot.logs import CAPPED_LOGGERS, configure_logging
 from bot.server import create_web_app
 from storage.credentials import generate_secret
 from storage.models import Role
@@ -158,20 +156,6 @@ async def test_a_revoked_user_is_refused_on_the_next_request(
     await store.roles.revoke_user(actor=ADMIN, user_id=SPECIALIST)
     refused = await slack.slash_command(SPECIALIST, "help")
     assert all(role in refused.body["text"] for role in ROLES)
-
-
-@pytest.fixture
-def captured_log() -> Iterator[io.StringIO]:
-    """The app's own logging configuration at DEBUG, writing to a buffer."""
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    levels = {name: logging.getLogger(name).level for name in CAPPED_LOGGERS}
-    buffer = io.StringIO()
-    configure_logging("DEBUG", stream=buffer)
-    yield buffer
-    root.handlers, root.level = saved[0], saved[1]
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
 
 
 async def test_an_unexpected_error_shows_a_reference_and_logs_it(

@@ -8,26 +8,12 @@ import pytest
 
 from storage.models import IssuedToken
 from storage.store import Store
+from tests.storage.support_durability import KEY, SCOPES, VERSIONS, FakeClock
 
-KEY = bytes(range(32))
-VERSIONS = ("v1", "v2", "v3")
-SCOPES = ("reports:read", "reports:write", "actions:write")
 BOOTSTRAP_ADMIN = "UBOOT0001"
-START = 1_790_000_000.0
 DAY_SECONDS = 86_400
 
 OpenStore = Callable[..., Awaitable[Store]]
-
-
-class FakeClock:
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

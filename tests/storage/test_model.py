@@ -59,7 +59,8 @@ from storage.models import (
     TokenState,
 )
 from storage.store import Store
-from tests.storage.conftest import DAY_SECONDS, KEY, SCOPES, START, FakeClock
+from tests.storage.conftest import DAY_SECONDS
+from tests.storage.support_durability import KEY, SCOPES, START, FakeClock
 
 LONG = os.environ.get("TOKENDESK_LONG_TESTS") == "1"
 MAX_EXAMPLES = 1000 if LONG else 50
