@@ -65,9 +65,9 @@ from bot.listing import list_message
 from bot.server import create_web_app, open_store
 from bot.settings import Settings
 from bot.slack_client import create_web_client
+from slack_standin.client import signed_headers
+from slack_standin.server import SlackStandIn
 from storage.store import Store
-from tests.slack.client import signed_headers
-from tests.slack.standin import SlackStandIn
 
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-test"  # what the stand-in accepts
@@ -188,7 +188,7 @@ class Signed:
 
 
 def slash_command(standin: SlackStandIn) -> Signed:
-    """An admin's `/tokens`, as tests/slack/client.py's `slash_command` forms it, signed now."""
+    """An admin's `/tokens`, as slack_standin/client.py's `slash_command` forms it, signed now."""
     form = {
         "token": "verification-token-unused",
         "team_id": standin.team_id,

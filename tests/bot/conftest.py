@@ -17,9 +17,9 @@ from bot.background import drain
 from bot.logs import CAPPED_LOGGERS, configure_logging
 from bot.server import create_web_app, open_store
 from bot.settings import Settings
+from slack_standin.client import SlackClient
+from slack_standin.server import SlackStandIn
 from storage.store import Store
-from tests.slack.client import SlackClient
-from tests.slack.standin import SlackStandIn
 
 SIGNING_SECRET = "test-signing-secret"
 ADMIN = "UADMIN001"

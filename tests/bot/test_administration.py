@@ -27,12 +27,12 @@ from bot.app import create_app
 from bot.background import drain
 from bot.memberships import SlackGroupMemberships
 from bot.settings import Settings
+from slack_standin.blockkit import check_message
+from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container
+from slack_standin.server import ResponsePost, SlackStandIn
 from storage.models import AuditEvent, Role, TokenEdit
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
-from tests.slack.blockkit import check_message
-from tests.slack.client import Reply, SlackClient, action_for, ephemeral_container
-from tests.slack.standin import ResponsePost, SlackStandIn
 
 Body = dict[str, Any]
 ROLES = ("Account Administrators", "Implementation Specialists")

@@ -21,14 +21,14 @@ from bot import notify
 from bot.background import drain
 from bot.blocks.common import Message
 from bot.settings import Settings
+from slack_standin.blockkit import check_message, check_view
+from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container, fill
+from slack_standin.server import SlackStandIn
 from storage.credentials import generate_secret, load_or_create_key
 from storage.errors import TokenNotFound
 from storage.models import IssuedToken, Role, Token, TokenState
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, serve
-from tests.slack.blockkit import check_message, check_view
-from tests.slack.client import Reply, SlackClient, action_for, ephemeral_container, fill
-from tests.slack.standin import SlackStandIn
 
 Body = dict[str, Any]
 CHANNEL, MESSAGE_TS = "C0TEST", "1700000000.000100"

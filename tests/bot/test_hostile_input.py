@@ -38,13 +38,13 @@ from bot.background import drain
 from bot.modal_context import ModalContext
 from bot.server import create_web_app
 from bot.settings import Settings
+from slack_standin.blockkit import check_message, check_view
+from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container, fill
+from slack_standin.server import Call, ResponsePost, SlackStandIn
 from storage.credentials import ALPHABET, generate_secret, is_valid_secret
 from storage.models import Token
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, serve
-from tests.slack.blockkit import check_message, check_view
-from tests.slack.client import Reply, SlackClient, action_for, ephemeral_container, fill
-from tests.slack.standin import Call, ResponsePost, SlackStandIn
 
 Body = dict[str, Any]
 CHANNEL, MESSAGE_TS = "C0TEST", "1700000000.000100"

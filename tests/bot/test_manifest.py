@@ -10,8 +10,8 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+from slack_standin.client import SlackClient
 from tests.bot.conftest import ADMIN
-from tests.slack.client import SlackClient
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = Path(__file__).parent / "manifest_schema" / "manifest.schema.1.0.0.json"

@@ -33,13 +33,13 @@ import pytest
 from bot.background import drain
 from bot.ids import ActionId, CallbackId
 from bot.settings import Settings
+from slack_standin.blockkit import check_message, check_view
+from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container, fill
+from slack_standin.server import Call, ResponsePost, SlackStandIn
 from storage.credentials import generate_secret
 from storage.models import Role, Token, TokenState
 from storage.store import Store
 from tests.bot.conftest import ADMIN
-from tests.slack.blockkit import check_message, check_view
-from tests.slack.client import Reply, SlackClient, action_for, ephemeral_container, fill
-from tests.slack.standin import Call, ResponsePost, SlackStandIn
 
 Body = dict[str, Any]
 T = TypeVar("T")

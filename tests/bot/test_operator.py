@@ -25,11 +25,11 @@ from pathlib import Path
 import pytest
 
 from bot.settings import Settings
+from slack_standin.client import SlackClient
 from storage.credentials import SecretHasher, key_file_for
 from storage.models import Role
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
-from tests.slack.client import SlackClient
 
 Result = subprocess.CompletedProcess[str]
 KEY = secrets.token_bytes(32)

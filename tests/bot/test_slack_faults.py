@@ -29,11 +29,11 @@ from bot.app import create_app
 from bot.background import drain
 from bot.settings import Settings
 from bot.slack_client import create_web_client
+from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container, fill
+from slack_standin.server import RESPONSE_URL_USES, TRIGGER_TTL, Call, ResponsePost, SlackStandIn
 from storage.models import IssuedToken, Token, TokenState
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST
-from tests.slack.client import Reply, SlackClient, action_for, ephemeral_container, fill
-from tests.slack.standin import RESPONSE_URL_USES, TRIGGER_TTL, Call, ResponsePost, SlackStandIn
 
 Body = dict[str, Any]
 Ledger = tuple[tuple[Token, ...], tuple[tuple[str, str | None], ...]]

@@ -14,13 +14,13 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from bot.background import drain
 from bot.errors import after_ack
 from bot.server import create_web_app
+from slack_standin.blockkit import check_message, check_view
+from slack_standin.client import SlackClient, button, ephemeral_container, overflow
+from slack_standin.server import SlackStandIn
 from storage.credentials import generate_secret
 from storage.models import Role
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, serve
-from tests.slack.blockkit import check_message, check_view
-from tests.slack.client import SlackClient, button, ephemeral_container, overflow
-from tests.slack.standin import SlackStandIn
 
 ROLES = ("Account Administrators", "Implementation Specialists")
 

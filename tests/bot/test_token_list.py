@@ -15,13 +15,13 @@ import pytest
 from bot.background import drain
 from bot.ids import ActionId
 from bot.settings import Settings
+from slack_standin.blockkit import check_message
+from slack_standin.client import SlackClient, action_for, ephemeral_container, fill
+from slack_standin.server import SlackStandIn
 from storage.credentials import ALPHABET, generate_secret, load_or_create_key
 from storage.models import IssuedToken, Role
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
-from tests.slack.blockkit import check_message
-from tests.slack.client import SlackClient, action_for, ephemeral_container, fill
-from tests.slack.standin import SlackStandIn
 
 Body = dict[str, Any]
 DAY = 86_400

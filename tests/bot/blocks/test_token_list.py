@@ -9,9 +9,9 @@ import pytest
 
 from bot.blocks.token_list import Notice, render_token_list
 from bot.list_view import ListView, view_from_state
+from slack_standin.blockkit import check_message
+from slack_standin.client import fill
 from storage.models import CreatedOn, Token, TokenFilter, TokenPage, TokenState
-from tests.slack.blockkit import check_message
-from tests.slack.client import fill
 
 WHEN = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 

@@ -16,8 +16,8 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.signature import Clock, SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
-from tests.slack.blockkit import check_blocks, check_message, check_view
-from tests.slack.client import (
+from slack_standin.blockkit import check_blocks, check_message, check_view
+from slack_standin.client import (
     Signing,
     SlackClient,
     action_for,
@@ -25,7 +25,7 @@ from tests.slack.client import (
     fill,
     signed_headers,
 )
-from tests.slack.standin import SlackStandIn
+from slack_standin.server import SlackStandIn
 
 SECRET = "test-signing-secret"
 Payload = dict[str, Any]

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from tests.slack.blockkit import check_message, check_view
+from slack_standin.blockkit import check_message, check_view
 
 TRIGGER_TTL = 3.0
 RESPONSE_URL_TTL = 30 * 60.0

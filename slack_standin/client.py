@@ -21,7 +21,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from tests.slack.standin import SlackStandIn
+from slack_standin.server import SlackStandIn
 
 Signing = Literal["valid", "bad", "stale", "none"]
 STALE_BY = 10 * 60  # Bolt refuses timestamps more than 5 minutes off
