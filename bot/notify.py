@@ -28,7 +28,11 @@ async def send_direct_messages(
         try:
             opened = await client.conversations_open(users=user_id)
             channel = opened["channel"]["id"]
-            await client.chat_postMessage(channel=channel, **message.as_dict())
+            # No previews: a token name or description may hold a URL, and Slack would
+            # fetch it and show whatever the page says beside the notice.
+            await client.chat_postMessage(
+                channel=channel, unfurl_links=False, unfurl_media=False, **message.as_dict()
+            )
         except (SlackApiError, SlackClientError, ClientError, OSError, TimeoutError) as error:
             reason = error.response.get("error") if isinstance(error, SlackApiError) else ""
             logger.warning(

@@ -1,4 +1,4 @@
-"""The operator commands of PRODUCT.md §5: `tokendesk backup`, `audit` and `roles`.
+"""The operator commands: `tokendesk backup`, `audit` and `roles`.
 
 They need only TOKENDESK_DB, never a Slack variable; they never create a database (nor a key
 file) and take no instance lock, so they run beside the app. Role changes go through the
@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import getpass
 import json
 import os
+import pwd
 import secrets
 import sqlite3
 import sys
@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from bot.settings import OperatorSettings, describe
 from storage.audit import AuditLog
-from storage.database import Database
+from storage.database import Database, file_uri
 from storage.errors import RoleChangeRefused, StartupRefused, StoreBusy
 from storage.models import AuditEvent
 from storage.roles import Roles, role_from_name
@@ -119,9 +119,9 @@ def backup(database: Path, target: Path, *, force: bool) -> str:
     except OSError as error:
         raise OperatorError(f"cannot write {target} ({error.strerror})", EXIT_UNUSABLE) from None
     try:
-        source = sqlite3.connect(f"file:{source_path.resolve()}?mode=ro", uri=True, timeout=1)
+        source = sqlite3.connect(file_uri(source_path, "ro"), uri=True, timeout=1)
         try:
-            copy = sqlite3.connect(temporary)
+            copy = sqlite3.connect(file_uri(temporary, "rw"), uri=True)
             try:
                 source.backup(copy)
                 # One self-contained file: no WAL to forget beside it.
@@ -193,13 +193,24 @@ async def export_audit(
         await database.close()
 
 
+def audit_actor(uid: int) -> str:
+    """Who ran a command, by the operating system's account rather than USER or LOGNAME,
+    which whoever runs it may set to anything."""
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        # An account without a passwd entry (a container's arbitrary uid).
+        name = str(uid)
+    return f"cli:{name}"
+
+
 async def roles_command(
     settings: OperatorSettings, arguments: argparse.Namespace, out: TextIO
 ) -> None:
     database = await Database.attach(settings.tokendesk_db)
     try:
         roles = Roles(database, admins=settings.tokendesk_admins, clock=time.time)
-        actor = f"cli:{getpass.getuser()}"
+        actor = audit_actor(os.getuid())
         if arguments.roles_command == "grant":
             role = role_from_name(arguments.role)
             await roles.grant_user(actor=actor, user_id=arguments.user_id, role=role)

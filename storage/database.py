@@ -1,9 +1,9 @@
 """One SQLite database owned by one process: connections, the instance lock, transactions.
 
-Writes go through one connection, one transaction at a time (an asyncio lock), and each
-transaction runs to its end even if the request that started it is cancelled, so that what
-is committed and what the in-memory state says never disagree. Reads use a second
-connection and so see committed data only (WAL).
+Writes go through one connection, one transaction at a time (an asyncio lock, waited for
+a bounded time), and each transaction runs to its end even if the request that started it
+is cancelled, so that what is committed and what the in-memory state says never disagree.
+Reads use a second connection and so see committed data only (WAL).
 """
 
 from __future__ import annotations
@@ -23,20 +23,12 @@ from storage.errors import StartupRefused, StoreBusy
 from storage.schema import LATEST_VERSION, migrate
 
 BUSY_TIMEOUT_SECONDS = 1.0
+# How long a change waits for the changes queued before it. With the busy timeout on top,
+# a change is applied or refused (StoreBusy) well before Slack's 3 s ack deadline.
+WRITE_WAIT_SECONDS = 1.5
 T = TypeVar("T")
 Row = tuple[Any, ...]
 Change = Callable[[aiosqlite.Connection], Awaitable[T]]
-
-
-def lock_file_for(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
-
-
-def create_private_file(path: Path) -> None:
-    """Create `path` owner-only if it does not exist. SQLite gives the WAL and shared-memory
-    files the database file's mode, so this keeps all three private."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.close(descriptor)
 
 
 def configure(connection: sqlite3.Connection) -> None:
@@ -59,29 +51,44 @@ class Database:
         writer: aiosqlite.Connection,
         reader: aiosqlite.Connection,
         lock_fd: int | None,
+        write_wait_seconds: float = WRITE_WAIT_SECONDS,
     ) -> None:
         self._writer = writer
         self._reader = reader
         self._lock_fd = lock_fd
         self._write_lock = asyncio.Lock()
+        self._write_wait_seconds = write_wait_seconds
 
     @classmethod
     async def open(
-        cls, path: Path, *, prepare: Callable[[sqlite3.Connection], None] | None = None
+        cls,
+        path: Path,
+        *,
+        prepare: Callable[[sqlite3.Connection], None] | None = None,
+        write_wait_seconds: float = WRITE_WAIT_SECONDS,
     ) -> Database:
-        """Lock, create (owner-only), migrate, let `prepare` check the data, then connect.
+        """Create (owner-only) and lock, migrate, let `prepare` check the data, then connect.
 
         Refuses with StartupRefused when another instance holds the database."""
-        lock_fd = _acquire_instance_lock(path)
+        lock_fd = _lock_database_file(path)
         try:
-            await asyncio.to_thread(_create_and_migrate, path, prepare)
+            await asyncio.to_thread(_migrate, path, prepare)
             writer = await _connect(path)
-            reader = await _connect(path)
-            await reader.execute("PRAGMA query_only = ON")
+            try:
+                reader = await _connect(path, query_only=True)
+            except BaseException:
+                await writer.close()
+                raise
         except BaseException:
+            # Only now that no connection of ours is open: see _lock_database_file.
             os.close(lock_fd)
             raise
-        return cls(writer=writer, reader=reader, lock_fd=lock_fd)
+        return cls(
+            writer=writer,
+            reader=reader,
+            lock_fd=lock_fd,
+            write_wait_seconds=write_wait_seconds,
+        )
 
     @classmethod
     async def attach(cls, path: Path) -> Database:
@@ -92,11 +99,11 @@ class Database:
         if not os.access(path, os.R_OK | os.W_OK):
             raise StartupRefused("TOKENDESK_DB", f"{path} is not readable and writable by you")
         try:
-            writer = await _connect(path, create=False)
+            writer = await _connect(path)
         except sqlite3.Error as error:
             raise StartupRefused("TOKENDESK_DB", f"cannot be opened ({error})") from None
         try:
-            reader = await _connect(path, create=False)
+            reader = await _connect(path)
         except BaseException:
             await writer.close()
             raise
@@ -122,6 +129,7 @@ class Database:
             await self._reader.close()
             await self._writer.close()
         if self._lock_fd is not None:
+            # Last, after the connections: see _lock_database_file.
             os.close(self._lock_fd)
 
     async def fetch_all(self, sql: str, parameters: Sequence[Any] = ()) -> list[Row]:
@@ -142,30 +150,51 @@ class Database:
         return await asyncio.shield(self._transact(change, after_commit))
 
     async def _transact(self, change: Change[T], after_commit: Callable[[T], None]) -> T:
-        async with self._write_lock:
+        try:
+            async with asyncio.timeout(self._write_wait_seconds):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            # The change never started: nothing was applied.
+            raise StoreBusy() from None
+        try:
+            return await self._commit(change, after_commit)
+        finally:
+            self._write_lock.release()
+
+    async def _commit(self, change: Change[T], after_commit: Callable[[T], None]) -> T:
+        try:
+            await self._writer.execute("BEGIN IMMEDIATE")
             try:
-                await self._writer.execute("BEGIN IMMEDIATE")
-                try:
-                    result = await change(self._writer)
-                    await self._writer.execute("COMMIT")
-                except BaseException:
-                    if self._writer.in_transaction:
-                        await self._writer.execute("ROLLBACK")
-                    raise
-            except sqlite3.OperationalError as error:
-                if is_busy(error):
-                    raise StoreBusy() from None
+                result = await change(self._writer)
+                await self._writer.execute("COMMIT")
+            except BaseException:
+                if self._writer.in_transaction:
+                    await self._writer.execute("ROLLBACK")
                 raise
-            after_commit(result)
-            return result
+        except sqlite3.OperationalError as error:
+            if is_busy(error):
+                raise StoreBusy() from None
+            raise
+        after_commit(result)
+        return result
 
 
-def _acquire_instance_lock(path: Path) -> int:
-    lock_path = lock_file_for(path)
+def _lock_database_file(path: Path) -> int:
+    """Open the database file, creating it owner-only (SQLite gives the WAL and shared-memory
+    files the database file's mode), and lock it for this instance.
+
+    The lock is on the file itself, not on a name: a second instance reaching the same file
+    through a symlink, a hard link or a relative path finds it taken. flock(2) locks are
+    independent of the POSIX locks SQLite takes on the same file (Linux, local file
+    systems), so the operator commands' connections beside the app are not blocked. But
+    closing any descriptor of a file drops every POSIX lock its process holds on it, so the
+    descriptor returned is closed only once no connection of ours is open."""
     try:
-        descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as error:
-        raise StartupRefused("TOKENDESK_DB", f"cannot be opened ({error.strerror})") from None
+        raise StartupRefused(
+            "TOKENDESK_DB", f"cannot be opened or created ({error.strerror})"
+        ) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -176,12 +205,10 @@ def _acquire_instance_lock(path: Path) -> int:
     return descriptor
 
 
-def _create_and_migrate(path: Path, prepare: Callable[[sqlite3.Connection], None] | None) -> None:
-    try:
-        create_private_file(path)
-    except OSError as error:
-        raise StartupRefused("TOKENDESK_DB", f"cannot be created ({error.strerror})") from None
-    connection = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+def _migrate(path: Path, prepare: Callable[[sqlite3.Connection], None] | None) -> None:
+    connection = sqlite3.connect(
+        file_uri(path, "rw"), uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
+    )
     try:
         configure(connection)
         migrate(connection)
@@ -193,16 +220,27 @@ def _create_and_migrate(path: Path, prepare: Callable[[sqlite3.Connection], None
         connection.close()
 
 
-async def _connect(path: Path, *, create: bool = True) -> aiosqlite.Connection:
-    # mode=rw: an operator's command must never create a database by mistake.
-    target = str(path) if create else f"file:{quote(str(path.resolve()))}?mode=rw"
+def file_uri(path: Path, mode: str) -> str:
+    """The SQLite URI of the file at `path`, opened with `mode` (`ro`, `rw`).
+
+    Every path reaches SQLite this way: quoted, because a `#` or `?` would cut the path
+    short (and drop `mode`, so that SQLite would create a stray file); and as a URI,
+    because SQLite may be built to read a plain path that starts with `file:` as one."""
+    return f"file:{quote(str(path.resolve()))}?mode={mode}"
+
+
+async def _connect(path: Path, *, query_only: bool = False) -> aiosqlite.Connection:
+    # mode=rw: a connection never creates a database. The app's own was created owner-only
+    # when it was locked; an operator's command must never create one by mistake.
     connection = await aiosqlite.connect(
-        target, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=not create
+        file_uri(path, "rw"), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, uri=True
     )
     try:
         await connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
         await connection.execute("PRAGMA synchronous = FULL")
         await connection.execute("PRAGMA foreign_keys = ON")
+        if query_only:
+            await connection.execute("PRAGMA query_only = ON")
     except BaseException:
         # An open aiosqlite connection's thread would keep the process alive.
         await connection.close()

@@ -1,4 +1,4 @@
-"""The field rules of PRODUCT.md §2, as pure functions shared by the store and the app."""
+"""The rules for a token's fields, as pure functions shared by the store and the app."""
 
 from __future__ import annotations
 
@@ -14,6 +14,38 @@ DESCRIPTION_MAX = 500
 # Control, format (bidi overrides, zero-width), surrogate, private-use and unassigned code
 # points, and the line and paragraph separators: none belongs in a name a person reads.
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+# Default_Ignorable_Code_Point, from the Unicode Character Database's
+# DerivedCoreProperties.txt (Unicode 14.0, the version of Python 3.11's unicodedata), with
+# adjacent ranges merged. These render as nothing, whatever their category (letters such
+# as the Hangul fillers, marks such as the combining grapheme joiner and the variation
+# selectors): one in a name makes a blank name, or a look-alike of another token's name.
+_DEFAULT_IGNORABLE = (
+    (0x00AD, 0x00AD),  # soft hyphen
+    (0x034F, 0x034F),  # combining grapheme joiner
+    (0x061C, 0x061C),  # Arabic letter mark
+    (0x115F, 0x1160),  # Hangul choseong and jungseong fillers
+    (0x17B4, 0x17B5),  # Khmer inherent vowels
+    (0x180B, 0x180F),  # Mongolian free variation selectors and vowel separator
+    (0x200B, 0x200F),  # zero-width space, joiners, directional marks
+    (0x202A, 0x202E),  # bidi embeddings and overrides
+    (0x2060, 0x206F),  # word joiner, invisible operators, bidi isolates
+    (0x3164, 0x3164),  # Hangul filler
+    (0xFE00, 0xFE0F),  # variation selectors 1-16
+    (0xFEFF, 0xFEFF),  # zero-width no-break space
+    (0xFFA0, 0xFFA0),  # halfwidth Hangul filler
+    (0xFFF0, 0xFFF8),  # unassigned
+    (0x1BCA0, 0x1BCA3),  # shorthand format controls
+    (0x1D173, 0x1D17A),  # musical symbol format controls
+    (0xE0000, 0xE0FFF),  # tags, variation selectors 17-256, unassigned
+)
+# Drawn as blank space, though not default-ignorable and not white space either.
+_BLANKS = "\u2800\U00016fe4\U0001d159"  # braille blank, Khitan filler, null notehead
+_INVISIBLE = re.compile(
+    "["
+    + "".join(f"\\U{first:08x}-\\U{last:08x}" for first, last in _DEFAULT_IGNORABLE)
+    + _BLANKS
+    + "]"
+)
 _SLACK_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
 _SLACK_GROUP_ID = re.compile(r"S[A-Z0-9]{2,20}")
 _COPY_SUFFIX = re.compile(r" \(copy(?: [1-9][0-9]*)?\)\Z")
@@ -22,7 +54,9 @@ SECRET_REFUSED = "looks like a Token Desk secret; never paste a secret into a to
 
 
 def _forbidden_character(text: str, *, allow_newlines: bool) -> bool:
-    return any(
+    """Whether `text` holds a control or an invisible character. Both are refused, never
+    silently dropped, so that a name is stored as its author saw it when typing it."""
+    return _INVISIBLE.search(text) is not None or any(
         unicodedata.category(character) in _FORBIDDEN_CATEGORIES
         and not (allow_newlines and character == "\n")
         for character in text

@@ -269,11 +269,17 @@ class Tokens:
 
     async def set_api_access(self, *, actor: str, enabled: bool) -> bool:
         """Turn account API access on or off; whether anything changed."""
-        if enabled == self._api_access:
-            return False
         value = "on" if enabled else "off"
 
-        async def write(connection: aiosqlite.Connection) -> None:
+        async def write(connection: aiosqlite.Connection) -> bool:
+            # Read under the write lock: of two clicks at once, the second sees the first's
+            # change and neither writes nor audits it again.
+            async with connection.execute(
+                "SELECT value FROM settings WHERE key = ?", (API_ACCESS_SETTING,)
+            ) as cursor:
+                current = await cursor.fetchone()
+            if (current is not None and current[0] == "on") == enabled:
+                return False
             await connection.execute(
                 "INSERT INTO settings (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -287,12 +293,12 @@ class Tokens:
                 before={"api_access": "off" if enabled else "on"},
                 after={"api_access": value},
             )
+            return True
 
-        def apply(_: None) -> None:
+        def apply(_: bool) -> None:
             self._api_access = enabled
 
-        await self._database.transact(write, after_commit=apply)
-        return True
+        return await self._database.transact(write, after_commit=apply)
 
     # Reading ---------------------------------------------------------------------------
 

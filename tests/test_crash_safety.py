@@ -42,7 +42,7 @@ from bench.seed import insert_rows, make_seed, spread_over_days
 from bot.logs import configure_logging
 from bot.settings import Settings
 from storage.credentials import generate_secret, load_or_create_key
-from storage.database import configure, create_private_file
+from storage.database import configure
 from storage.errors import AlreadyApplied, NameTaken, StaleVersion
 from storage.fields import copy_name, name_key
 from storage.models import Token, TokenEdit
@@ -764,7 +764,6 @@ class Windows:
 
 
 def time_migrations(path: Path) -> float:
-    create_private_file(path)
     connection = sqlite3.connect(path, isolation_level=None)
     try:
         configure(connection)
@@ -888,7 +887,7 @@ async def run_trial(
     assert integrity(path) == [("ok",)]
     assert user_version(path) == LATEST_VERSION
     # No temporary file, rollback journal or key file is left beside the database.
-    expected_files = {path.name, path.name + ".lock"}
+    expected_files = {path.name}
     leftovers = {file.name for file in directory.iterdir()}
     assert expected_files <= leftovers <= expected_files | {path.name + "-wal", path.name + "-shm"}
 

@@ -674,6 +674,8 @@ async def test_reset_warns_then_replaces_the_secret_and_tells_contact_and_actor(
         said = all_text(message)
         assert "Gateway" in said and f"<@{ADMIN}>" in said and "<!date^" in said
         assert "no longer works" in said
+        # A URL in a token's name must not make Slack fetch and preview the page.
+        assert (message.get("unfurl_links"), message.get("unfurl_media")) == (False, False)
         for value in (secret, issued.secret):
             assert value not in json.dumps(message)
             assert value[RANDOM_PART] not in json.dumps(message)

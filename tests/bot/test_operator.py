@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import getpass
 import io
 import json
 import os
+import pwd
 import secrets
 import sqlite3
 import stat
@@ -24,9 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from bot.operator import audit_actor
 from bot.settings import Settings
 from slack_standin.client import SlackClient
 from storage.credentials import SecretHasher, key_file_for
+from storage.database import file_uri
 from storage.models import Role
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
@@ -36,7 +38,7 @@ KEY = secrets.token_bytes(32)
 VERSIONS = ("v1", "v2", "v3")
 SCOPES = ("reports:read", "reports:write")
 SCRIPT = Path(sys.executable).parent / "tokendesk"
-CLI_ACTOR = f"cli:{getpass.getuser()}"
+CLI_ACTOR = f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
 ROLES = ("Account Administrators", "Implementation Specialists")
 ALICE, GRID_USER, OPS = "U012AB3CD", "W012AB3CD", "S012AB3CD"
 FORMULA_STARTS = ("=", "+", "-", "@")
@@ -238,6 +240,32 @@ async def test_the_running_app_follows_roles_changed_from_the_command_line(
     assert {event.actor for event in events} == {CLI_ACTOR}
 
 
+async def test_the_audit_actor_is_the_operating_system_account(tmp_path: Path, db: Path) -> None:
+    """USER and LOGNAME are whatever the caller sets: the audit record names the account the
+    command really runs as."""
+    spoofed = environment(tmp_path, db, USER="mallory", LOGNAME="mallory")
+    granted = await tokendesk_async(
+        "roles", "grant", ALICE, "specialist", env=spoofed, cwd=tmp_path
+    )
+    assert_ok(granted)
+    assert [actor for actor, _, _ in audit_rows(db)] == [CLI_ACTOR]
+    assert CLI_ACTOR != "cli:mallory"
+
+
+def test_an_account_without_a_name_is_audited_by_its_number() -> None:
+    nameless = next(uid for uid in range(2**31 - 2, 0, -1) if not _has_passwd_entry(uid))
+    assert audit_actor(nameless) == f"cli:{nameless}"
+    assert audit_actor(os.getuid()) == CLI_ACTOR
+
+
+def _has_passwd_entry(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return True
+
+
 # -- audit export -----------------------------------------------------------------------
 
 
@@ -366,7 +394,7 @@ def temporary_files(directory: Path) -> list[str]:
 
 
 def backup_contents(path: Path) -> tuple[str, str, set[str], int]:
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+    with closing(sqlite3.connect(file_uri(path, "ro"), uri=True)) as connection:
         check = connection.execute("PRAGMA integrity_check").fetchone()[0]
         journal = connection.execute("PRAGMA journal_mode").fetchone()[0]
         sids = {row[0] for row in connection.execute("SELECT sid FROM tokens")}
@@ -441,6 +469,30 @@ async def test_backup_while_the_app_writes(tmp_path: Path, open_db: tuple[Path, 
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert sorted(path.name for path in target.parent.iterdir()) == [target.name]
     assert no_key_file(db, target)
+
+
+async def test_backup_of_a_database_with_uri_characters_in_its_path(tmp_path: Path) -> None:
+    """`#` and `?` are plain characters in a file name, not the start of a URI's fragment or
+    query: the backup copies that file and creates no stray one."""
+    data = tmp_path / "data#1?mode=rwc"
+    data.mkdir()
+    db = data / "token#desk?.db"
+    store = await open_store(db)
+    try:
+        issued = await store.tokens.create(
+            actor=ADMIN, name="Odd path", access_rights=["reports:read"], primary_contact=ADMIN
+        )
+    finally:
+        await store.close()
+    before = directory_listing(tmp_path)
+    target = tmp_path / "backup #2?.db"
+
+    result = await tokendesk_async("backup", str(target), env=environment(tmp_path, db), cwd=data)
+    assert any(SecretHasher(KEY).key_check_value() in line for line in assert_ok(result))
+    check, _, sids, _ = backup_contents(target)
+    assert check == "ok" and sids == {issued.token.sid}
+    assert directory_listing(tmp_path) == before | {target.name}
+    assert directory_listing(data) <= {db.name, f"{db.name}-wal", f"{db.name}-shm"}
 
 
 async def test_backup_into_a_missing_directory_is_one_line(tmp_path: Path, db: Path) -> None:

@@ -1,4 +1,4 @@
-"""What survives a crash, what reaches the disk, and what start-up refuses (PRODUCT.md §4, §5).
+"""What survives a crash, what reaches the disk, and what start-up refuses.
 
 Everything here runs on real files in `tmp_path`, some of it in real child processes.
 """
@@ -24,7 +24,6 @@ from pathlib import Path
 import pytest
 
 from storage.credentials import key_file_for, load_or_create_key
-from storage.database import lock_file_for
 from storage.errors import InvalidInput, StartupRefused, StoreBusy
 from storage.models import TokenEdit
 from storage.store import Store
@@ -291,7 +290,7 @@ async def test_no_issued_secret_reaches_the_database_its_wal_or_a_copy(tmp_path:
 # Files and the key ----------------------------------------------------------------------
 
 
-async def test_the_database_its_wal_shm_key_and_lock_files_are_owner_only(
+async def test_the_database_its_wal_shm_and_key_files_are_owner_only(
     tmp_path: Path,
 ) -> None:
     path = tmp_path / "tokendesk.db"
@@ -299,7 +298,7 @@ async def test_the_database_its_wal_shm_key_and_lock_files_are_owner_only(
         key = load_or_create_key(path, None)
         async with opened_store(path, secret_key=key) as store:
             await create_token(store, "Private Files")
-            files = [path, wal_of(path), shm_of(path), key_file_for(path), lock_file_for(path)]
+            files = [path, wal_of(path), shm_of(path), key_file_for(path)]
             assert {file.name: mode_of(file) for file in files} == {
                 file.name: 0o600 for file in files
             }

@@ -22,6 +22,9 @@ from storage.fields import (
         ("Ｆｕｌｌ", "Full"),
         ("R&D <x>", "R&D <x>"),
         ("مرحبا", "مرحبا"),
+        ("한국어 토큰", "한국어 토큰"),
+        ("\u1112\u1161\u11ab", "한"),  # conjoining jamo compose into a syllable
+        ("Café\u0301", "Café\u0301"),  # a combining mark that shows stays
         ("🚀" * 100, "🚀" * 100),
     ],
 )
@@ -49,6 +52,43 @@ def test_clean_name_normalises(raw: str, stored: str) -> None:
 def test_clean_name_refuses(raw: str) -> None:
     with pytest.raises(ValueError):
         clean_name(raw)
+
+
+# The Default_Ignorable_Code_Point ranges of the Unicode standard (DerivedCoreProperties.txt),
+# by their first and last code points, written out apart from the table in the code.
+DEFAULT_IGNORABLE_ENDS = [
+    *(0x00AD, 0x034F, 0x061C, 0x115F, 0x1160, 0x17B4, 0x17B5, 0x180B, 0x180F),
+    *(0x200B, 0x200F, 0x202A, 0x202E, 0x2060, 0x206F, 0x3164, 0xFE00, 0xFE0F, 0xFEFF),
+    *(0xFFA0, 0xFFF0, 0xFFF8, 0x1BCA0, 0x1BCA3, 0x1D173, 0x1D17A, 0xE0000, 0xE0FFF),
+]
+BLANKS = ["\u2800", "\U00016fe4", "\U0001d159"]
+INVISIBLE = [chr(code_point) for code_point in DEFAULT_IGNORABLE_ENDS] + BLANKS
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "\u3164",  # Hangul filler
+        "\u115f",
+        "\u1160",
+        "\uffa0",  # halfwidth Hangul filler
+        "\u2800",  # braille blank
+        " \u2800\u3164 ",
+        "\u1100\u1160",  # a consonant with a vowel filler: not a syllable
+    ],
+)
+def test_a_name_of_fillers_and_blanks_is_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match="visible"):
+        clean_name(raw)
+
+
+@pytest.mark.parametrize("invisible", INVISIBLE, ids=lambda text: f"U+{ord(text):04X}")
+def test_no_invisible_mark_makes_a_look_alike_of_a_name(invisible: str) -> None:
+    for raw in (f"Lifecycle Alpha{invisible}", f"Life{invisible}cycle Alpha", invisible):
+        with pytest.raises(ValueError, match="visible"):
+            clean_name(raw)
+        with pytest.raises(ValueError, match="visible"):
+            clean_description(f"First line\n{raw}")
 
 
 def test_clean_name_counts_characters_after_normalising() -> None:

@@ -18,6 +18,8 @@ from storage.models import CreatedOn, TokenEdit, TokenFilter, TokenState
 from storage.store import Store
 from tests.storage.conftest import DAY_SECONDS, FakeClock, OpenStore, create
 
+ADMINS = ("UADMIN001", "UADMIN002", "UADMIN003")
+
 
 async def test_create_issues_an_enabled_token_on_the_newest_version(store: Store) -> None:
     issued = await create(store, description="Nightly exports", actor="UALICE001")
@@ -373,6 +375,33 @@ async def test_api_access_is_off_by_default_persisted_and_audited(
         "UADMIN001",
         {"api_access": "on"},
     )
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+async def test_simultaneous_switches_to_the_same_state_apply_and_audit_once(
+    store: Store, enabled: bool
+) -> None:
+    if not enabled:
+        await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+    before = len(await store.audit.events())
+    changed = await asyncio.gather(
+        *(store.tokens.set_api_access(actor=actor, enabled=enabled) for actor in ADMINS)
+    )
+    assert sorted(changed) == [False, False, True]
+    assert store.tokens.api_access is enabled
+    events = await store.audit.events()
+    assert len(events) == before + 1
+    assert events[0].after == {"api_access": "on" if enabled else "off"}
+
+
+async def test_an_invisible_mark_makes_no_second_token_of_a_name(store: Store) -> None:
+    await create(store, "Lifecycle Alpha")
+    for look_alike in ("Lifecycle Alpha\u034f", "Lifecycle\u2800Alpha", "\u3164"):
+        with pytest.raises(InvalidInput) as refused:
+            await create(store, look_alike)
+        assert set(refused.value.errors) == {"name"}
+        assert "visible" in refused.value.errors["name"]
+    assert store.tokens.count == 1
 
 
 async def seed(store: Store, clock: FakeClock, count: int) -> None:
