@@ -1,8 +1,10 @@
 """The role gate: one global middleware that runs before every listener.
 
-Only the role tables are read here. A request from a user without a role stops here with
-RoleRequired, which the error handler acknowledges on the surface the request came from.
-Events come from Slack, not from a user, and pass without a role.
+Only the role tables are read here (mappings, and users' last known Slack statuses, so that
+a guest, a bot, a deactivated user or someone of another organisation holds no role), and
+Slack is never asked: group membership comes from memory. A request from a user without a
+role stops here with RoleRequired, which the error handler acknowledges on the surface the
+request came from. Events come from Slack, not from a user, and pass without a role.
 """
 
 from __future__ import annotations

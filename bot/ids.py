@@ -64,3 +64,4 @@ class CallbackId(StrEnum):
 class Event(StrEnum):
     SUBTEAM_MEMBERS_CHANGED = "subteam_members_changed"
     APP_HOME_OPENED = "app_home_opened"
+    USER_CHANGE = "user_change"

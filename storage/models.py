@@ -32,6 +32,23 @@ class Role(IntEnum):
         return "Account Administrator" if self is Role.ADMIN else "Implementation Specialist"
 
 
+class SlackStatus(StrEnum):
+    """What Slack last said a user is. Only a member of the workspace may hold a role: bots,
+    guests, deactivated users, people of another organisation and ids Slack does not know
+    hold none."""
+
+    MEMBER = "member"
+    GUEST = "guest"
+    BOT = "bot"
+    DEACTIVATED = "deactivated"
+    OTHER_ORGANISATION = "other_organisation"
+    UNKNOWN_TO_SLACK = "unknown_to_slack"
+
+    @property
+    def may_hold_a_role(self) -> bool:
+        return self is SlackStatus.MEMBER
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     id: int
@@ -110,6 +127,15 @@ class RoleSource:
     kind: str
     role: Role
     group_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserStatus:
+    """A user's Slack status as Slack gave it at `learned_at` (when the question was asked)."""
+
+    user_id: str
+    status: SlackStatus
+    learned_at: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -90,6 +90,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT""",
         "CREATE INDEX applied_requests_by_time ON applied_requests (at)",
     ),
+    # 5: each user's last known Slack status, read by the role check, so that a guest stays
+    # without a role across a restart and the check never has to ask Slack.
+    (
+        # learned_at in fractional seconds: an answer to an earlier question must not
+        # overwrite a later one that arrived first, even within the same second.
+        """CREATE TABLE user_statuses (
+            user_id TEXT PRIMARY KEY,
+            status TEXT NOT NULL CHECK (status IN ('member', 'guest', 'bot', 'deactivated',
+                'other_organisation', 'unknown_to_slack')),
+            learned_at REAL NOT NULL
+        ) STRICT""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

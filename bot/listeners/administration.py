@@ -1,12 +1,14 @@
-"""`/tokens roles …`, `/tokens access …`, `/tokens audit …` and their buttons (PRODUCT.md §1).
+"""`/tokens roles …`, `/tokens access …`, `/tokens audit …` and their buttons.
 
 Roles are for Account Administrators only; API access and the audit log for both roles.
-Role changes look the person up with Slack first (no role for bots, guests, or people of
-another organisation), so they answer after the ack.
+Role changes look the person or the group up with Slack first (no role for bots, guests,
+people who left or people of another organisation; no mapping for a group Slack does not
+know), so they answer after the ack.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -25,9 +27,10 @@ from bot.ids import COMMAND, ActionId
 from bot.list_view import plain_text, small_number
 from bot.memberships import GroupMemberships
 from bot.text import ParsedCommand, group_id_of, user_id_of
+from bot.user_status import look_up_status, wall_time
 from storage.credentials import has_secret_part
 from storage.errors import RoleChangeRefused
-from storage.models import Role, RoleSource
+from storage.models import Role, RoleSource, SlackStatus
 from storage.roles import role_from_name
 from storage.store import Store
 
@@ -131,13 +134,20 @@ async def _change_role(
         if verb in ("grant", "revoke"):
             user_id = user_id_of(words[1]) or ""
             if verb == "grant":
-                problem = await _why_no_role(client, user_id, team_id)
+                problem = await _why_no_role(client, store, user_id, team_id)
                 if problem:
                     return problem
                 role = role_from_name(words[2].lower())
-                await store.roles.grant_user(actor=actor, user_id=user_id, role=role)
+                await store.roles.grant_user(
+                    actor=actor,
+                    user_id=user_id,
+                    role=role,
+                    group_members=memberships.members_by_group(),
+                )
                 return f"{mention(user_id)} is now an {role.label}."
-            previous = await store.roles.revoke_user(actor=actor, user_id=user_id)
+            previous = await store.roles.revoke_user(
+                actor=actor, user_id=user_id, group_members=memberships.members_by_group()
+            )
             remaining = await store.roles.sources(
                 user_id=user_id, group_ids=memberships.groups_of(user_id)
             )
@@ -149,11 +159,21 @@ async def _change_role(
             return head + _remaining(remaining)
         group_id = group_id_of(words[1]) or ""
         if verb == "group":
+            problem = await _why_no_group(client, group_id)
+            if problem:
+                return problem
             role = role_from_name(words[2].lower())
-            await store.roles.grant_group(actor=actor, group_id=group_id, role=role)
+            await store.roles.grant_group(
+                actor=actor,
+                group_id=group_id,
+                role=role,
+                group_members=memberships.members_by_group(),
+            )
             memberships.invalidate(group_id)
             return f"Members of <!subteam^{group_id}> are now {role.label}s."
-        previous = await store.roles.revoke_group(actor=actor, group_id=group_id)
+        previous = await store.roles.revoke_group(
+            actor=actor, group_id=group_id, group_members=memberships.members_by_group()
+        )
         memberships.invalidate(group_id)
         if previous is None:
             return f"<!subteam^{group_id}> had no role."
@@ -174,23 +194,41 @@ def _remaining(sources: list[RoleSource]) -> str:
     return " They are still: " + "; ".join(described) + "."
 
 
-async def _why_no_role(client: AsyncWebClient, user_id: str, team_id: str) -> str | None:
-    """Bots, guests, people who left and people of another organisation hold no role."""
+NO_ROLE_BECAUSE = {
+    SlackStatus.BOT: "Bots cannot hold a role.",
+    SlackStatus.GUEST: "Guests cannot hold a role.",
+    SlackStatus.DEACTIVATED: "That person has left the workspace.",
+    SlackStatus.OTHER_ORGANISATION: "People from another organisation cannot hold a role.",
+    SlackStatus.UNKNOWN_TO_SLACK: "Slack does not know that person.",
+}
+SLACK_DID_NOT_CONFIRM = "Slack did not confirm that {what}; nothing was changed. Please try again."
+
+
+async def _why_no_role(
+    client: AsyncWebClient, store: Store, user_id: str, team_id: str
+) -> str | None:
+    """Bots, guests, people who left and people of another organisation hold no role. What
+    Slack said is kept, so that the role check knows it too."""
     try:
-        answer = await client.users_info(user=user_id)
-    except SlackApiError:
-        return "Slack does not know that person."
+        learned = await look_up_status(
+            client, user_id, team_id=team_id or None, asked_at=wall_time(time.time())
+        )
+    except (SlackApiError, SlackClientError, OSError, TimeoutError):
+        return SLACK_DID_NOT_CONFIRM.format(what="person")
+    await store.roles.record_statuses(statuses=[learned])
+    return NO_ROLE_BECAUSE.get(learned.status)
+
+
+async def _why_no_group(client: AsyncWebClient, group_id: str) -> str | None:
+    """A group Slack does not know gets no role: its mapping would only look like one."""
+    try:
+        await client.usergroups_users_list(usergroup=group_id)
+    except SlackApiError as error:
+        if error.response.get("error") == "no_such_subteam":
+            return "Slack does not know that user group; nothing was changed."
+        return SLACK_DID_NOT_CONFIRM.format(what="user group")
     except (SlackClientError, OSError, TimeoutError):
-        return "Slack did not answer in time; nothing was changed. Please try again."
-    user = answer.get("user") or {}
-    if user.get("is_bot") or user.get("is_app_user") or user_id == "USLACKBOT":
-        return "Bots cannot hold a role."
-    if user.get("is_restricted") or user.get("is_ultra_restricted"):
-        return "Guests cannot hold a role."
-    if user.get("deleted"):
-        return "That person has left the workspace."
-    if team_id and user.get("team_id") not in (None, team_id):
-        return "People from another organisation cannot hold a role."
+        return SLACK_DID_NOT_CONFIRM.format(what="user group")
     return None
 
 

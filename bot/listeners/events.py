@@ -1,17 +1,25 @@
-"""Events Slack sends on its own account: group membership changes, App Home visits."""
+"""Events Slack sends on its own account: group membership changes, user changes, App Home
+visits."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
+from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.ids import Event
 from bot.memberships import GroupMemberships
+from bot.user_status import status_of, wall_time
+from storage.fields import is_user_id
+from storage.models import UserStatus
+from storage.store import Store
 
 
 def register(app: AsyncApp) -> None:
     app.event(Event.SUBTEAM_MEMBERS_CHANGED)(subteam_members_changed)
+    app.event(Event.USER_CHANGE)(user_change)
     app.event(Event.APP_HOME_OPENED)(app_home_opened)
 
 
@@ -19,6 +27,21 @@ async def subteam_members_changed(event: dict[str, Any], memberships: GroupMembe
     group_id = event.get("subteam_id")
     if isinstance(group_id, str):
         memberships.invalidate(group_id)
+
+
+async def user_change(event: dict[str, Any], context: AsyncBoltContext, store: Store) -> None:
+    """Someone was made a guest, deactivated, or changed otherwise: the user object carries
+    what `users.info` would say, and is kept at once, so that the role check applies it to
+    their very next request."""
+    user = event.get("user")
+    if not isinstance(user, dict):
+        return
+    user_id = user.get("id")
+    if not isinstance(user_id, str) or not is_user_id(user_id):
+        return
+    status = status_of(user, team_id=context.team_id)
+    learned = UserStatus(user_id, status, wall_time(time.time()))
+    await store.roles.record_statuses(statuses=[learned])
 
 
 async def app_home_opened() -> None:

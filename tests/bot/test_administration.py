@@ -505,6 +505,49 @@ async def test_the_last_admin_group_cannot_be_ungrouped_or_downgraded_from_slack
     assert await is_admin(slack, ALICE)
 
 
+@pytest.mark.parametrize("bootstrap_admins", [()])
+@pytest.mark.parametrize("members", [None, [], ["UGUEST001"]], ids=["unknown", "empty", "guests"])
+async def test_the_last_admin_cannot_leave_on_a_group_that_makes_nobody_admin(
+    slack: SlackClient, standin: SlackStandIn, store: Store, members: list[str] | None
+) -> None:
+    """A group Slack does not know cannot be mapped; an empty group, or one of guests, is
+    mapped but keeps no Account Administrator."""
+    standin.add_user("UGUEST001", is_restricted=True)
+    if members is not None:
+        standin.set_group(OPS, members)
+    await store.roles.grant_user(actor="cli:setup", user_id=ALICE, role=Role.ADMIN)
+
+    grouped = await slack.slash_command(ALICE, f"roles group {OPS_MENTION} admin")
+    text = (await answer(standin, grouped))["text"]
+    if members is None:
+        assert "does not know that user group" in text
+        assert (await store.roles.mappings()).groups == ()
+    else:
+        assert (await store.roles.mappings()).groups == ((OPS, Role.ADMIN),)
+    await drain()  # the members' look-up the mapping started
+
+    leave = await slack.slash_command(ALICE, f"roles revoke {ALICE_MENTION}")
+    assert "no Account Administrator" in (await answer(standin, leave))["text"]
+    assert await is_admin(slack, ALICE)
+
+
+@pytest.mark.parametrize("bootstrap_admins", [()])
+async def test_the_last_admin_may_leave_once_a_confirmed_member_is_admin_through_a_group(
+    slack: SlackClient, standin: SlackStandIn, store: Store
+) -> None:
+    standin.set_group(OPS, [BOB])
+    await store.roles.grant_user(actor="cli:setup", user_id=ALICE, role=Role.ADMIN)
+    grouped = await slack.slash_command(ALICE, f"roles group {OPS_MENTION} admin")
+    assert "Account Administrators" in (await answer(standin, grouped))["text"]
+    await drain()
+
+    leave = await slack.slash_command(ALICE, f"roles revoke {ALICE_MENTION}")
+
+    assert "no longer an Account Administrator" in (await answer(standin, leave))["text"]
+    assert not await has_role(slack, ALICE)
+    assert await is_admin(slack, BOB)
+
+
 # -- roles group / ungroup and the membership cache -------------------------------------
 
 
@@ -536,6 +579,26 @@ async def test_a_group_role_follows_group_and_ungroup(
 
     unknown = await slack.slash_command(ADMIN, f"roles ungroup {OPS_MENTION}")
     assert "had no role" in (await answer(standin, unknown))["text"]
+
+
+async def test_mapping_a_group_slack_does_not_know_is_refused(
+    slack: SlackClient, standin: SlackStandIn, store: Store
+) -> None:
+    mappings, events = await store.roles.mappings(), await audit_events(store)
+
+    reply = await slack.slash_command(ADMIN, f"roles group {OPS_MENTION} specialist")
+
+    text = (await answer(standin, reply))["text"]
+    assert "Slack does not know that user group" in text and "nothing was changed" in text
+    assert [call.args["usergroup"] for call in standin.calls_to(GROUP_METHOD)] == [OPS]
+    assert await store.roles.mappings() == mappings
+    assert await audit_events(store) == events
+
+    standin.fail_next(GROUP_METHOD, "internal_error", status=200, retry_after=None)
+    standin.set_group(OPS, [ALICE])
+    again = await slack.slash_command(ADMIN, f"roles group {OPS_MENTION} specialist")
+    assert "nothing was changed" in (await answer(standin, again))["text"]
+    assert await store.roles.mappings() == mappings
 
 
 async def test_subteam_members_changed_removes_at_once_and_adds_after_the_refresh(
@@ -627,6 +690,31 @@ async def test_a_membership_older_than_60_seconds_gives_no_role(
     assert not await has_role(slack, ALICE)
     await memberships.refresh_all()
     assert await has_role(slack, ALICE)
+
+
+async def test_a_membership_is_as_old_as_the_question_not_the_answer(
+    slack: SlackClient,
+    standin: SlackStandIn,
+    store: Store,
+    memberships: SlackGroupMemberships,
+    members_client: HeldClient,
+    clock: FakeClock,
+) -> None:
+    """Slack's answer may be slow to arrive: what it says is true as of the question."""
+    await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
+    standin.set_group(OPS, [ALICE])
+    release = members_client.hold = asyncio.Event()
+    fetched = len(standin.calls_to(GROUP_METHOD))
+    in_flight = asyncio.create_task(memberships.refresh(OPS))
+    await eventually(lambda: len(standin.calls_to(GROUP_METHOD)) == fetched + 1)
+    members_client.hold = None
+    clock.advance(30)
+    release.set()
+    await in_flight
+    assert await has_role(slack, ALICE)
+
+    clock.advance(31)  # 61 s after the question, 31 s after the answer
+    assert not await has_role(slack, ALICE)
 
 
 async def test_a_failed_membership_look_up_gives_no_role(
@@ -898,6 +986,7 @@ async def test_audit_filters_by_name_and_pages_within_the_filter(
 async def test_role_and_access_changes_appear_in_the_audit(
     slack: SlackClient, standin: SlackStandIn
 ) -> None:
+    standin.set_group(OPS, [BOB])
     grant = await slack.slash_command(ADMIN, f"roles grant {ALICE_MENTION} specialist")
     await answer(standin, grant)
     grouped = await slack.slash_command(ADMIN, f"roles group {OPS_MENTION} admin")
