@@ -1,4 +1,4 @@
-"""`/auth/check` for the agency's API gateway (PRODUCT.md §4).
+"""`/auth/check` for the agency's API gateway.
 
 Any method (an nginx `auth_request` subrequest works as is), `Authorization: Bearer <secret>`
 or `Basic base64(<SID>:<secret>)`. One identical 401 for every failure, so the endpoint is
@@ -79,5 +79,5 @@ def add_auth_check(app: web.Application, store: Store) -> None:
 
 
 # Big enough that an oversized Authorization header reaches the check and gets its one 401,
-# not aiohttp's 400 (which echoes the header's start).
+# not the HTTP parser's 400.
 MAX_FIELD_SIZE = 64 * 1024

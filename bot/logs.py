@@ -1,8 +1,9 @@
-"""The logging policy of PRODUCT.md §5.
+"""The logging policy: no secret in a log line at any level.
 
 Slack's libraries log whole request and response bodies at DEBUG, so their loggers stay at
 INFO whatever the configured level; and a filter on every handler masks anything shaped like
-a secret, a Slack token or a `response_url`, in messages and tracebacks alike.
+a secret, a Slack token, an Authorization credential (a Basic one hides its secret in base64)
+or a `response_url`, in messages and tracebacks alike.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TextIO
 CAPPED_LOGGERS = ("slack_bolt", "slack_sdk", "aiohttp.access", "aiosqlite")
 _MASKS = (
     (re.compile(r"tdk_[0-9A-Za-z]{4,}"), "tdk_[masked]"),
+    (re.compile(r"\b(Basic|Bearer)\s+[0-9A-Za-z+/=._~-]{8,}", re.IGNORECASE), r"\1 [masked]"),
     (re.compile(r"\bx(?:ox[a-z]|app)-[0-9A-Za-z-]+"), "[masked Slack token]"),
     (re.compile(r"https?://hooks\.slack(?:-gov)?\.com/\S+"), "[masked response_url]"),
     (re.compile(r"(response_url[\"']?\s*[:=]\s*[\"']?)[^\s\"'&,}]+"), r"\1[masked]"),

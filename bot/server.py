@@ -1,14 +1,18 @@
-"""Runs Token Desk: opens the store, serves HTTP on PORT, and shuts down cleanly on a signal.
+"""Runs Token Desk: opens the store, serves HTTP on HOST:PORT, and shuts down cleanly on a signal.
 
 In HTTP mode Slack posts to `/slack/events`, always signature-checked by Bolt. In Socket Mode
-that route does not exist at all; `/healthz` and `/auth/check` are served in both.
+that route does not exist at all; `/healthz` and `/auth/check` are served in both. Connections
+keep to `bot.http_limits`, so that slow or excess clients cannot starve the auth check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import os
 import signal
+import socket
 
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -18,6 +22,7 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import create_app
 from bot.auth_check import MAX_FIELD_SIZE, add_auth_check
 from bot.background import drain
+from bot.http_limits import GuardedAppRunner, HttpLimits, fit_open_file_limit
 from bot.memberships import SlackGroupMemberships
 from bot.settings import Settings
 from bot.slack_client import create_web_client
@@ -67,6 +72,25 @@ def create_web_app(store: Store, bolt: AsyncApp, *, serve_slack_events: bool) ->
     return app
 
 
+async def listen(runner: web.BaseRunner, settings: Settings) -> web.TCPSite:
+    """Listen on HOST:PORT; StartupRefused, naming the variable at fault, when that fails."""
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as error:
+        raise _listen_refusal(error) from None
+    return site
+
+
+def _listen_refusal(error: OSError) -> StartupRefused:
+    # asyncio's message quotes the address: the error number alone says what is wrong.
+    if isinstance(error, socket.gaierror):
+        return StartupRefused("HOST", f"cannot be resolved ({error.strerror})")
+    reason = os.strerror(error.errno) if error.errno else "unknown error"
+    subject = "HOST" if error.errno == errno.EADDRNOTAVAIL else "PORT"
+    return StartupRefused(subject, f"cannot be listened on ({reason})")
+
+
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; StartupRefused when configuration or data forbid it."""
     store = await open_store(settings)
@@ -74,18 +98,15 @@ async def serve(settings: Settings) -> None:
     memberships = SlackGroupMemberships(client, store)
     bolt = create_app(settings, store, client=client, memberships=memberships)
     refresher = asyncio.create_task(memberships.keep_fresh())
-    runner = web.AppRunner(
+    runner = GuardedAppRunner(
         create_web_app(store, bolt, serve_slack_events=not settings.socket_mode),
+        limits=fit_open_file_limit(HttpLimits()),
         access_log=None,
     )
     socket_mode: AsyncSocketModeHandler | None = None
     try:
         await runner.setup()
-        site = web.TCPSite(runner, port=settings.port)
-        try:
-            await site.start()
-        except OSError as error:
-            raise StartupRefused("PORT", f"cannot be listened on ({error.strerror})") from None
+        await listen(runner, settings)
         if settings.slack_app_token is not None:
             socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]
@@ -94,7 +115,8 @@ async def serve(settings: Settings) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stopping.set)
         logger.info(
-            "Token Desk listening on port %d (%s)",
+            "Token Desk listening on %s port %d (%s)",
+            settings.host,
             settings.port,
             "Socket Mode" if socket_mode else "HTTP mode",
         )

@@ -6,6 +6,7 @@ ValidationError into the one line start-up prints.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -28,6 +29,7 @@ DEFAULT_SCOPES = (
 )
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,19}")
 _SCOPE = re.compile(r"[a-z0-9_.-]{1,30}:[a-z0-9_.-]{1,30}")
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # A Slack select holds at most 100 options; the access-rights picker shows the whole catalog.
 _CATALOG_MAX = 100
 
@@ -62,6 +64,8 @@ class Settings(BaseSettings):
     tokendesk_scopes: CommaList = DEFAULT_SCOPES
     tokendesk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     port: int = 3000
+    # Loopback by default: nothing off this host reaches the app until the operator opens it.
+    host: str = "127.0.0.1"
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -141,6 +145,14 @@ class Settings(BaseSettings):
             raise ValueError("must be a port number between 1 and 65535")
         return int(text)
 
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host(cls, value: Any) -> Any:
+        text = str(value).strip()
+        if not _is_ip_address(text) and not _is_host_name(text):
+            raise ValueError("must be an IP address or host name to listen on, e.g. 127.0.0.1")
+        return text
+
     @model_validator(mode="after")
     def _signing_secret_in_http_mode(self) -> Settings:
         if self.slack_app_token is None and self.slack_signing_secret is None:
@@ -152,6 +164,24 @@ class Settings(BaseSettings):
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_host_name(text: str) -> bool:
+    labels = text.removesuffix(".").split(".")
+    return (
+        len(text) <= 253
+        and all(_HOST_LABEL.fullmatch(label) for label in labels)
+        # An all-digit last label is a mistyped IPv4 address, not a name.
+        and not labels[-1].isdigit()
+    )
 
 
 def describe(error: ValidationError) -> str:

@@ -3,7 +3,8 @@
 slack_sdk validates only its model objects, and only some limits; a raw dict sent by the app
 reaches Slack unchecked. These functions return a list of problems (empty when the payload
 would be accepted) so that the stand-in can refuse what Slack would refuse, and tests can
-assert on builders directly. Limits are those of the "Block Kit limits" table in SLACK.md.
+assert on builders directly. The limits, each with Slack's reference page, are listed in
+docs/slack.md.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Plays Slack's side of HTTP mode: signed requests to the app's request URL.
 
-Payloads follow what Slack sends (SLACK.md, "What Slack sends"); response_urls and trigger
+Payloads follow what Slack sends (docs/slack.md, "What Slack sends"); response_urls and trigger
 ids are minted on the stand-in so the app's follow-up calls meet Slack's rules there.
 Build actions from what the app rendered with `action_for` and modal input with `fill`, so a
 test clicks only what the user could click.

@@ -38,6 +38,7 @@ def test_defaults() -> None:
     assert loaded.tokendesk_scopes == DEFAULT_SCOPES
     assert loaded.tokendesk_log_level == "INFO"
     assert loaded.port == 3000
+    assert loaded.host == "127.0.0.1"
     assert not loaded.socket_mode
     assert BOT_TOKEN not in repr(loaded) and SIGNING not in repr(loaded)
 
@@ -91,6 +92,10 @@ BASE = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING}
         (BASE | {"tokendesk_scopes": "read everything"}, "TOKENDESK_SCOPES: must", "everything"),
         (BASE | {"tokendesk_log_level": "LOUD"}, "TOKENDESK_LOG_LEVEL: must be one", "LOUD"),
         (BASE | {"slack_api_url": "ftp://example"}, "SLACK_API_URL: must be an http", "ftp"),
+        (BASE | {"host": "every where"}, "HOST: must be an IP address or host name", "where"),
+        (BASE | {"host": "300.1.2.3"}, "HOST: must be an IP address or host name", "300"),
+        (BASE | {"host": "[::1]"}, "HOST: must be an IP address or host name", "::1"),
+        (BASE | {"host": "http://gw"}, "HOST: must be an IP address or host name", "gw"),
     ],
 )
 def test_refusals_name_the_variable_and_the_rule_but_never_the_value(
@@ -101,3 +106,9 @@ def test_refusals_name_the_variable_and_the_rule_but_never_the_value(
     assert "\n" not in message
     if hidden:
         assert hidden not in message
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "::1", "10.1.2.3", "localhost", "gw.internal"])
+def test_host_takes_addresses_and_names(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
+    monkeypatch.setenv("HOST", f" {host} ")
+    assert settings(**BASE).host == host
