@@ -232,7 +232,7 @@ async def stop_server(server: Server) -> None:
 class Prepared:
     secret: str
     sid: str
-    check_micros: float  # store.tokens.check in-process, for reference
+    check_micros: float  # store.credentials.check in-process, for reference
 
 
 async def seed_store(db: Path, key: bytes, rng: random.Random) -> Prepared:
@@ -244,16 +244,16 @@ async def seed_store(db: Path, key: bytes, rng: random.Random) -> Prepared:
     insert_rows(db, spread_over_days(seed.rows, int(time.time())))
     store = await open_store(settings)
     try:
-        require((await store.tokens.page(limit=1)).total == SIZE, f"not {SIZE} tokens")
-        await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+        require((await store.token_reads.page(limit=1)).total == SIZE, f"not {SIZE} tokens")
+        await store.account.set_api_access(actor=ADMIN, enabled=True)
         secret = rng.choice(list(seed.secrets_by_row.values()))
-        token = store.tokens.verify(secret)
+        token = store.credentials.check(secret).token
         require(token is not None, "the chosen secret is refused in-process")
         assert token is not None
         calls = 20_000
         started = time.perf_counter()
         for _ in range(calls):
-            store.tokens.check(secret)
+            store.credentials.check(secret)
         micros = (time.perf_counter() - started) / calls * 1e6
         return Prepared(secret=secret, sid=token.sid, check_micros=micros)
     finally:
@@ -557,7 +557,7 @@ def report(plan: Plan, samples: dict[str, list[Sample]], prepared: Prepared, too
         )
     )
     print(
-        f"  for reference, store.tokens.check(secret) in-process: {prepared.check_micros:.2f}"
+        f"  for reference, store.credentials.check(secret) in-process: {prepared.check_micros:.2f}"
         " µs/call (shape, checksum, HMAC-SHA256, look-up)"
     )
     if per_request:

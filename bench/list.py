@@ -60,8 +60,8 @@ from verdict import judge
 import bot.app
 from bot.app import create_app
 from bot.background import drain
+from bot.list_message import list_message
 from bot.list_view import ListView
-from bot.listing import list_message
 from bot.server import create_web_app, open_store
 from bot.settings import Settings
 from bot.slack_client import create_web_client

@@ -1,6 +1,6 @@
 """Token rows for the benchmarks, written straight into a database the real schema created.
 
-Seeding 100k tokens through `Tokens.create` would take one durable (fsynced) transaction
+Seeding 100k tokens through `TokenLifecycle.create` would take one durable (fsynced) transaction
 each, so the rows are written directly with `sqlite3`, in one transaction, into a database
 that the Store itself created (and so holds the real schema and key check). Shared by
 bench/store.py and bench/list.py, which import it as `seed` (their own directory is first

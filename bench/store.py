@@ -7,7 +7,7 @@ is a median over many repetitions, the variants being compared are timed interle
 shuffled order (a burst of noise then hits all of them alike), and what is judged is a
 ratio between two figures measured side by side in the same process.
 
-Seeding 100k tokens through `Tokens.create` would take one durable (fsynced) transaction
+Seeding 100k tokens through `TokenLifecycle.create` would take one durable (fsynced) transaction
 each, so the rows are written directly with `sqlite3` into a database that the real schema
 created, in one transaction, before the Store that is measured opens it (bench/seed.py).
 """
@@ -77,7 +77,7 @@ async def create_schema(path: Path, key: bytes) -> None:
 
 async def open_store(path: Path, key: bytes) -> Store:
     # A flush interval longer than the run keeps the background last-used writer from
-    # landing inside a timed call; close() still writes what verify gathered.
+    # landing inside a timed call; close() still writes what the checks gathered.
     return await Store.open(
         path=path, secret_key=key, api_versions=API_VERSIONS, scopes=SCOPES, flush_seconds=3_600
     )
@@ -154,9 +154,9 @@ PAGE_CASES = (
 async def check_pages(stores: dict[int, Store]) -> None:
     """Refuse to time queries that do not return what the benchmark assumes they do."""
     for size, store in stores.items():
-        first = await store.tokens.page(limit=PAGE_LIMIT)
-        some = await store.tokens.page(filters=TokenFilter(name=SOME_TERM), limit=PAGE_LIMIT)
-        none = await store.tokens.page(filters=TokenFilter(name=NO_TERM), limit=PAGE_LIMIT)
+        first = await store.token_reads.page(limit=PAGE_LIMIT)
+        some = await store.token_reads.page(filters=TokenFilter(name=SOME_TERM), limit=PAGE_LIMIT)
+        none = await store.token_reads.page(filters=TokenFilter(name=NO_TERM), limit=PAGE_LIMIT)
         newest = [token.created_at for token in first.tokens]
         require(len(first.tokens) == PAGE_LIMIT and first.total == size, "first page")
         require(newest == sorted(newest, reverse=True), "first page is not newest first")
@@ -166,7 +166,7 @@ async def check_pages(stores: dict[int, Store]) -> None:
 
 def page_call(store: Store, filters: TokenFilter | None) -> Callable[[], Awaitable[object]]:
     async def call() -> object:
-        return await store.tokens.page(filters=filters, limit=PAGE_LIMIT)
+        return await store.token_reads.page(filters=filters, limit=PAGE_LIMIT)
 
     return call
 
@@ -185,7 +185,7 @@ async def bench_pages(stores: dict[int, Store], rounds: int, rng: random.Random)
     smallest, largest = sizes[0], sizes[-1]
     ratio_title = f"{label(largest)}/{label(smallest)}"
     print(
-        f"\ntokens.page(limit={PAGE_LIMIT}): median per call, {rounds} rounds,"
+        f"\ntoken_reads.page(limit={PAGE_LIMIT}): median per call, {rounds} rounds,"
         " all sizes and cases interleaved"
     )
     header = "".join(f"{label(size):>12}" for size in sizes)
@@ -195,7 +195,7 @@ async def bench_pages(stores: dict[int, Store], rounds: int, rng: random.Random)
         ratio = medians[(case.title, largest)] / medians[(case.title, smallest)]
         verdict = ""
         if case.target is not None:
-            figure = f"tokens.page {case.title}, {ratio_title}"
+            figure = f"token_reads.page {case.title}, {ratio_title}"
             verdict = "  " + judge("store", figure, ratio, "≤", case.target)
         print(f"  {case.title:<34}{times}{ratio:>12.2f}{verdict}")
     print(
@@ -241,15 +241,17 @@ async def bench_verify(
     plan: Plan,
     rng: random.Random,
 ) -> None:
-    await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+    await store.account.set_api_access(actor=ACTOR, enabled=True)
     kept = [secret for row, secret in seed.secrets_by_row.items() if row < size]
     check = floor_check(floor, key)
     for secret in kept:  # both must find every kept secret, or the race means nothing
-        require(store.tokens.verify(secret) is not None, "verify refused a kept secret")
+        require(
+            store.credentials.check(secret).token is not None, "the check refused a kept secret"
+        )
         require(check(secret) is not None, "the floor missed a kept secret")
     batch = [rng.choice(kept) for _ in range(plan.verify_batch)]
     calls = {
-        "verify": batch_call(store.tokens.verify, batch),
+        "verify": batch_call(store.credentials.check, batch),
         "floor": batch_call(check, batch),
     }
     await interleaved(calls, rounds=max(2, plan.verify_rounds // 10), rng=rng)
@@ -261,7 +263,7 @@ async def bench_verify(
         f" interleaved batches of {plan.verify_batch:,} calls ({len(kept):,} distinct secrets)"
     )
     titles = {
-        "verify": "store.tokens.verify(secret)",
+        "verify": "store.credentials.check(secret)",
         "floor": "floor: HMAC-SHA256 + sqlite3 lookup",
     }
     for name, title in titles.items():

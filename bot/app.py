@@ -1,4 +1,9 @@
-"""The Slack app, built by a factory: no module-level singleton."""
+"""The Slack app, built by a factory (no module-level singleton), and its one error handler.
+
+The handler turns any error a listener raises into a polite reply on the surface the request
+came from (the command's ack, an ephemeral reply to a button, a view for a modal submission),
+in the words of `bot.errors.user_message`.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +13,22 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
-from bot.errors import handle_error
+from bot.background import after_ack
+from bot.blocks.modals import message_view
+from bot.errors import user_message
 from bot.gate import role_gate
 from bot.memberships import GroupMemberships, NoGroupMemberships
 from bot.settings import Settings
 from bot.slack_client import create_web_client
 from storage.store import Store
+
+logger = logging.getLogger(__name__)
 
 
 def create_app(
@@ -31,11 +42,10 @@ def create_app(
     nobody gets a role from a user group."""
     memberships = memberships or NoGroupMemberships()
     signing_secret = settings.slack_signing_secret
-    app = AsyncApp(
+    app = _bolt_app(
         client=client or create_web_client(settings),
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         logger=logging.getLogger("slack_bolt.App"),
-        raise_error_for_unhandled_request=False,
     )
 
     async def inject(context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
@@ -48,3 +58,67 @@ def create_app(
     app.error(handle_error)
     listeners.register(app)
     return app
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, message: str) -> None:
+        super().__init__()
+        self._message = message
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self._message
+
+
+def _bolt_app(*, client: AsyncWebClient, signing_secret: str, logger: logging.Logger) -> AsyncApp:
+    """Bolt reads SLACK_BOT_TOKEN from the environment by itself, and when it is set and a
+    client is given as well, warns that the token will be unused. The client (SLACK_API_URL,
+    the retry policy) is built from that same token, so the warning, which a newcomer would
+    read as a misconfiguration, says nothing true here: it alone is dropped, while the app is
+    built."""
+    same_token = _DropMessage(warning_client_prioritized_and_token_skipped())
+    logger.addFilter(same_token)
+    try:
+        return AsyncApp(
+            client=client,
+            signing_secret=signing_secret,
+            logger=logger,
+            raise_error_for_unhandled_request=False,
+        )
+    finally:
+        logger.removeFilter(same_token)
+
+
+def _kind(body: dict[str, Any]) -> str:
+    if "command" in body:
+        return "command"
+    return str(body.get("type", ""))
+
+
+async def handle_error(
+    error: Exception,
+    body: dict[str, Any],
+    response: BoltResponse | None,
+    respond: AsyncRespond | None = None,
+) -> BoltResponse | None:
+    """Registered with `app.error`. `response` is None once the request was acknowledged."""
+    text = user_message(error)
+    kind = _kind(body)
+    if kind == "view_submission":
+        if response is not None:
+            return BoltResponse(
+                status=200,
+                body={"response_action": "update", "view": message_view(text).to_dict()},
+            )
+        logger.info("a modal submission failed after its ack: %s", type(error).__name__)
+        return None
+    if response is not None:
+        if kind == "command":
+            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
+        if respond is not None:
+            # Posting to the response_url before answering would delay the ack.
+            reply = respond(text=text, response_type="ephemeral", replace_original=False)
+            after_ack(reply, respond=None)
+        return BoltResponse(status=200, body="")
+    if respond is not None:
+        await respond(text=text, response_type="ephemeral", replace_original=False)
+    return None

@@ -57,7 +57,7 @@ async def auth_check(request: web.Request) -> web.Response:
     if isinstance(credentials, str):
         return _denied(credentials)
     secret, sid = credentials
-    verdict = request.app[STORE].tokens.check(secret, sid)
+    verdict = request.app[STORE].credentials.check(secret, sid)
     token = verdict.token
     if token is None:
         return _denied(verdict.reason)

@@ -21,11 +21,10 @@ from collections.abc import Callable, Collection
 from math import inf
 from typing import Protocol
 
-from aiohttp import ClientError
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.background import spawn
+from bot.background import after_ack
+from bot.slack_client import SLACK_FAILURES
 from bot.user_status import look_up_status, wall_time
 from storage.errors import StoreError
 from storage.models import UserStatus
@@ -37,7 +36,6 @@ REFRESH_SECONDS = 25.0
 # Asked again once this old, so that with one refresh every 25 s none gets older than 60 s.
 STATUS_REFRESH_AGE_SECONDS = MAX_AGE_SECONDS - REFRESH_SECONDS
 LOOKUPS_AT_ONCE = 4
-SLACK_FAILURES = (SlackApiError, SlackClientError, ClientError, OSError, TimeoutError)
 
 
 class GroupMemberships(Protocol):
@@ -111,7 +109,7 @@ class SlackGroupMemberships:
 
     def refresh_soon(self, group_id: str) -> None:
         if group_id not in self._fetching:
-            spawn(self.refresh(group_id))
+            after_ack(self.refresh(group_id), respond=None)
 
     async def refresh(self, group_id: str) -> None:
         """Fetch the group's members, learn the statuses of those whose status is unknown or

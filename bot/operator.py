@@ -14,10 +14,7 @@ import csv
 import json
 import os
 import pwd
-import secrets
-import sqlite3
 import sys
-import time
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -26,12 +23,16 @@ from typing import TextIO
 from pydantic import ValidationError
 
 from bot.settings import OperatorSettings, describe
-from storage.audit import AuditLog
-from storage.database import Database, file_uri
-from storage.errors import RoleChangeRefused, StartupRefused, StoreBusy
+from storage.errors import (
+    BackupFailed,
+    BackupTargetExists,
+    RoleChangeRefused,
+    StartupRefused,
+    StoreBusy,
+)
 from storage.models import AuditEvent
-from storage.roles import Roles, role_from_name
-from storage.store import KEY_CHECK_SETTING
+from storage.operator_store import OperatorStore, write_backup
+from storage.roles import role_from_name
 
 EXIT_REFUSED = 1
 EXIT_UNUSABLE = 2
@@ -99,53 +100,15 @@ def run(argv: Sequence[str], *, out: TextIO = sys.stdout) -> int:
     return 0
 
 
-def _existing(path: Path) -> Path:
-    if not path.is_file():
-        raise StartupRefused("TOKENDESK_DB", f"{path} does not exist")
-    if not os.access(path, os.R_OK):
-        raise StartupRefused("TOKENDESK_DB", f"{path} is not readable by you")
-    return path
-
-
 def backup(database: Path, target: Path, *, force: bool) -> str:
-    """Copy `database` consistently while the app may write, into a private temporary file
-    beside `target`, then move it into place. Returns the key check value to keep with it."""
-    source_path = _existing(database)
-    if target.exists() and not force:
-        raise OperatorError(f"{target} exists; add --force to replace it")
-    temporary = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    """A consistent copy of `database` at `target`, written while the app may write; the
+    key check value to keep with it."""
     try:
-        os.close(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except OSError as error:
-        raise OperatorError(f"cannot write {target} ({error.strerror})", EXIT_UNUSABLE) from None
-    try:
-        source = sqlite3.connect(file_uri(source_path, "ro"), uri=True, timeout=1)
-        try:
-            copy = sqlite3.connect(file_uri(temporary, "rw"), uri=True)
-            try:
-                source.backup(copy)
-                # One self-contained file: no WAL to forget beside it.
-                copy.execute("PRAGMA journal_mode = DELETE")
-                row = copy.execute(
-                    "SELECT value FROM settings WHERE key = ?", (KEY_CHECK_SETTING,)
-                ).fetchone()
-            except sqlite3.OperationalError:
-                row = None
-            finally:
-                copy.close()
-        finally:
-            source.close()
-        if row is None:
-            raise OperatorError(f"{database} is not a Token Desk database", EXIT_UNUSABLE)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except (sqlite3.DatabaseError, OSError) as error:
-        raise OperatorError(f"backup failed: {error}", EXIT_UNUSABLE) from None
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-    return str(row[0])
+        return write_backup(database, target, replace=force)
+    except BackupTargetExists:
+        raise OperatorError(f"{target} exists; add --force to replace it") from None
+    except BackupFailed as error:
+        raise OperatorError(str(error), EXIT_UNUSABLE) from None
 
 
 def _cell(value: object) -> str:
@@ -169,14 +132,14 @@ def _record(event: AuditEvent) -> dict[str, object]:
 async def export_audit(
     database_path: Path, output: str, since: datetime | None, out: TextIO
 ) -> None:
-    database = await Database.attach(database_path)
+    store = await OperatorStore.attach(database_path)
     try:
         writer = csv.writer(out) if output == "csv" else None
         if writer is not None:
             writer.writerow(
                 ["id", "at", "actor", "action", "token_sid", "token_name", "before", "after"]
             )
-        async for event in AuditLog(database).since(since):
+        async for event in store.audit.since(since):
             record = _record(event)
             if writer is None:
                 out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -190,7 +153,7 @@ async def export_audit(
                     ]
                 )
     finally:
-        await database.close()
+        await store.close()
 
 
 def audit_actor(uid: int) -> str:
@@ -207,22 +170,21 @@ def audit_actor(uid: int) -> str:
 async def roles_command(
     settings: OperatorSettings, arguments: argparse.Namespace, out: TextIO
 ) -> None:
-    database = await Database.attach(settings.tokendesk_db)
+    store = await OperatorStore.attach(settings.tokendesk_db, admins=settings.tokendesk_admins)
     try:
-        roles = Roles(database, admins=settings.tokendesk_admins, clock=time.time)
         actor = audit_actor(os.getuid())
         if arguments.roles_command == "grant":
             role = role_from_name(arguments.role)
-            await roles.grant_user(actor=actor, user_id=arguments.user_id, role=role)
+            await store.roles.grant_user(actor=actor, user_id=arguments.user_id, role=role)
             print(f"{arguments.user_id} is now an {role.label}", file=out)
         elif arguments.roles_command == "revoke":
-            previous = await roles.revoke_user(actor=actor, user_id=arguments.user_id)
+            previous = await store.roles.revoke_user(actor=actor, user_id=arguments.user_id)
             if previous is None:
                 print(f"{arguments.user_id} had no direct role", file=out)
             else:
                 print(f"{arguments.user_id} is no longer an {previous.label}", file=out)
         else:
-            mappings = await roles.mappings()
+            mappings = await store.roles.mappings()
             for user in mappings.bootstrap_admins:
                 print(f"{user}\tadmin\tbootstrap (TOKENDESK_ADMINS)", file=out)
             for user, role in mappings.users:
@@ -230,4 +192,4 @@ async def roles_command(
             for group, role in mappings.groups:
                 print(f"{group}\t{role.name.lower()}\tuser group", file=out)
     finally:
-        await database.close()
+        await store.close()

@@ -1,4 +1,4 @@
-"""Every variable of PRODUCT.md §5 in one settings class, read from the environment and `.env`.
+"""Every setting in one class, read from the environment and `.env`.
 
 Validation messages name the variable and the rule, never the value: `describe()` turns a
 ValidationError into the one line start-up prints.

@@ -16,7 +16,7 @@ import aiosqlite
 
 from storage.database import Database, Row
 from storage.fields import name_key
-from storage.models import AuditEvent
+from storage.models import AuditEvent, Token
 
 VALUE_MAX = 200
 
@@ -57,6 +57,18 @@ async def append(
             json.dumps(detail, ensure_ascii=False, sort_keys=True),
         ),
     )
+
+
+def token_fields(token: Token) -> dict[str, Any]:
+    """The fields of a token an audit record shows."""
+    return {
+        "name": token.name,
+        "description": token.description,
+        "state": token.state.value,
+        "api_version": token.api_version,
+        "access_rights": list(token.access_rights),
+        "primary_contact": token.primary_contact,
+    }
 
 
 def changes(

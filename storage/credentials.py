@@ -1,4 +1,4 @@
-"""Token Desk secrets (PRODUCT.md §2) and the server key that hashes them at rest (§5).
+"""Token Desk secrets, and the server key that hashes them at rest.
 
 A secret is `tdk_` + 32 CSPRNG base62 characters + a 6-character base62 CRC-32 of those 32
 characters. The checksum lets anyone reject a mistyped or made-up secret offline, before a

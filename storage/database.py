@@ -94,10 +94,7 @@ class Database:
     async def attach(cls, path: Path) -> Database:
         """An operator's connection, beside a running instance or not: it takes no instance
         lock, never creates a database, and refuses one of another schema version."""
-        if not path.is_file():
-            raise StartupRefused("TOKENDESK_DB", f"{path} does not exist")
-        if not os.access(path, os.R_OK | os.W_OK):
-            raise StartupRefused("TOKENDESK_DB", f"{path} is not readable and writable by you")
+        require_file(path, writable=True)
         try:
             writer = await _connect(path)
         except sqlite3.Error as error:
@@ -177,6 +174,18 @@ class Database:
             raise
         after_commit(result)
         return result
+
+
+def require_file(path: Path, *, writable: bool) -> None:
+    """Refuse, as an operator's command does, a database file that does not exist (never
+    to be created by mistake) or that the caller may not read, or write if `writable`."""
+    if not path.is_file():
+        raise StartupRefused("TOKENDESK_DB", f"{path} does not exist")
+    access, able = (
+        (os.R_OK | os.W_OK, "readable and writable") if writable else (os.R_OK, "readable")
+    )
+    if not os.access(path, access):
+        raise StartupRefused("TOKENDESK_DB", f"{path} is not {able} by you")
 
 
 def _lock_database_file(path: Path) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from pathlib import Path
 
 
 class StoreError(Exception):
@@ -30,7 +31,8 @@ class StoreBusy(StoreError):
 
 
 class InvalidInput(StoreError):
-    """One or more fields break the rules of PRODUCT.md §2; `errors` maps field → message."""
+    """One or more fields break a token's field rules (storage/fields.py); `errors` maps
+    field → message."""
 
     def __init__(self, errors: Mapping[str, str]) -> None:
         super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
@@ -72,4 +74,17 @@ class AlreadyNewestVersion(StoreError):
 
 
 class RoleChangeRefused(StoreError):
-    """A role change that PRODUCT.md §1 forbids (last admin, bootstrap admin, bad id)."""
+    """A role change the role rules forbid: one that would leave no Account Administrator,
+    one of a bootstrap admin, or one naming something that is not a Slack user or group."""
+
+
+class BackupTargetExists(StoreError):
+    """A backup's target exists, and replacing it was not asked for: nothing was written."""
+
+    def __init__(self, target: Path) -> None:
+        super().__init__(f"{target} exists")
+        self.target = target
+
+
+class BackupFailed(StoreError):
+    """No backup was written, and nothing was left behind; the message says why."""

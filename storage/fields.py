@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
+from typing import Any
 
 from storage.credentials import contains_secret
+from storage.errors import InvalidInput
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 500
@@ -127,3 +129,27 @@ def copy_name(name: str, attempt: int) -> str:
     base = _COPY_SUFFIX.sub("", name)
     suffix = " (copy)" if attempt == 1 else f" (copy {attempt})"
     return base[: NAME_MAX - len(suffix)].rstrip() + suffix
+
+
+def clean_token_fields(scopes: Collection[str], **values: Any) -> dict[str, Any]:
+    """The given fields (`name`, `description`, `access_rights` from the catalog `scopes`,
+    `primary_contact`; None leaves one out) in their stored form, or InvalidInput naming
+    every bad one."""
+    cleaners: dict[str, Callable[[Any], Any]] = {
+        "name": clean_name,
+        "description": clean_description,
+        "access_rights": lambda rights: list(clean_access_rights(rights, scopes)),
+        "primary_contact": clean_contact,
+    }
+    cleaned: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        try:
+            cleaned[key] = cleaners[key](value)
+        except ValueError as error:
+            errors[key] = str(error)
+    if errors:
+        raise InvalidInput(errors)
+    return cleaned

@@ -82,6 +82,18 @@ class IssuedToken:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenChange:
+    """A token as it was and as it is; equal when the change had nothing to do."""
+
+    before: Token
+    after: Token
+
+    @property
+    def changed(self) -> bool:
+        return self.before.row_version != self.after.row_version
+
+
+@dataclass(frozen=True, slots=True)
 class TokenFilter:
     name: str = ""
     created_on: CreatedOn | None = None

@@ -1,4 +1,17 @@
-"""The store: one SQLite database, its tokens, roles and audit log, owned by one process."""
+"""The store: one SQLite database, owned by one process, and what the app asks of it.
+
+Each attribute of `Store` has one job, in one module:
+- `credentials` (credential_index.py): the auth check, from memory; last-used times;
+- `account` (account.py): the account's API-access switch;
+- `token_reads` (token_reads.py): a token, a filtered page, the token of a secret;
+- `tokens` (token_lifecycle.py): create, duplicate, edit, reset, upgrade, enable or
+  disable, delete;
+- `roles` (roles.py): role mappings, users' Slack statuses, the effective role;
+- `audit` (audit.py): the audit log.
+
+The operator commands reach the database another way, beside a running app: its roles
+and audit log only, and a backup (operator_store.py).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +22,15 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
+from storage.account import AccountSettings
 from storage.audit import AuditLog
+from storage.credential_index import CredentialIndex
 from storage.credentials import SecretHasher
 from storage.database import Database
 from storage.errors import StartupRefused
 from storage.roles import Roles
-from storage.tokens import Tokens
+from storage.token_lifecycle import TokenLifecycle
+from storage.token_reads import TokenReads
 
 KEY_CHECK_SETTING = "key_check"
 LAST_USED_FLUSH_SECONDS = 60.0
@@ -22,23 +38,29 @@ _NAMES_SHOWN = 5
 
 
 class Store:
-    """`tokens`, `roles` and `audit` over one database. Open with `Store.open`."""
+    """The app's store over one database (see the list above). Open with `Store.open`."""
 
     def __init__(
         self,
         *,
         database: Database,
-        tokens: Tokens,
+        credentials: CredentialIndex,
+        account: AccountSettings,
+        token_reads: TokenReads,
+        tokens: TokenLifecycle,
         roles: Roles,
         audit: AuditLog,
         flush_seconds: float,
     ) -> None:
         self._database = database
+        self.credentials = credentials
+        self.account = account
+        self.token_reads = token_reads
         self.tokens = tokens
         self.roles = roles
         self.audit = audit
         self.closed = False
-        self._flusher = asyncio.create_task(tokens.flush_last_used_every(flush_seconds))
+        self._flusher = asyncio.create_task(credentials.flush_last_used_every(flush_seconds))
 
     @classmethod
     async def open(
@@ -54,7 +76,10 @@ class Store:
     ) -> Store:
         """Lock, create or upgrade, check the key and the catalog, and load the credentials.
 
-        Raises StartupRefused for everything PRODUCT.md §5 says start-up refuses."""
+        Raises StartupRefused, with a message naming the variable or file and the rule,
+        when another instance holds the database, when it cannot be created or is not a
+        usable database, when `secret_key` is not the key it was created with, or when an
+        API version or scope still in use is missing from the catalogs."""
         if not api_versions or not scopes:
             raise ValueError("the API version and scope catalogs must not be empty")
         hasher = SecretHasher(secret_key)
@@ -64,17 +89,29 @@ class Store:
             _check_catalog(connection, api_versions, scopes)
 
         database = await Database.open(path, prepare=check)
-        tokens = Tokens(
-            database, hasher=hasher, api_versions=api_versions, scopes=scopes, clock=clock
-        )
+        account = AccountSettings(database, clock=clock)
+        credentials = CredentialIndex(database, hasher=hasher, account=account, clock=clock)
         try:
-            await tokens.load()
+            await account.load()
+            await credentials.load()
         except BaseException:
             await database.close()
             raise
         return cls(
             database=database,
-            tokens=tokens,
+            credentials=credentials,
+            account=account,
+            token_reads=TokenReads(
+                database, credentials=credentials, api_versions=api_versions, clock=clock
+            ),
+            tokens=TokenLifecycle(
+                database,
+                credentials=credentials,
+                hasher=hasher,
+                api_versions=api_versions,
+                scopes=scopes,
+                clock=clock,
+            ),
             roles=Roles(database, admins=admins, clock=clock),
             audit=AuditLog(database),
             flush_seconds=flush_seconds,
@@ -89,7 +126,7 @@ class Store:
         with contextlib.suppress(asyncio.CancelledError):
             await self._flusher
         try:
-            await self.tokens.flush_last_used()
+            await self.credentials.flush_last_used()
         finally:
             await self._database.close()
 

@@ -1,18 +1,19 @@
-"""Crash safety (PRODUCT.md §2, §4, §5): the app killed with SIGKILL at a random point of a
-burst of changes loses no acknowledged change and leaves none half-applied.
+"""Crash safety: the app killed with SIGKILL at a random point of a burst of changes loses
+no acknowledged change and leaves none half-applied.
 
 Each trial runs this module as a child process (`python -m tests.test_crash_safety`) that
 reads the app's environment and opens the store as `python -m bot` does (`Settings`,
-`configure_logging`, then what `bot.server.open_store` does, not imported: Slack Bolt and
-aiohttp would triple the child's start-up), then changes tokens through the store until it is
-killed: creates, duplicates, resets, edits, disables and enables, upgrades, deletes, API
-access on and off, replayed and stale requests, auth checks and last-used flushes. Before
-each step it prints what it is about to do, and after the store acknowledged it, what the
-store answered (secrets included: the pipe is the test's own). The parent kills it after a
-random delay, some kills landing while the store opens and migrates a fresh database, reopens
-the database in-process and compares it, field by field, with what the child was told: every
-acknowledged change is there, the one step in flight at the kill is applied whole or not at
-all, and the audit log, the applied request keys and the secrets agree.
+`configure_logging`, then `tests.app_store.app_store_options`, which spares the child the
+imports of Slack Bolt and aiohttp that would triple its start-up), then changes tokens
+through the store until it is killed: creates, duplicates, resets, edits, disables and
+enables, upgrades, deletes, API access on and off, replayed and stale requests, auth checks
+and last-used flushes. Before each step it prints what it is about to do, and after the
+store acknowledged it, what the store answered (secrets included: the pipe is the test's
+own). The parent kills it after a random delay, some kills landing while the store opens and
+migrates a fresh database, reopens the database in-process and compares it, field by field,
+with what the child was told: every acknowledged change is there, the one step in flight at
+the kill is applied whole or not at all, and the audit log, the applied request keys and the
+secrets agree.
 
 `TOKENDESK_LONG_TESTS=1` runs 200 trials instead of 20; `TOKENDESK_CRASH_SEED` replays a
 run's random choices (the kill timing itself cannot be replayed).
@@ -41,14 +42,15 @@ import storage.database
 from bench.seed import insert_rows, make_seed, spread_over_days
 from bot.logs import configure_logging
 from bot.settings import Settings
-from storage.credentials import generate_secret, load_or_create_key
+from storage.credential_index import CredentialIndex
+from storage.credentials import generate_secret
 from storage.database import configure
 from storage.errors import AlreadyApplied, NameTaken, StaleVersion
 from storage.fields import copy_name, name_key
 from storage.models import Token, TokenEdit
 from storage.schema import LATEST_VERSION, migrate
 from storage.store import Store
-from storage.tokens import Tokens
+from tests.app_store import app_store_options
 from tests.storage.support_durability import (
     ACTOR,
     KEY,
@@ -60,6 +62,7 @@ from tests.storage.support_durability import (
     user_version,
 )
 from tests.storage.test_durability import integrity, read_into
+from tests.store_support import tokens_by_sid, verify
 
 LONG = os.environ.get("TOKENDESK_LONG_TESTS") == "1"
 TRIALS = 200 if LONG else 20
@@ -93,7 +96,7 @@ OPENING, MIGRATING, LOADING, READY = "opening", "migrating", "loading", "ready"
 
 
 def app_environment(db_path: Path) -> dict[str, str]:
-    """What `python -m bot` reads (PRODUCT.md §5); nothing here talks to Slack."""
+    """What `python -m bot` reads; nothing here talks to Slack."""
     return python_env(
         SLACK_BOT_TOKEN="xoxb-test",
         SLACK_SIGNING_SECRET="crash-signing-secret",
@@ -135,7 +138,7 @@ class Driver:
         self.seq = 0
         self.known: dict[str, Known] = {}
         self.applied_keys: list[str] = []
-        self.api_access = store.tokens.api_access
+        self.api_access = store.account.api_access
         self.steps: dict[str, tuple[int, Callable[[], Awaitable[None]]]] = {
             "create": (20, self.create),
             "duplicate": (7, self.duplicate),
@@ -153,16 +156,10 @@ class Driver:
         }
 
     async def learn_existing(self) -> None:
-        offset = 0
-        while True:
-            page = await self.tokens.page(offset=offset, limit=100)
-            for token in page.tokens:
-                self.known[token.sid] = Known(
-                    token.id, token.row_version, token.name, token.enabled, token.api_version, None
-                )
-            offset += len(page.tokens)
-            if not page.tokens or offset >= page.total:
-                return
+        for sid, token in (await tokens_by_sid(self.store)).items():
+            self.known[sid] = Known(
+                token.id, token.row_version, token.name, token.enabled, token.api_version, None
+            )
 
     async def run(self) -> NoReturn:
         names = list(self.steps)
@@ -321,7 +318,7 @@ class Driver:
     async def toggle_api_access(self) -> None:
         enabled = not self.api_access
         self.begin("api_access", enabled=enabled)
-        assert await self.tokens.set_api_access(actor=CHILD_ACTOR, enabled=enabled)
+        assert await self.store.account.set_api_access(actor=CHILD_ACTOR, enabled=enabled)
         self.api_access = enabled
         self.done("api_access", enabled=enabled)
 
@@ -388,17 +385,17 @@ class Driver:
         with_secrets = [(sid, known) for sid, known in self.known.items() if known.secret]
         for sid, known in self.rng.sample(with_secrets, min(5, len(with_secrets))):
             assert known.secret is not None
-            authorized = self.tokens.verify(known.secret, sid if self.rng.random() < 0.5 else None)
+            authorized = verify(self.store, known.secret, sid if self.rng.random() < 0.5 else None)
             if known.enabled and self.api_access:
                 assert authorized is not None and authorized.sid == sid
             else:
                 assert authorized is None
-        assert self.tokens.verify(generate_secret()) is None
+        assert verify(self.store, generate_secret()) is None
         self.done("verify")
 
     async def flush(self) -> None:
         self.begin("flush")
-        await self.tokens.flush_last_used()
+        await self.store.credentials.flush_last_used()
         self.done("flush")
 
 
@@ -407,13 +404,13 @@ async def child_main(seed: int, marker: str) -> NoReturn:
     configure_logging(settings.tokendesk_log_level)
     # The markers only print: what the store does is unchanged.
     if marker == LOADING:
-        load = Tokens.load
+        load = CredentialIndex.load
 
-        async def marked_load(self: Tokens) -> None:
+        async def marked_load(self: CredentialIndex) -> None:
             emit(LOADING)
             await load(self)
 
-        Tokens.load = marked_load  # type: ignore[method-assign]
+        CredentialIndex.load = marked_load  # type: ignore[method-assign]
     elif marker == MIGRATING:
         # storage.database calls the `migrate` it imported from storage.schema.
         def marked_migrate(connection: sqlite3.Connection, *, target: int = LATEST_VERSION) -> int:
@@ -423,16 +420,7 @@ async def child_main(seed: int, marker: str) -> NoReturn:
         storage.database.migrate = marked_migrate  # type: ignore[attr-defined]
     else:
         emit(OPENING)
-    configured = settings.tokendesk_secret_key
-    store = await Store.open(
-        path=settings.tokendesk_db,
-        secret_key=load_or_create_key(
-            settings.tokendesk_db, configured.get_secret_value() if configured else None
-        ),
-        api_versions=settings.tokendesk_api_versions,
-        scopes=settings.tokendesk_scopes,
-        admins=settings.tokendesk_admins,
-    )
+    store = await Store.open(**app_store_options(settings))
     emit(READY)
     driver = Driver(store, random.Random(seed), seed)
     await driver.learn_existing()
@@ -695,12 +683,7 @@ class Snapshot:
 
 
 async def snapshot(store: Store, path: Path) -> Snapshot:
-    tokens: dict[str, Token] = {}
-    while True:
-        page = await store.tokens.page(offset=len(tokens), limit=100)
-        tokens |= {token.sid: token for token in page.tokens}
-        if not page.tokens or len(tokens) >= page.total:
-            break
+    tokens = await tokens_by_sid(store)
     audit = [event async for event in store.audit.since()]
     connection = plain_connection(path)
     try:
@@ -709,7 +692,7 @@ async def snapshot(store: Store, path: Path) -> Snapshot:
         connection.close()
     return Snapshot(
         tokens=tokens,
-        api_access=store.tokens.api_access,
+        api_access=store.account.api_access,
         applied_keys=keys,
         audit=[
             AuditEntry(event.action, event.token_sid, event.after.get("copy_of")) for event in audit
@@ -748,7 +731,8 @@ def tally() -> Iterator[Tally]:
     print(
         f"\ncrash safety (seed {BASE_SEED}): {counts.trials} trials, {counts.kills} kills"
         f" ({counts.before_migrated} before the schema was complete,"
-        f" {counts.before_ready} before the store was open, {counts.in_load} in Tokens.load,"
+        f" {counts.before_ready} before the store was open,"
+        f" {counts.in_load} in CredentialIndex.load,"
         f" {counts.mid_step} mid-step, {counts.committed_unacknowledged} committed but"
         f" unacknowledged), {counts.changes_checked} acknowledged changes checked,"
         f" {time.monotonic() - counts.started:.1f} s{windows}"
@@ -855,7 +839,9 @@ async def run_trial(
     if READY not in output.markers:
         tally.before_ready += 1
         assert not output.steps
-        landed = "in Tokens.load" if LOADING in output.markers else "while the store opened"
+        landed = (
+            "in CredentialIndex.load" if LOADING in output.markers else "while the store opened"
+        )
         tally.in_load += LOADING in output.markers
     schema = user_version(path) if path.exists() else 0
     if schema < LATEST_VERSION:
@@ -894,7 +880,7 @@ async def run_trial(
 
 def check_against(model: Model, database: Snapshot, store: Store, audit_before: int) -> None:
     assert set(database.tokens) == set(model.tokens), "tokens lost or appeared"
-    assert store.tokens.count == len(model.tokens)
+    assert store.token_reads.count == len(model.tokens)
     for sid, expected in model.tokens.items():
         token = database.tokens[sid]
         assert token.id == expected.id, sid
@@ -922,13 +908,14 @@ def check_against(model: Model, database: Snapshot, store: Store, audit_before: 
 async def check_secrets(model: Model, store: Store) -> None:
     """Each token's current secret is the last one issued for it (unless the step in flight
     replaced it unseen); every earlier one, and every deleted token's, fails."""
-    if not store.tokens.api_access:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+    if not store.account.api_access:
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
+    tokens = await tokens_by_sid(store)
     for sid, expected in model.tokens.items():
-        token = await store.tokens.get_by_sid(sid=sid)
+        token = tokens[sid]
         valid = []
         for secret in expected.secrets:
-            found = await store.tokens.find_by_secret(secret=secret)
+            found = await store.token_reads.find_by_secret(secret=secret)
             assert found is None or found.sid == sid, "a secret opens another token"
             if found is not None:
                 valid.append(secret)
@@ -936,15 +923,15 @@ async def check_secrets(model: Model, store: Store) -> None:
             current = expected.secrets[-1]
             assert valid == [current], sid
             assert token.secret_hint == current[-4:], sid
-            authorized = store.tokens.verify(current, sid)
+            authorized = verify(store, current, sid)
             assert (authorized is not None) == expected.enabled, sid
             assert authorized is None or authorized.sid == sid
         else:
             assert valid == [], sid
     for expected in model.deleted.values():
         for secret in expected.secrets:
-            assert await store.tokens.find_by_secret(secret=secret) is None
-            assert store.tokens.verify(secret) is None
+            assert await store.token_reads.find_by_secret(secret=secret) is None
+            assert verify(store, secret) is None
 
 
 def check_usage(path: Path) -> None:
@@ -1016,7 +1003,7 @@ async def seed_database(path: Path, count: int) -> dict[str, str]:
 async def _time_load(path: Path) -> float:
     async with opened_store(path) as store:
         started = time.perf_counter()
-        await store.tokens.load()
+        await store.credentials.load()
         return time.perf_counter() - started
 
 

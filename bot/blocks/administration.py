@@ -1,4 +1,5 @@
-"""Messages of the administration sub-commands: roles, API access, the audit log."""
+"""Messages and replies of the administration sub-commands: roles, API access, the audit
+log. Pure: data in, blocks or mrkdwn out."""
 
 from __future__ import annotations
 
@@ -10,14 +11,13 @@ from slack_sdk.models.blocks import (
     ButtonElement,
     ContextBlock,
     HeaderBlock,
-    MarkdownTextObject,
     SectionBlock,
 )
 
-from bot.blocks.common import Message, mention, slack_date
+from bot.blocks.common import Message, escape, group_mention, mention, mrkdwn, slack_date
 from bot.ids import COMMAND, ActionId
-from bot.text import escape
-from storage.models import AuditEvent, Role, RoleMappings
+from bot.inputs.command_text import RolesProblem
+from storage.models import AuditEvent, Role, RoleMappings, RoleSource, SlackStatus
 
 SECTION_MAX = 2900
 # Slack refuses a message whose texts add up to about 12,000 characters: these bounds hold
@@ -25,14 +25,6 @@ SECTION_MAX = 2900
 MESSAGE_TEXT_BUDGET = 10_000
 EVENT_MAX = 950
 AUDIT_PAGE_SIZE = 10
-
-
-def _mrkdwn(text: str) -> MarkdownTextObject:
-    return MarkdownTextObject(text=text, verbatim=True)
-
-
-def _group(group_id: str) -> str:
-    return f"<!subteam^{group_id}>"
 
 
 def bounded(escaped: str, limit: int) -> str:
@@ -52,11 +44,11 @@ def _sections(lines: list[str]) -> list[Block]:
     current = ""
     for line in lines:
         if current and len(current) + len(line) + 1 > SECTION_MAX:
-            sections.append(SectionBlock(text=_mrkdwn(current)))
+            sections.append(SectionBlock(text=mrkdwn(current)))
             current = ""
         current = f"{current}\n{line}" if current else line
     if current:
-        sections.append(SectionBlock(text=_mrkdwn(current)))
+        sections.append(SectionBlock(text=mrkdwn(current)))
     return sections
 
 
@@ -67,7 +59,7 @@ def roles_message(mappings: RoleMappings) -> Message:
     for user, role in mappings.users:
         lines[role].append(f"• {mention(user)}  _direct_")
     for group, role in mappings.groups:
-        lines[role].append(f"• {_group(group)}  _user group_")
+        lines[role].append(f"• {group_mention(group)}  _user group_")
     blocks: list[Block] = [HeaderBlock(text="Roles")]
     budget = MESSAGE_TEXT_BUDGET
     for role in (Role.ADMIN, Role.SPECIALIST):
@@ -86,7 +78,7 @@ def roles_message(mappings: RoleMappings) -> Message:
     blocks.append(
         ContextBlock(
             elements=[
-                _mrkdwn(
+                mrkdwn(
                     f"`{COMMAND} roles grant @user admin|specialist` · `{COMMAND} roles revoke"
                     f" @user` · `{COMMAND} roles group @group admin|specialist` ·"
                     f" `{COMMAND} roles ungroup @group`"
@@ -97,13 +89,104 @@ def roles_message(mappings: RoleMappings) -> Message:
     return Message(text="Token Desk roles", blocks=blocks)
 
 
+ROLES_SHAPES = {
+    "grant": "roles grant @user admin|specialist",
+    "revoke": "roles revoke @user",
+    "group": "roles group @group admin|specialist",
+    "ungroup": "roles ungroup @group",
+}
+MENTION_HINT = "Mention them: type @ and pick the {what} from the list, so Slack sends its ID."
+
+
+def roles_usage(problem: RolesProblem, verb: str) -> str:
+    """What is wrong with a `roles` sub-command, and how to write it."""
+    if problem is RolesProblem.UNKNOWN_VERB:
+        return (
+            f"Try `{COMMAND} roles`, `roles grant @user admin|specialist`, `roles revoke @user`,"
+            " `roles group @group admin|specialist` or `roles ungroup @group`."
+        )
+    if problem is RolesProblem.WRONG_SHAPE:
+        return f"Use `{COMMAND} {ROLES_SHAPES[verb]}`."
+    if problem is RolesProblem.NOT_A_PERSON:
+        return MENTION_HINT.format(what="person")
+    if problem is RolesProblem.NOT_A_GROUP:
+        return MENTION_HINT.format(what="user group")
+    return "The role is `admin` or `specialist`."
+
+
+NO_ROLE_BECAUSE = {
+    SlackStatus.BOT: "Bots cannot hold a role.",
+    SlackStatus.GUEST: "Guests cannot hold a role.",
+    SlackStatus.DEACTIVATED: "That person has left the workspace.",
+    SlackStatus.OTHER_ORGANISATION: "People from another organisation cannot hold a role.",
+    SlackStatus.UNKNOWN_TO_SLACK: "Slack does not know that person.",
+}
+GROUP_UNKNOWN = "Slack does not know that user group; nothing was changed."
+
+
+def slack_did_not_confirm(what: str) -> str:
+    return f"Slack did not confirm that {what}; nothing was changed. Please try again."
+
+
+def role_change_refused(reason: str) -> str:
+    return f"Not changed: {reason}"
+
+
+def user_granted(user_id: str, role: Role) -> str:
+    return f"{mention(user_id)} is now an {role.label}."
+
+
+def user_revoked(user_id: str, previous: Role | None, remaining: list[RoleSource]) -> str:
+    """A revoke names the sources of a role the user still holds."""
+    if previous is None:
+        head = f"{mention(user_id)} had no direct role."
+    else:
+        head = f"{mention(user_id)} is no longer an {previous.label} directly."
+    if not remaining:
+        return f"{head} They hold no role now."
+    described = [
+        f"{source.role.label} through {group_mention(source.group_id or '')}"
+        if source.kind == "group"
+        else f"{source.role.label} ({source.kind})"
+        for source in remaining
+    ]
+    return f"{head} They are still: " + "; ".join(described) + "."
+
+
+def group_granted(group_id: str, role: Role) -> str:
+    return f"Members of {group_mention(group_id)} are now {role.label}s."
+
+
+def group_revoked(group_id: str, previous: Role | None) -> str:
+    if previous is None:
+        return f"{group_mention(group_id)} had no role."
+    return f"Members of {group_mention(group_id)} are no longer {previous.label}s through it."
+
+
+def access_switched_on(*, changed: bool) -> str:
+    if changed:
+        return "API access is on: enabled tokens pass the auth check."
+    return "API access was already on."
+
+
+ACCESS_ALREADY_OFF = "API access is already off."
+ACCESS_TURNED_OFF = (
+    ":no_entry: API access is off. Every token now fails the auth check;"
+    f" `{COMMAND} access on` turns it back on."
+)
+
+
+def access_state(*, on: bool) -> str:
+    return f"API access is {'on' if on else 'off'}. Use `{COMMAND} access on` or `access off`."
+
+
 def access_off_confirmation() -> Message:
     return Message(
         text="Turn API access off?",
         blocks=[
             SectionBlock(
                 block_id="access_off",
-                text=_mrkdwn(
+                text=mrkdwn(
                     ":warning: *Turn API access off?* Every token then fails the auth check at"
                     " once: all of the agency's integrations stop working until API access is"
                     " turned on again. Tokens themselves are kept as they are."
@@ -179,14 +262,14 @@ def audit_message(events: list[AuditEvent], *, name: str, offset: int, has_more:
     scope = f" for “{escape(name)}”" if name else ""
     blocks: list[Block] = [HeaderBlock(text="Audit log")]
     if events:
-        blocks += [SectionBlock(text=_mrkdwn(_event_line(event))) for event in events]
+        blocks += [SectionBlock(text=mrkdwn(_event_line(event))) for event in events]
     else:
-        blocks.append(SectionBlock(text=_mrkdwn(f"No audit events{scope}.")))
+        blocks.append(SectionBlock(text=mrkdwn(f"No audit events{scope}.")))
     first, last = offset + 1, offset + len(events)
     blocks.append(
-        ContextBlock(elements=[_mrkdwn(f"Events {first}–{last}{scope}, newest first")])
+        ContextBlock(elements=[mrkdwn(f"Events {first}–{last}{scope}, newest first")])
         if events
-        else ContextBlock(elements=[_mrkdwn(f"`{COMMAND} audit [NAME]` filters by token name")])
+        else ContextBlock(elements=[mrkdwn(f"`{COMMAND} audit [NAME]` filters by token name")])
     )
     buttons = []
     reference = f"{offset}:{name}"

@@ -1,4 +1,5 @@
-"""Small pieces every builder uses: dates in the viewer's time zone, messages."""
+"""Small pieces every builder uses: escaping, mentions, dates in the viewer's time zone,
+messages."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from slack_sdk.models.blocks import Block
+from slack_sdk.models.blocks import Block, MarkdownTextObject
 
-from bot.text import escape
 from storage.fields import is_user_id
+
+
+def escape(text: str) -> str:
+    """mrkdwn-safe user text: `&`, `<`, `>` and nothing else, as Slack asks. The only way user
+    text goes into mrkdwn, so that a token name can never become `<!channel>`."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def mrkdwn(text: str) -> MarkdownTextObject:
+    """A mrkdwn text Slack shows as written: `verbatim`, so that a bare URL or channel name in
+    user text is not turned into a link."""
+    return MarkdownTextObject(text=text, verbatim=True)
 
 
 def slack_date(moment: datetime, *, with_time: bool = True, ago: bool = False) -> str:
@@ -25,6 +37,10 @@ def slack_date(moment: datetime, *, with_time: bool = True, ago: bool = False) -
 def mention(user_id: str) -> str:
     """A user mention; anything that is not a Slack user ID is shown as escaped text."""
     return f"<@{user_id}>" if is_user_id(user_id) else escape(user_id)
+
+
+def group_mention(group_id: str) -> str:
+    return f"<!subteam^{group_id}>"
 
 
 @dataclass(frozen=True, slots=True)

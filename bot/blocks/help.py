@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
+from bot.blocks.common import escape, mrkdwn
 from bot.ids import COMMAND
-from bot.text import escape
 
 USAGE = (
     (f"{COMMAND}", "the token list (also `list`)"),
@@ -34,8 +34,8 @@ def help_message(*, unknown: str | None = None) -> tuple[str, list[Block]]:
     else:
         shown = escape(unknown[:50])
         text = f"Token Desk does not know “{shown}”."
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=f"*{text}*", verbatim=True)))
-    blocks.append(SectionBlock(text=MarkdownTextObject(text=listing, verbatim=True)))
+    blocks.append(SectionBlock(text=mrkdwn(f"*{text}*")))
+    blocks.append(SectionBlock(text=mrkdwn(listing)))
     blocks.append(
         ContextBlock(
             elements=[

@@ -11,7 +11,6 @@ from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
     InputBlock,
-    MarkdownTextObject,
     Option,
     PlainTextInputElement,
     PlainTextObject,
@@ -22,17 +21,14 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
+from bot.blocks.common import escape, mrkdwn
+from bot.blocks.notices import Issued
 from bot.ids import COMMAND, CallbackId, FormField, MenuChoice
-from bot.modal_context import ModalContext
-from bot.text import escape
+from bot.inputs.modal_context import ModalContext
 from storage.fields import DESCRIPTION_MAX, NAME_MAX
 from storage.models import IssuedToken, Token
 
 TITLE = "Token Desk"
-
-
-def _mrkdwn(text: str) -> MarkdownTextObject:
-    return MarkdownTextObject(text=text, verbatim=True)
 
 
 def _plain(text: str) -> PlainTextObject:
@@ -46,7 +42,7 @@ def message_view(text: str, *, title: str = TITLE) -> View:
         callback_id=CallbackId.NOTICE,
         title=title,
         close="Close",
-        blocks=[SectionBlock(text=_mrkdwn(text))],
+        blocks=[SectionBlock(text=mrkdwn(text))],
     )
 
 
@@ -57,7 +53,7 @@ def _scope_option(scope: str) -> Option:
 def token_form(
     *,
     context: ModalContext,
-    api_versions: Sequence[str],
+    newest_version: str,
     scopes: Sequence[str],
     contact: str,
     token: Token | None = None,
@@ -91,7 +87,7 @@ def token_form(
         ),
     ]
     if token is None:
-        newest = _plain(api_versions[-1])
+        newest = Option(text=_plain(newest_version), value=newest_version)
         blocks.append(
             InputBlock(
                 block_id=FormField.API_VERSION,
@@ -99,8 +95,8 @@ def token_form(
                 hint="New tokens use the newest API version.",
                 element=StaticSelectElement(
                     action_id=FormField.API_VERSION,
-                    options=[Option(text=newest, value=api_versions[-1])],
-                    initial_option=Option(text=newest, value=api_versions[-1]),
+                    options=[newest],
+                    initial_option=newest,
                 ),
             )
         )
@@ -109,7 +105,7 @@ def token_form(
             ContextBlock(
                 block_id=FormField.API_VERSION,
                 elements=[
-                    _mrkdwn(
+                    mrkdwn(
                         f"*API version* `{escape(token.api_version)}`: change it with"
                         " *Upgrade Version* in the card's menu."
                     )
@@ -189,21 +185,21 @@ def confirm_view(
         submit=submit,
         close="Cancel",
         private_metadata=context.dump(),
-        blocks=[SectionBlock(text=_mrkdwn(body))],
+        blocks=[SectionBlock(text=mrkdwn(body))],
     )
 
 
-def secret_view(issued: IssuedToken, *, what: str, refresh_failed: bool) -> View:
+def secret_view(issued: IssuedToken, *, why: Issued, refresh_failed: bool) -> View:
     """The only place a secret is ever shown: a close button, no submit, no input, and
     `notify_on_close` off, so nothing in it can travel back to Token Desk."""
     token = issued.token
     blocks: list[Block] = [
-        SectionBlock(text=_mrkdwn(f"*{escape(token.name)}* {what}.")),
-        SectionBlock(text=_mrkdwn(f"*SID*\n`{token.sid}`")),
-        SectionBlock(text=_mrkdwn(f"*Secret*\n`{issued.secret}`")),
+        SectionBlock(text=mrkdwn(f"*{escape(token.name)}* {why}.")),
+        SectionBlock(text=mrkdwn(f"*SID*\n`{token.sid}`")),
+        SectionBlock(text=mrkdwn(f"*Secret*\n`{issued.secret}`")),
         ContextBlock(
             elements=[
-                _mrkdwn(
+                mrkdwn(
                     ":warning: *Copy it now — it will not be shown again.* Token Desk keeps only"
                     " a fingerprint of it."
                 )
@@ -211,7 +207,7 @@ def secret_view(issued: IssuedToken, *, what: str, refresh_failed: bool) -> View
         ),
     ]
     if refresh_failed:
-        blocks.append(ContextBlock(elements=[_mrkdwn(f"Run `{COMMAND}` again to see the list.")]))
+        blocks.append(ContextBlock(elements=[mrkdwn(f"Run `{COMMAND}` again to see the list.")]))
     return View(
         type="modal",
         callback_id=CallbackId.SECRET,

@@ -1,21 +1,18 @@
-"""Direct messages about a token (PRODUCT.md §3). Never a secret: only names, SIDs, people
-and times."""
+"""Direct messages about a token, to the people who should hear of a change to it. Never a
+secret: only names, SIDs, people and times. Pure: data in, blocks out."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from slack_sdk.models.blocks import MarkdownTextObject, SectionBlock
+from slack_sdk.models.blocks import SectionBlock
 
-from bot.blocks.common import Message, mention, slack_date
-from bot.text import escape
+from bot.blocks.common import Message, escape, mention, mrkdwn, slack_date
 from storage.models import Token
 
 
 def _message(fallback: str, text: str) -> Message:
-    return Message(
-        text=fallback, blocks=[SectionBlock(text=MarkdownTextObject(text=text, verbatim=True))]
-    )
+    return Message(text=fallback, blocks=[SectionBlock(text=mrkdwn(text))])
 
 
 def _about(token: Token) -> str:

@@ -1,4 +1,5 @@
-"""The token list (PRODUCT.md §3): header, banner, notice, Create, filters, cards, pager.
+"""Builds the token list message from one page of tokens: header, banner, notice, Create,
+filters, cards, pager (bot/list_message.py reads the page from the store).
 
 Pure: domain models in, Block Kit out. User text reaches mrkdwn only escaped and in
 `verbatim` texts; token names are `plain_text` (card headers). The worst case — banner,
@@ -16,7 +17,6 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     HeaderBlock,
     InputBlock,
-    MarkdownTextObject,
     Option,
     OverflowMenuElement,
     PlainTextInputElement,
@@ -26,10 +26,9 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.blocks.basic_components import DispatchActionConfig
 
-from bot.blocks.common import Message, mention, slack_date
+from bot.blocks.common import Message, escape, mention, mrkdwn, slack_date
 from bot.ids import ActionId, BlockId
 from bot.list_view import ANY, NAME_FILTER_MAX, PAGE_SIZE, ListView, stateful_block_id
-from bot.text import escape
 from storage.models import CreatedOn, Token, TokenPage, TokenState
 
 TITLE = "API Access Tokens"
@@ -37,8 +36,8 @@ TITLE = "API Access Tokens"
 
 @dataclass(frozen=True, slots=True)
 class Notice:
-    """The result of the last action: mrkdwn its author escaped, and the token to offer a
-    Reset for, if any (after Enable, or a pasted secret)."""
+    """The result of the last action: mrkdwn, escaped (bot/blocks/notices.py builds them), and
+    the token to offer a Reset for, if any (after Enable, or a pasted secret)."""
 
     text: str
     offer_reset: Token | None = None
@@ -51,10 +50,6 @@ CREATED_ON_LABELS = {
     CreatedOn.MORE_THAN_30_DAYS: "More than 30 days",
 }
 STATE_LABELS = {TokenState.ENABLED: "Enabled", TokenState.DISABLED: "Disabled"}
-
-
-def _mrkdwn(text: str) -> MarkdownTextObject:
-    return MarkdownTextObject(text=text, verbatim=True)
 
 
 def _option(text: str, value: str) -> Option:
@@ -156,7 +151,7 @@ def card_blocks(token: Token, *, newest_version: str) -> list[Block]:
         HeaderBlock(
             block_id=f"card.{token.id}", text=PlainTextObject(text=token.name, emoji=False)
         ),
-        SectionBlock(block_id=f"details.{token.id}", text=_mrkdwn(details), accessory=_menu(token)),
+        SectionBlock(block_id=f"details.{token.id}", text=mrkdwn(details), accessory=_menu(token)),
         ActionsBlock(
             block_id=f"edit.{token.id}",
             elements=[
@@ -174,14 +169,14 @@ def _empty_state(filtered: bool) -> Block:
     if filtered:
         return SectionBlock(
             block_id="empty",
-            text=_mrkdwn("*No tokens match* these filters."),
+            text=mrkdwn("*No tokens match* these filters."),
             accessory=ButtonElement(
                 text="Clear All", action_id=ActionId.CLEAR_FILTERS, value="clear"
             ),
         )
     return SectionBlock(
         block_id="empty",
-        text=_mrkdwn("*No tokens yet.* Create the first one for an integration."),
+        text=mrkdwn("*No tokens yet.* Create the first one for an integration."),
         accessory=ButtonElement(
             text="Create Access Token", action_id=ActionId.CREATE, value="create", style="primary"
         ),
@@ -190,7 +185,7 @@ def _empty_state(filtered: bool) -> Block:
 
 def _pager(page: TokenPage) -> list[Block]:
     first, last = page.offset + 1, page.offset + len(page.tokens)
-    label = ContextBlock(block_id="range", elements=[_mrkdwn(f"{first}–{last} of {page.total}")])
+    label = ContextBlock(block_id="range", elements=[mrkdwn(f"{first}–{last} of {page.total}")])
     buttons = []
     if page.offset > 0:
         buttons.append(
@@ -226,7 +221,7 @@ def render_token_list(
         blocks.append(
             SectionBlock(
                 block_id="banner",
-                text=_mrkdwn(
+                text=mrkdwn(
                     ":warning: *API access is off.* Every token fails the auth check until it"
                     " is turned on."
                 ),
@@ -243,7 +238,7 @@ def render_token_list(
         blocks.append(
             SectionBlock(
                 block_id="notice",
-                text=_mrkdwn(notice.text),
+                text=mrkdwn(notice.text),
                 accessory=ButtonElement(
                     text="Reset now",
                     action_id=ActionId.RESET_NOW,

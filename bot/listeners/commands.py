@@ -1,33 +1,42 @@
-"""`/tokens` and its sub-commands (PRODUCT.md §3)."""
+"""`/tokens`: parse the text, keep pasted secrets out of every sub-command but `search`,
+and hand the request to the handler the table below names for its verb.
+
+Lists answer in the ack: they are quick to build (the store is local), and an ack is the one
+answer that can never expire. Forms and Slack look-ups come after the ack.
+"""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks.help import help_message
-from bot.blocks.modals import token_form
-from bot.errors import after_ack
+from bot.blocks import notices
 from bot.ids import COMMAND
-from bot.list_view import NAME_FILTER_MAX, ListView
-from bot.listeners import administration
-from bot.listeners.actions import open_modal
-from bot.listing import list_message
+from bot.inputs.command_text import ParsedCommand, parse_command, unescape
+from bot.inputs.payloads import trigger_id_of
+from bot.listeners import access, audit, help, roles, token_forms, token_list
+from bot.listeners.subcommand import SubCommand
 from bot.memberships import GroupMemberships
-from bot.modal_context import ModalContext
 from bot.settings import Settings
-from bot.text import ParsedCommand, parse_command, unescape
 from storage.credentials import has_secret_part
-from storage.models import Role, TokenFilter
+from storage.models import Role
 from storage.store import Store
 
-PASTED_SECRET = (
-    ":warning: That looks like a Token Desk secret, so it was neither used nor shown back."
-    f" `{COMMAND} search` with it finds the token it belongs to, to reset it."
-)
+SUBCOMMANDS: dict[str, Callable[[SubCommand], Awaitable[None]]] = {
+    "": token_list.list_command,
+    "list": token_list.list_command,
+    "search": token_list.search_command,
+    "create": token_forms.create_command,
+    "access": access.access_command,
+    "roles": roles.roles_command,
+    "audit": audit.audit_command,
+    "help": help.help_command,
+}
+# The sub-commands whose text may hold a secret: `search` looks it up, `create` drops it.
+TAKES_A_SECRET = ("search", "create")
 
 
 def register(app: AsyncApp) -> None:
@@ -45,54 +54,27 @@ async def tokens_command(
     role: Role,
     actor: str,
 ) -> None:
-    """Lists answer in the ack: they are quick to build (the store is local), and an ack is
-    the one answer that can never expire. Forms open after the ack, with the trigger."""
     text = str(command.get("text", ""))
     parsed = parse_command(text)
-    if parsed.verb not in ("search", "create") and has_secret_part(text):
+    if parsed.verb not in TAKES_A_SECRET and has_secret_part(text):
         if not has_secret_part(parsed.verb):
-            await ack(response_type="ephemeral", text=PASTED_SECRET)
+            await ack(response_type="ephemeral", text=notices.PASTED_SECRET)
             return
         # `/tokens <secret>`: the one thing to do with a secret here is to look it up.
         parsed = ParsedCommand(verb="search", rest=unescape(text.strip()))
-    if parsed.verb in ("", "list"):
-        message = await list_message(store, view=ListView())
-        await ack(response_type="ephemeral", **message.as_dict())
-    elif parsed.verb == "search":
-        view = ListView(filters=TokenFilter(name=parsed.rest))
-        message = await list_message(store, view=view)
-        await ack(response_type="ephemeral", **message.as_dict())
-    elif parsed.verb == "create":
-        await ack()
-        # A pasted secret is never echoed, not even into a form only its owner sees.
-        name = "" if has_secret_part(parsed.rest) else parsed.rest[:NAME_FILTER_MAX]
-        form = token_form(
-            context=ModalContext.of(view=None, response_url=None, now=time.time()),
-            api_versions=settings.tokendesk_api_versions,
-            scopes=settings.tokendesk_scopes,
-            contact=actor,
-            name=name,
-        )
-        after_ack(open_modal(client, command.get("trigger_id"), form), respond=respond)
-    elif parsed.verb == "help":
-        text, blocks = help_message()
-        await ack(response_type="ephemeral", text=text, blocks=blocks)
-    elif parsed.verb == "roles":
-        await administration.roles_command(
-            parsed,
+    handler = SUBCOMMANDS.get(parsed.verb, help.unknown_command)
+    await handler(
+        SubCommand(
+            parsed=parsed,
             ack=ack,
             respond=respond,
             client=client,
             store=store,
+            settings=settings,
             memberships=memberships,
             role=role,
             actor=actor,
             team_id=str(command.get("team_id", "")),
+            trigger_id=trigger_id_of(command),
         )
-    elif parsed.verb == "access":
-        await administration.access_command(parsed, ack=ack, store=store, actor=actor)
-    elif parsed.verb == "audit":
-        await administration.audit_command(parsed, ack=ack, store=store)
-    else:
-        text, blocks = help_message(unknown=parsed.verb)
-        await ack(response_type="ephemeral", text=text, blocks=blocks)
+    )

@@ -10,9 +10,9 @@ from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
 from bot.ids import Event
+from bot.inputs.payloads import event_group_id, event_user
 from bot.memberships import GroupMemberships
 from bot.user_status import status_of, wall_time
-from storage.fields import is_user_id
 from storage.models import UserStatus
 from storage.store import Store
 
@@ -24,8 +24,8 @@ def register(app: AsyncApp) -> None:
 
 
 async def subteam_members_changed(event: dict[str, Any], memberships: GroupMemberships) -> None:
-    group_id = event.get("subteam_id")
-    if isinstance(group_id, str):
+    group_id = event_group_id(event)
+    if group_id is not None:
         memberships.invalidate(group_id)
 
 
@@ -33,12 +33,10 @@ async def user_change(event: dict[str, Any], context: AsyncBoltContext, store: S
     """Someone was made a guest, deactivated, or changed otherwise: the user object carries
     what `users.info` would say, and is kept at once, so that the role check applies it to
     their very next request."""
-    user = event.get("user")
-    if not isinstance(user, dict):
+    changed = event_user(event)
+    if changed is None:
         return
-    user_id = user.get("id")
-    if not isinstance(user_id, str) or not is_user_id(user_id):
-        return
+    user_id, user = changed
     status = status_of(user, team_id=context.team_id)
     learned = UserStatus(user_id, status, wall_time(time.time()))
     await store.roles.record_statuses(statuses=[learned])

@@ -1,12 +1,18 @@
 """The app as Slack sees it: served on loopback, driven by signed requests, talking to the
-Slack stand-in, on a real SQLite file."""
+Slack stand-in, on a real SQLite file.
+
+Tests drive it as Slack users (`slack_user(user_id)`, `admin`: see tests/bot/driver.py) and
+read what it rendered with tests/bot/blockwalk.py.
+"""
 
 from __future__ import annotations
 
 import io
 import logging
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -15,16 +21,28 @@ from slack_bolt.async_app import AsyncApp
 from bot.app import create_app
 from bot.background import drain
 from bot.logs import CAPPED_LOGGERS, configure_logging
-from bot.server import create_web_app, open_store
+from bot.memberships import GroupMemberships, SlackGroupMemberships
+from bot.server import create_web_app
 from bot.settings import Settings
 from slack_standin.client import SlackClient
 from slack_standin.server import SlackStandIn
+from storage.models import IssuedToken, Role
 from storage.store import Store
+from tests.app_store import app_store_options
+from tests.bot.doubles import HeldClient, ManualClock, WallClock
+from tests.bot.driver import SlackUser
+from tests.conftest import OpenStore
 
 SIGNING_SECRET = "test-signing-secret"
 ADMIN = "UADMIN001"
 SPECIALIST = "USPEC0001"
 STRANGER = "USTRANGER"
+# People of the workspace who hold no role until a test gives them one, and a user group.
+ALICE, ALICE_MENTION = "U012AB3CD", "<@U012AB3CD|alice>"
+BOB, BOB_MENTION = "U0BOB0001", "<@U0BOB0001|bob>"
+OPS, OPS_MENTION = "S012AB3CD", "<!subteam^S012AB3CD|@ops>"
+
+Seed = Callable[..., Awaitable[IssuedToken]]
 
 
 @pytest.fixture
@@ -32,6 +50,8 @@ async def standin() -> AsyncIterator[SlackStandIn]:
     async with SlackStandIn() as running:
         for user in (ADMIN, SPECIALIST, STRANGER):
             running.add_user(user)
+        running.add_user(ALICE, name="alice")
+        running.add_user(BOB, name="bob")
         yield running
 
 
@@ -49,17 +69,102 @@ def settings(tmp_path: Path, standin: SlackStandIn) -> Settings:
 
 
 @pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Store]:
-    opened = await open_store(settings)
-    try:
-        yield opened
-    finally:
-        await opened.close()
+def store_clock() -> Callable[[], float]:
+    """The store's clock (a module that creates tokens in the past overrides it)."""
+    return time.time
 
 
 @pytest.fixture
-async def bolt(settings: Settings, store: Store) -> AsyncApp:
-    return create_app(settings, store)
+def store_options(settings: Settings, store_clock: Callable[[], float]) -> dict[str, Any]:
+    """The app's store, on the app's database (see `open_store`)."""
+    return app_store_options(settings) | {"clock": store_clock}
+
+
+@pytest.fixture
+def legacy_tokens() -> tuple[str, ...]:
+    """Names of tokens an older catalog, without the newest API version, created in the
+    app's database before the app started (parametrize it)."""
+    return ()
+
+
+@pytest.fixture
+async def store(open_store: OpenStore, settings: Settings, legacy_tokens: tuple[str, ...]) -> Store:
+    if legacy_tokens:
+        older = await open_store(api_versions=settings.tokendesk_api_versions[:-1])
+        for name in legacy_tokens:
+            await older.tokens.create(
+                actor=ADMIN, name=name, access_rights=["reports:read"], primary_contact=ADMIN
+            )
+        await older.close()
+    return await open_store()
+
+
+@pytest.fixture
+def seed(store: Store) -> Seed:
+    """Creates a token in the app's store: `await seed(name, contact=..., rights=...)`."""
+
+    async def create(
+        name: str,
+        *,
+        contact: str = ADMIN,
+        description: str = "",
+        rights: tuple[str, ...] = ("reports:read",),
+        actor: str = ADMIN,
+    ) -> IssuedToken:
+        return await store.tokens.create(
+            actor=actor,
+            name=name,
+            description=description,
+            access_rights=list(rights),
+            primary_contact=contact,
+        )
+
+    return create
+
+
+@pytest.fixture
+async def specialist(store: Store) -> str:
+    """SPECIALIST, made an Implementation Specialist."""
+    await store.roles.grant_user(actor=ADMIN, user_id=SPECIALIST, role=Role.SPECIALIST)
+    return SPECIALIST
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """The monotonic clock by which group members grow old."""
+    return ManualClock()
+
+
+@pytest.fixture
+def wall_clock() -> WallClock:
+    """The wall clock that stamps what Slack said of each user."""
+    return WallClock()
+
+
+@pytest.fixture
+def background_client(settings: Settings) -> HeldClient:
+    return HeldClient(settings)
+
+
+@pytest.fixture
+def memberships() -> GroupMemberships | None:
+    """How the app learns user groups' members: by default it does not, and nobody gets a
+    role from a group (a module that tests group roles returns `slack_memberships`)."""
+    return None
+
+
+@pytest.fixture
+def slack_memberships(
+    background_client: HeldClient, store: Store, clock: ManualClock, wall_clock: WallClock
+) -> SlackGroupMemberships:
+    """Members and statuses asked from Slack only when the test says so (`refresh_all`, or
+    the refresh an invalidation spawns): no background refresher."""
+    return SlackGroupMemberships(background_client, store, clock=clock, wall_clock=wall_clock)
+
+
+@pytest.fixture
+async def bolt(settings: Settings, store: Store, memberships: GroupMemberships | None) -> AsyncApp:
+    return create_app(settings, store, memberships=memberships)
 
 
 async def serve(web_app: web.Application) -> tuple[web.AppRunner, str]:
@@ -69,6 +174,24 @@ async def serve(web_app: web.Application) -> tuple[web.AppRunner, str]:
     await site.start()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}"
+
+
+@pytest.fixture
+async def elsewhere() -> AsyncIterator[tuple[str, list[str]]]:
+    """Another host (another port on loopback) and every request it got."""
+    hits: list[str] = []
+
+    async def record(request: web.Request) -> web.Response:
+        hits.append(f"{request.method} {request.path} {await request.text()}")
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", record)
+    runner, url = await serve(app)
+    try:
+        yield url, hits
+    finally:
+        await runner.cleanup()
 
 
 @pytest.fixture
@@ -87,6 +210,22 @@ async def slack(app_url: str, standin: SlackStandIn) -> AsyncIterator[SlackClien
         f"{app_url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
     ) as client:
         yield client
+
+
+@pytest.fixture
+def slack_user(slack: SlackClient) -> Callable[[str], SlackUser]:
+    """A Slack user of the given id, driving the app."""
+
+    def user(user_id: str) -> SlackUser:
+        return SlackUser(slack, user_id)
+
+    return user
+
+
+@pytest.fixture
+def admin(slack_user: Callable[[str], SlackUser]) -> SlackUser:
+    """ADMIN, an Account Administrator through TOKENDESK_ADMINS."""
+    return slack_user(ADMIN)
 
 
 @pytest.fixture

@@ -14,54 +14,44 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
 import pytest
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.app import create_app
 from bot.background import drain
 from bot.memberships import SlackGroupMemberships
 from bot.settings import Settings
 from slack_standin.blockkit import check_message
-from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container
-from slack_standin.server import ResponsePost, SlackStandIn
+from slack_standin.client import SlackClient, action_for
+from slack_standin.server import SlackStandIn
 from storage.models import AuditEvent, Role, TokenEdit
 from storage.store import Store
-from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
+from tests.bot.blockwalk import Body, all_text, refused, section_texts
+from tests.bot.conftest import (
+    ADMIN,
+    ALICE,
+    ALICE_MENTION,
+    BOB,
+    BOB_MENTION,
+    OPS,
+    OPS_MENTION,
+    SPECIALIST,
+    STRANGER,
+    Seed,
+)
+from tests.bot.doubles import HeldClient, ManualClock
+from tests.bot.driver import SlackUser, eventually
 
-Body = dict[str, Any]
-ROLES = ("Account Administrators", "Implementation Specialists")
 ADMIN_ONLY = "Only Account Administrators"
-CHANNEL, MESSAGE_TS = "C0TEST", "1700000000.000100"
 GROUP_METHOD = "usergroups.users.list"
 
-ALICE, ALICE_MENTION = "U012AB3CD", "<@U012AB3CD|alice>"
 GRID_USER, GRID_MENTION = "W012AB3CD", "<@W012AB3CD>"
-BOB, BOB_MENTION = "U0BOB0001", "<@U0BOB0001|bob>"
-OPS, OPS_MENTION = "S012AB3CD", "<!subteam^S012AB3CD|@ops>"
 HOSTILE_NAME = "<!channel> & <@U1>"
 HOSTILE_ESCAPED = "&lt;!channel&gt; &amp; &lt;@U1&gt;"
 
-
-# -- fixtures ---------------------------------------------------------------------------
-
-
-class FakeClock:
-    """The memberships' monotonic clock, moved by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+Users = Callable[[str], SlackUser]
 
 
 @pytest.fixture
@@ -76,147 +66,23 @@ def settings(settings: Settings, bootstrap_admins: tuple[str, ...]) -> Settings:
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-class HeldClient(AsyncWebClient):
-    """The members' client, able to hold Slack's answer back: an answer Slack gave before a
-    change that reaches the app only after Slack's event about that change."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-        )
-        self.hold: asyncio.Event | None = None
-
-    async def usergroups_users_list(
-        self,
-        *,
-        usergroup: str,
-        include_disabled: bool | None = None,
-        team_id: str | None = None,
-        **kwargs: Any,
-    ) -> AsyncSlackResponse:
-        hold = self.hold
-        answer = await super().usergroups_users_list(
-            usergroup=usergroup, include_disabled=include_disabled, team_id=team_id, **kwargs
-        )
-        if hold is not None:
-            await hold.wait()
-        return answer
-
-
-@pytest.fixture
-def members_client(settings: Settings) -> HeldClient:
-    return HeldClient(settings)
-
-
-@pytest.fixture
-def memberships(
-    members_client: HeldClient, store: Store, clock: FakeClock
-) -> SlackGroupMemberships:
-    return SlackGroupMemberships(members_client, store, clock=clock)
-
-
-@pytest.fixture
-async def bolt(settings: Settings, store: Store, memberships: SlackGroupMemberships) -> AsyncApp:
-    return create_app(settings, store, memberships=memberships)
+def memberships(slack_memberships: SlackGroupMemberships) -> SlackGroupMemberships:
+    return slack_memberships
 
 
 @pytest.fixture(autouse=True)
-def people(standin: SlackStandIn) -> None:
-    standin.add_user(ALICE, name="alice")
+def grid_user(standin: SlackStandIn) -> None:
     standin.add_user(GRID_USER, name="grid")
-    standin.add_user(BOB, name="bob")
-
-
-@pytest.fixture
-async def specialist(store: Store) -> str:
-    await store.roles.grant_user(actor=ADMIN, user_id=SPECIALIST, role=Role.SPECIALIST)
-    return SPECIALIST
-
-
-# -- helpers ----------------------------------------------------------------------------
-
-
-async def eventually(condition: Callable[[], bool], *, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "the app did not get there in time"
-        await asyncio.sleep(0.005)
-
-
-async def posted(standin: SlackStandIn, reply: Reply, count: int = 1) -> list[ResponsePost]:
-    """What the app posted to the response_url of `reply`'s request, once `count` arrived."""
-    url = reply.sent["response_url"]
-    await eventually(lambda: len(standin.responses_to(url)) >= count)
-    await drain()
-    posts = standin.responses_to(url)
-    assert all(post.accepted for post in posts), [post.error for post in posts]
-    return posts
-
-
-async def answer(standin: SlackStandIn, reply: Reply) -> Body:
-    """The one reply that came through the response_url after a bare ack."""
-    assert reply.status == 200 and reply.body == "", reply.body
-    posts = await posted(standin, reply)
-    assert len(posts) == 1, [post.body for post in posts]
-    body: Body = posts[0].body
-    assert body["response_type"] == "ephemeral"
-    assert check_message(body) == []
-    return body
-
-
-def texts(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "text" and isinstance(value, str):
-                yield value
-            else:
-                yield from texts(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from texts(item)
-
-
-def all_text(body: Body) -> str:
-    """The fallback text and every text in the blocks."""
-    return "\n".join(texts(body))
-
-
-def refused(body: Body) -> bool:
-    return all(role in body.get("text", "") for role in ROLES)
-
-
-async def has_role(slack: SlackClient, user_id: str) -> bool:
-    reply = await slack.slash_command(user_id, "help")
-    assert reply.status == 200
-    return not refused(reply.body)
-
-
-async def is_admin(slack: SlackClient, user_id: str) -> bool:
-    reply = await slack.slash_command(user_id, "roles")
-    assert reply.status == 200
-    return bool(reply.body.get("text") == "Token Desk roles")
 
 
 async def audit_events(store: Store) -> list[AuditEvent]:
     return await store.audit.events(limit=1000)
 
 
-def sections(body: Body) -> list[str]:
-    return [
-        block["text"]["text"]
-        for block in body.get("blocks", [])
-        if block["type"] == "section" and "text" in block
-    ]
-
-
 def role_section(body: Body, role: Role) -> str:
     heading = f"*{role.label}s*"
-    found = [text for text in sections(body) if text.startswith(heading)]
-    assert len(found) == 1, sections(body)
+    found = [text for text in section_texts(body) if text.startswith(heading)]
+    assert len(found) == 1, section_texts(body)
     return found[0]
 
 
@@ -230,14 +96,14 @@ def line_of(section: str, subject: str) -> str:
 
 
 async def test_roles_lists_bootstrap_direct_and_group_holders_by_role(
-    slack: SlackClient, store: Store
+    admin: SlackUser, store: Store
 ) -> None:
     await store.roles.grant_user(actor=ADMIN, user_id=GRID_USER, role=Role.ADMIN)
     await store.roles.grant_user(actor=ADMIN, user_id=ALICE, role=Role.SPECIALIST)
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.ADMIN)
     await store.roles.grant_group(actor=ADMIN, group_id="S0SUPPORT", role=Role.SPECIALIST)
 
-    reply = await slack.slash_command(ADMIN, "roles")
+    reply = await admin.send_command("roles")
 
     assert reply.status == 200
     assert reply.body["response_type"] == "ephemeral"
@@ -254,7 +120,7 @@ async def test_roles_lists_bootstrap_direct_and_group_holders_by_role(
 
 
 async def test_roles_stays_within_slack_limits_with_many_holders(
-    slack: SlackClient, settings: Settings
+    admin: SlackUser, settings: Settings
 ) -> None:
     """An agency with 500 specialists: the listing may shorten itself, but Slack must take it
     (its cumulative text cap, `msg_blocks_too_long`, is near 12,000 characters)."""
@@ -264,7 +130,7 @@ async def test_roles_stays_within_slack_limits_with_many_holders(
             [(f"U{number:010d}", "specialist", ADMIN, 1_700_000_000) for number in range(500)],
         )
 
-    reply = await slack.slash_command(ADMIN, "roles")
+    reply = await admin.send_command("roles")
 
     assert reply.body["text"] == "Token Desk roles"
     assert check_message(reply.body) == []
@@ -272,16 +138,16 @@ async def test_roles_stays_within_slack_limits_with_many_holders(
 
 
 async def test_roles_is_refused_to_a_specialist_and_a_stranger(
-    slack: SlackClient, standin: SlackStandIn, store: Store, specialist: str
+    standin: SlackStandIn, store: Store, specialist: str, slack_user: Users
 ) -> None:
     before = await store.roles.mappings()
     for text in ("roles", f"roles grant {ALICE_MENTION} admin", f"roles revoke <@{ADMIN}|a>"):
-        as_specialist = await slack.slash_command(specialist, text)
+        as_specialist = await slack_user(specialist).send_command(text)
         assert as_specialist.body["response_type"] == "ephemeral"
         assert as_specialist.body["text"].startswith(ADMIN_ONLY)
-        as_stranger = await slack.slash_command(STRANGER, text)
+        as_stranger = await slack_user(STRANGER).send_command(text)
         assert as_stranger.body["response_type"] == "ephemeral"
-        assert refused(as_stranger.body)
+        assert refused(as_stranger.body["text"])
     await drain()
     assert await store.roles.mappings() == before
     assert standin.calls_to("users.info") == []
@@ -292,26 +158,26 @@ async def test_roles_is_refused_to_a_specialist_and_a_stranger(
 
 
 async def test_grant_is_acked_at_once_and_applies_to_the_next_request(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, standin: SlackStandIn, store: Store, slack_user: Users
 ) -> None:
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
     standin.delay_next("users.info", 0.6)
 
     started = time.monotonic()
-    reply = await slack.slash_command(ADMIN, f"roles grant {ALICE_MENTION} specialist")
+    reply = await admin.send_command(f"roles grant {ALICE_MENTION} specialist")
     acked_after = time.monotonic() - started
 
     assert reply.status == 200 and reply.body == ""
     assert acked_after < 0.45, "the ack waited for Slack's users.info"
     assert standin.responses_to(reply.sent["response_url"]) == []
-    body = await answer(standin, reply)
+    body = await admin.answer(reply)
     assert f"<@{ALICE}>" in body["text"] and "Implementation Specialist" in body["text"]
-    assert await has_role(slack, ALICE)
-    assert not await is_admin(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
+    assert not await slack_user(ALICE).is_admin()
 
-    upgrade = await slack.slash_command(ADMIN, f"roles grant {ALICE_MENTION} ADMIN")
-    assert "Account Administrator" in (await answer(standin, upgrade))["text"]
-    assert await is_admin(slack, ALICE)
+    upgrade = await admin.send_command(f"roles grant {ALICE_MENTION} ADMIN")
+    assert "Account Administrator" in (await admin.answer(upgrade))["text"]
+    assert await slack_user(ALICE).is_admin()
 
     latest = (await audit_events(store))[:2]
     assert [event.action for event in latest] == ["role.user", "role.user"]
@@ -321,11 +187,11 @@ async def test_grant_is_acked_at_once_and_applies_to_the_next_request(
 
 
 async def test_grant_to_an_enterprise_grid_id_without_a_label(
-    slack: SlackClient, standin: SlackStandIn
+    admin: SlackUser, slack_user: Users
 ) -> None:
-    reply = await slack.slash_command(ADMIN, f"roles grant {GRID_MENTION} specialist")
-    assert f"<@{GRID_USER}>" in (await answer(standin, reply))["text"]
-    assert await has_role(slack, GRID_USER)
+    reply = await admin.send_command(f"roles grant {GRID_MENTION} specialist")
+    assert f"<@{GRID_USER}>" in (await admin.answer(reply))["text"]
+    assert await slack_user(GRID_USER).has_role()
 
 
 CANNOT_HOLD_A_ROLE: list[tuple[str, dict[str, Any] | None, str]] = [
@@ -339,20 +205,20 @@ CANNOT_HOLD_A_ROLE: list[tuple[str, dict[str, Any] | None, str]] = [
 
 
 async def test_grant_to_someone_who_cannot_hold_a_role_changes_nothing(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, standin: SlackStandIn, store: Store, slack_user: Users
 ) -> None:
     mappings, events = await store.roles.mappings(), await audit_events(store)
     for who, profile, why in CANNOT_HOLD_A_ROLE:
         if profile is not None:
             standin.add_user(who, **profile)
 
-        reply = await slack.slash_command(ADMIN, f"roles grant <@{who}|someone> admin")
+        reply = await admin.send_command(f"roles grant <@{who}|someone> admin")
 
-        body = await answer(standin, reply)
+        body = await admin.answer(reply)
         assert why in body["text"], (who, body["text"])
         assert await store.roles.mappings() == mappings
         assert await audit_events(store) == events
-        assert not await has_role(slack, who), who
+        assert not await slack_user(who).has_role(), who
 
 
 MENTION_MISSING = [
@@ -367,11 +233,11 @@ MENTION_MISSING = [
 
 
 async def test_a_target_without_a_mention_is_explained_in_the_ack(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, standin: SlackStandIn, store: Store
 ) -> None:
     mappings = await store.roles.mappings()
     for text, hint in MENTION_MISSING:
-        reply = await slack.slash_command(ADMIN, text)
+        reply = await admin.send_command(text)
         assert reply.body["response_type"] == "ephemeral"
         assert "type @" in reply.body["text"] and hint in reply.body["text"], text
     await drain()
@@ -393,11 +259,11 @@ USAGE = [
 
 
 async def test_a_wrong_role_word_or_arity_answers_usage(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, standin: SlackStandIn, store: Store
 ) -> None:
     mappings = await store.roles.mappings()
     for text, usage in USAGE:
-        reply = await slack.slash_command(ADMIN, text)
+        reply = await admin.send_command(text)
         assert reply.body["response_type"] == "ephemeral"
         assert usage in reply.body["text"], (text, reply.body["text"])
         assert check_message(reply.body) == []
@@ -410,53 +276,57 @@ async def test_a_wrong_role_word_or_arity_answers_usage(
 
 
 async def test_a_revoked_user_is_refused_on_their_next_request(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, store: Store, slack_user: Users
 ) -> None:
     await store.roles.grant_user(actor=ADMIN, user_id=ALICE, role=Role.SPECIALIST)
-    assert await has_role(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
 
-    reply = await slack.slash_command(ADMIN, f"roles revoke {ALICE_MENTION}")
+    reply = await admin.send_command(f"roles revoke {ALICE_MENTION}")
 
-    text = (await answer(standin, reply))["text"]
+    text = (await admin.answer(reply))["text"]
     assert "no longer an Implementation Specialist" in text
     assert "no role now" in text
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
     latest = (await audit_events(store))[0]
     assert (latest.actor, latest.action) == (ADMIN, "role.user")
     assert latest.after == {"user_id": ALICE, "role": None}
 
-    again = await slack.slash_command(ADMIN, f"roles revoke {ALICE_MENTION}")
-    assert "had no direct role" in (await answer(standin, again))["text"]
+    again = await admin.send_command(f"roles revoke {ALICE_MENTION}")
+    assert "had no direct role" in (await admin.answer(again))["text"]
 
 
 async def test_a_bootstrap_admin_cannot_be_revoked_or_downgraded_from_slack(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, store: Store, slack_user: Users
 ) -> None:
     mappings = await store.roles.mappings()
     for text in (f"roles revoke <@{ADMIN}|boss>", f"roles grant <@{ADMIN}|boss> specialist"):
-        reply = await slack.slash_command(ADMIN, text)
-        body = await answer(standin, reply)
+        reply = await admin.send_command(text)
+        body = await admin.answer(reply)
         assert "Not changed" in body["text"] and "TOKENDESK_ADMINS" in body["text"]
     assert await store.roles.mappings() == mappings
-    assert await is_admin(slack, ADMIN)
+    assert await admin.is_admin()
 
 
 async def test_revoke_names_the_sources_that_remain(
-    slack: SlackClient, standin: SlackStandIn, store: Store, memberships: SlackGroupMemberships
+    admin: SlackUser,
+    standin: SlackStandIn,
+    store: Store,
+    memberships: SlackGroupMemberships,
+    slack_user: Users,
 ) -> None:
     await store.roles.grant_user(actor=ADMIN, user_id=ALICE, role=Role.ADMIN)
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE, BOB])
     await memberships.refresh_all()
 
-    reply = await slack.slash_command(ADMIN, f"roles revoke {ALICE_MENTION}")
+    reply = await admin.send_command(f"roles revoke {ALICE_MENTION}")
 
-    text = (await answer(standin, reply))["text"]
+    text = (await admin.answer(reply))["text"]
     assert "no longer an Account Administrator directly" in text
     assert f"Implementation Specialist through <!subteam^{OPS}>" in text
     assert "no role now" not in text
-    assert await has_role(slack, ALICE)
-    assert not await is_admin(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
+    assert not await slack_user(ALICE).is_admin()
 
 
 # -- the last admin ---------------------------------------------------------------------
@@ -464,61 +334,71 @@ async def test_revoke_names_the_sources_that_remain(
 
 @pytest.mark.parametrize("bootstrap_admins", [()])
 async def test_the_last_admin_cannot_be_revoked_or_downgraded_from_slack(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, store: Store, slack_user: Users
 ) -> None:
+    alice = slack_user(ALICE)
+    bob = slack_user(BOB)
     await store.roles.grant_user(actor="cli:setup", user_id=ALICE, role=Role.ADMIN)
-    assert not await has_role(slack, ADMIN), "TOKENDESK_ADMINS should be empty here"
+    assert not await admin.has_role(), "TOKENDESK_ADMINS should be empty here"
     mappings = await store.roles.mappings()
 
     for text in (f"roles revoke {ALICE_MENTION}", f"roles grant {ALICE_MENTION} specialist"):
-        reply = await slack.slash_command(ALICE, text)
-        body = await answer(standin, reply)
+        reply = await alice.send_command(text)
+        body = await alice.answer(reply)
         assert "Not changed" in body["text"] and "no Account Administrator" in body["text"]
     assert await store.roles.mappings() == mappings
-    assert await is_admin(slack, ALICE)
+    assert await alice.is_admin()
 
     # With a second admin, one of them may step down; then the other is the last again.
-    grant = await slack.slash_command(ALICE, f"roles grant {BOB_MENTION} admin")
-    assert "Account Administrator" in (await answer(standin, grant))["text"]
-    step_down = await slack.slash_command(ALICE, f"roles grant {ALICE_MENTION} specialist")
-    assert "Not changed" not in (await answer(standin, step_down))["text"]
-    assert await is_admin(slack, BOB) and not await is_admin(slack, ALICE)
-    last = await slack.slash_command(BOB, f"roles revoke {BOB_MENTION}")
-    assert "no Account Administrator" in (await answer(standin, last))["text"]
-    assert await is_admin(slack, BOB)
+    grant = await alice.send_command(f"roles grant {BOB_MENTION} admin")
+    assert "Account Administrator" in (await alice.answer(grant))["text"]
+    step_down = await alice.send_command(f"roles grant {ALICE_MENTION} specialist")
+    assert "Not changed" not in (await alice.answer(step_down))["text"]
+    assert await bob.is_admin() and not await alice.is_admin()
+    last = await bob.send_command(f"roles revoke {BOB_MENTION}")
+    assert "no Account Administrator" in (await bob.answer(last))["text"]
+    assert await bob.is_admin()
 
 
 @pytest.mark.parametrize("bootstrap_admins", [()])
 async def test_the_last_admin_group_cannot_be_ungrouped_or_downgraded_from_slack(
-    slack: SlackClient, standin: SlackStandIn, store: Store, memberships: SlackGroupMemberships
+    standin: SlackStandIn,
+    store: Store,
+    memberships: SlackGroupMemberships,
+    slack_user: Users,
 ) -> None:
+    alice = slack_user(ALICE)
     await store.roles.grant_group(actor="cli:setup", group_id=OPS, role=Role.ADMIN)
     standin.set_group(OPS, [ALICE])
     await memberships.refresh_all()
-    assert await is_admin(slack, ALICE)
+    assert await alice.is_admin()
 
     for text in (f"roles ungroup {OPS_MENTION}", f"roles group {OPS_MENTION} specialist"):
-        reply = await slack.slash_command(ALICE, text)
-        body = await answer(standin, reply)
+        reply = await alice.send_command(text)
+        body = await alice.answer(reply)
         assert "Not changed" in body["text"] and "no Account Administrator" in body["text"]
     assert (await store.roles.mappings()).groups == ((OPS, Role.ADMIN),)
-    assert await is_admin(slack, ALICE)
+    assert await alice.is_admin()
 
 
 @pytest.mark.parametrize("bootstrap_admins", [()])
 @pytest.mark.parametrize("members", [None, [], ["UGUEST001"]], ids=["unknown", "empty", "guests"])
 async def test_the_last_admin_cannot_leave_on_a_group_that_makes_nobody_admin(
-    slack: SlackClient, standin: SlackStandIn, store: Store, members: list[str] | None
+    standin: SlackStandIn,
+    store: Store,
+    members: list[str] | None,
+    slack_user: Users,
 ) -> None:
     """A group Slack does not know cannot be mapped; an empty group, or one of guests, is
     mapped but keeps no Account Administrator."""
+    alice = slack_user(ALICE)
     standin.add_user("UGUEST001", is_restricted=True)
     if members is not None:
         standin.set_group(OPS, members)
     await store.roles.grant_user(actor="cli:setup", user_id=ALICE, role=Role.ADMIN)
 
-    grouped = await slack.slash_command(ALICE, f"roles group {OPS_MENTION} admin")
-    text = (await answer(standin, grouped))["text"]
+    grouped = await alice.send_command(f"roles group {OPS_MENTION} admin")
+    text = (await alice.answer(grouped))["text"]
     if members is None:
         assert "does not know that user group" in text
         assert (await store.roles.mappings()).groups == ()
@@ -526,69 +406,71 @@ async def test_the_last_admin_cannot_leave_on_a_group_that_makes_nobody_admin(
         assert (await store.roles.mappings()).groups == ((OPS, Role.ADMIN),)
     await drain()  # the members' look-up the mapping started
 
-    leave = await slack.slash_command(ALICE, f"roles revoke {ALICE_MENTION}")
-    assert "no Account Administrator" in (await answer(standin, leave))["text"]
-    assert await is_admin(slack, ALICE)
+    leave = await alice.send_command(f"roles revoke {ALICE_MENTION}")
+    assert "no Account Administrator" in (await alice.answer(leave))["text"]
+    assert await alice.is_admin()
 
 
 @pytest.mark.parametrize("bootstrap_admins", [()])
 async def test_the_last_admin_may_leave_once_a_confirmed_member_is_admin_through_a_group(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    standin: SlackStandIn, store: Store, slack_user: Users
 ) -> None:
+    alice = slack_user(ALICE)
+    bob = slack_user(BOB)
     standin.set_group(OPS, [BOB])
     await store.roles.grant_user(actor="cli:setup", user_id=ALICE, role=Role.ADMIN)
-    grouped = await slack.slash_command(ALICE, f"roles group {OPS_MENTION} admin")
-    assert "Account Administrators" in (await answer(standin, grouped))["text"]
+    grouped = await alice.send_command(f"roles group {OPS_MENTION} admin")
+    assert "Account Administrators" in (await alice.answer(grouped))["text"]
     await drain()
 
-    leave = await slack.slash_command(ALICE, f"roles revoke {ALICE_MENTION}")
+    leave = await alice.send_command(f"roles revoke {ALICE_MENTION}")
 
-    assert "no longer an Account Administrator" in (await answer(standin, leave))["text"]
-    assert not await has_role(slack, ALICE)
-    assert await is_admin(slack, BOB)
+    assert "no longer an Account Administrator" in (await alice.answer(leave))["text"]
+    assert not await alice.has_role()
+    assert await bob.is_admin()
 
 
 # -- roles group / ungroup and the membership cache -------------------------------------
 
 
 async def test_a_group_role_follows_group_and_ungroup(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, standin: SlackStandIn, store: Store, slack_user: Users
 ) -> None:
     standin.set_group(OPS, [ALICE])
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
 
-    grouped = await slack.slash_command(ADMIN, f"roles group {OPS_MENTION} specialist")
-    text = (await answer(standin, grouped))["text"]
+    grouped = await admin.send_command(f"roles group {OPS_MENTION} specialist")
+    text = (await admin.answer(grouped))["text"]
     assert f"<!subteam^{OPS}>" in text and "Implementation Specialists" in text
     await drain()  # the members' look-up the mapping started
-    assert await has_role(slack, ALICE)
-    assert not await has_role(slack, BOB)
-    listing = await slack.slash_command(ADMIN, "roles")
+    assert await slack_user(ALICE).has_role()
+    assert not await slack_user(BOB).has_role()
+    listing = await admin.send_command("roles")
     assert "group" in line_of(role_section(listing.body, Role.SPECIALIST), f"<!subteam^{OPS}>")
 
-    ungrouped = await slack.slash_command(ADMIN, f"roles ungroup {OPS_MENTION}")
-    assert "no longer" in (await answer(standin, ungrouped))["text"]
-    assert not await has_role(slack, ALICE)
+    ungrouped = await admin.send_command(f"roles ungroup {OPS_MENTION}")
+    assert "no longer" in (await admin.answer(ungrouped))["text"]
+    assert not await slack_user(ALICE).has_role()
     await drain()
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
 
     latest = (await audit_events(store))[:2]
     assert [event.action for event in latest] == ["role.group", "role.group"]
     assert latest[1].after == {"group_id": OPS, "role": "specialist"}
     assert latest[0].after == {"group_id": OPS, "role": None}
 
-    unknown = await slack.slash_command(ADMIN, f"roles ungroup {OPS_MENTION}")
-    assert "had no role" in (await answer(standin, unknown))["text"]
+    unknown = await admin.send_command(f"roles ungroup {OPS_MENTION}")
+    assert "had no role" in (await admin.answer(unknown))["text"]
 
 
 async def test_mapping_a_group_slack_does_not_know_is_refused(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, standin: SlackStandIn, store: Store
 ) -> None:
     mappings, events = await store.roles.mappings(), await audit_events(store)
 
-    reply = await slack.slash_command(ADMIN, f"roles group {OPS_MENTION} specialist")
+    reply = await admin.send_command(f"roles group {OPS_MENTION} specialist")
 
-    text = (await answer(standin, reply))["text"]
+    text = (await admin.answer(reply))["text"]
     assert "Slack does not know that user group" in text and "nothing was changed" in text
     assert [call.args["usergroup"] for call in standin.calls_to(GROUP_METHOD)] == [OPS]
     assert await store.roles.mappings() == mappings
@@ -596,18 +478,22 @@ async def test_mapping_a_group_slack_does_not_know_is_refused(
 
     standin.fail_next(GROUP_METHOD, "internal_error", status=200, retry_after=None)
     standin.set_group(OPS, [ALICE])
-    again = await slack.slash_command(ADMIN, f"roles group {OPS_MENTION} specialist")
-    assert "nothing was changed" in (await answer(standin, again))["text"]
+    again = await admin.send_command(f"roles group {OPS_MENTION} specialist")
+    assert "nothing was changed" in (await admin.answer(again))["text"]
     assert await store.roles.mappings() == mappings
 
 
 async def test_subteam_members_changed_removes_at_once_and_adds_after_the_refresh(
-    slack: SlackClient, standin: SlackStandIn, store: Store, memberships: SlackGroupMemberships
+    slack: SlackClient,
+    standin: SlackStandIn,
+    store: Store,
+    memberships: SlackGroupMemberships,
+    slack_user: Users,
 ) -> None:
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE])
     await memberships.refresh_all()
-    assert await has_role(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
 
     standin.set_group(OPS, [BOB])
     standin.delay_next(GROUP_METHOD, 0.5)
@@ -629,14 +515,14 @@ async def test_subteam_members_changed_removes_at_once_and_adds_after_the_refres
 
     await eventually(lambda: memberships.groups_of(ALICE) == frozenset())
     assert len(standin.calls_to(GROUP_METHOD)) == fetched, "the refresh already ran"
-    assert not await has_role(slack, ALICE)
-    assert not await has_role(slack, BOB)  # not known yet: no role
+    assert not await slack_user(ALICE).has_role()
+    assert not await slack_user(BOB).has_role()  # not known yet: no role
     assert len(standin.calls_to(GROUP_METHOD)) == fetched
 
     await drain()
     assert len(standin.calls_to(GROUP_METHOD)) == fetched + 1
-    assert await has_role(slack, BOB)
-    assert not await has_role(slack, ALICE)
+    assert await slack_user(BOB).has_role()
+    assert not await slack_user(ALICE).has_role()
 
 
 async def test_an_answer_from_before_the_change_does_not_bring_a_removed_member_back(
@@ -644,19 +530,20 @@ async def test_an_answer_from_before_the_change_does_not_bring_a_removed_member_
     standin: SlackStandIn,
     store: Store,
     memberships: SlackGroupMemberships,
-    members_client: HeldClient,
+    background_client: HeldClient,
+    slack_user: Users,
 ) -> None:
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE])
     await memberships.refresh_all()
-    assert await has_role(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
 
     # The periodic refresh asks Slack, which answers "Alice" ...
-    release = members_client.hold = asyncio.Event()
+    release = background_client.hold(GROUP_METHOD)
     fetched = len(standin.calls_to(GROUP_METHOD))
     in_flight = asyncio.create_task(memberships.refresh_all())
     await eventually(lambda: len(standin.calls_to(GROUP_METHOD)) == fetched + 1)
-    members_client.hold = None
+    background_client.stop_holding(GROUP_METHOD)
     # ... then Alice leaves the group, and Slack's event overtakes that answer.
     standin.set_group(OPS, [BOB])
     event = await slack.event(
@@ -668,80 +555,80 @@ async def test_an_answer_from_before_the_change_does_not_bring_a_removed_member_
     await in_flight
     await drain()
 
-    assert not await has_role(slack, ALICE), "the answer from before the change was kept"
+    assert not await slack_user(ALICE).has_role(), "the answer from before the change was kept"
     await memberships.refresh_all()
-    assert await has_role(slack, BOB)
-    assert not await has_role(slack, ALICE)
+    assert await slack_user(BOB).has_role()
+    assert not await slack_user(ALICE).has_role()
 
 
 async def test_a_membership_older_than_60_seconds_gives_no_role(
-    slack: SlackClient,
     standin: SlackStandIn,
     store: Store,
     memberships: SlackGroupMemberships,
-    clock: FakeClock,
+    clock: ManualClock,
+    slack_user: Users,
 ) -> None:
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE])
     await memberships.refresh_all()
     clock.advance(59)
-    assert await has_role(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
     clock.advance(2)
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
     await memberships.refresh_all()
-    assert await has_role(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
 
 
 async def test_a_membership_is_as_old_as_the_question_not_the_answer(
-    slack: SlackClient,
     standin: SlackStandIn,
     store: Store,
     memberships: SlackGroupMemberships,
-    members_client: HeldClient,
-    clock: FakeClock,
+    background_client: HeldClient,
+    clock: ManualClock,
+    slack_user: Users,
 ) -> None:
     """Slack's answer may be slow to arrive: what it says is true as of the question."""
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE])
-    release = members_client.hold = asyncio.Event()
+    release = background_client.hold(GROUP_METHOD)
     fetched = len(standin.calls_to(GROUP_METHOD))
     in_flight = asyncio.create_task(memberships.refresh(OPS))
     await eventually(lambda: len(standin.calls_to(GROUP_METHOD)) == fetched + 1)
-    members_client.hold = None
+    background_client.stop_holding(GROUP_METHOD)
     clock.advance(30)
     release.set()
     await in_flight
-    assert await has_role(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
 
     clock.advance(31)  # 61 s after the question, 31 s after the answer
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
 
 
 async def test_a_failed_membership_look_up_gives_no_role(
-    slack: SlackClient,
     standin: SlackStandIn,
     store: Store,
     memberships: SlackGroupMemberships,
-    clock: FakeClock,
+    clock: ManualClock,
+    slack_user: Users,
 ) -> None:
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE])
     standin.fail_next(GROUP_METHOD, "missing_scope", status=200, retry_after=None)
     await memberships.refresh_all()
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
 
     await memberships.refresh_all()
-    assert await has_role(slack, ALICE)
+    assert await slack_user(ALICE).has_role()
 
     # Members known once, then the look-ups fail: what was known expires all the same.
     clock.advance(61)
     standin.fail_next(GROUP_METHOD, "internal_error", status=200, retry_after=None)
     await memberships.refresh_all()
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
 
 
 async def test_the_role_gate_never_calls_slack_nor_waits_for_it(
-    slack: SlackClient, standin: SlackStandIn, store: Store, memberships: SlackGroupMemberships
+    standin: SlackStandIn, store: Store, memberships: SlackGroupMemberships, slack_user: Users
 ) -> None:
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE])
@@ -749,7 +636,7 @@ async def test_the_role_gate_never_calls_slack_nor_waits_for_it(
     fetched = len(standin.calls_to(GROUP_METHOD))
 
     for user, text in ((ALICE, "list"), (ALICE, "audit"), (STRANGER, "list"), (ADMIN, "roles")):
-        reply = await slack.slash_command(user, text)
+        reply = await slack_user(user).send_command(text)
         assert reply.status == 200
     await drain()
     assert len(standin.calls_to(GROUP_METHOD)) == fetched
@@ -759,50 +646,50 @@ async def test_the_role_gate_never_calls_slack_nor_waits_for_it(
     standin.fail_next(GROUP_METHOD, "internal_error", status=200, retry_after=None)
     memberships.invalidate(OPS)
     started = time.monotonic()
-    reply = await slack.slash_command(ALICE, "list")
+    reply = await slack_user(ALICE).send_command("list")
     assert time.monotonic() - started < 0.4
-    assert refused(reply.body)
+    assert refused(reply.body["text"])
     await drain()
     assert len(standin.calls_to(GROUP_METHOD)) == fetched + 1
-    assert not await has_role(slack, ALICE)
+    assert not await slack_user(ALICE).has_role()
 
 
 # -- /tokens access ---------------------------------------------------------------------
 
 
-async def test_access_alone_tells_the_state(slack: SlackClient, store: Store) -> None:
-    off = await slack.slash_command(ADMIN, "access")
+async def test_access_alone_tells_the_state(admin: SlackUser, store: Store) -> None:
+    off = await admin.send_command("access")
     assert off.body["response_type"] == "ephemeral"
     assert "API access is off" in off.body["text"]
-    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
-    on = await slack.slash_command(ADMIN, "access")
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
+    on = await admin.send_command("access")
     assert "API access is on" in on.body["text"]
 
 
 @pytest.mark.parametrize("actor", [ADMIN, SPECIALIST])
-async def test_access_on_turns_it_on_audited(slack: SlackClient, store: Store, actor: str) -> None:
+async def test_access_on_turns_it_on_audited(store: Store, actor: str, slack_user: Users) -> None:
     await store.roles.grant_user(actor=ADMIN, user_id=SPECIALIST, role=Role.SPECIALIST)
-    reply = await slack.slash_command(actor, "access on")
+    reply = await slack_user(actor).send_command("access on")
     assert reply.body["response_type"] == "ephemeral"
     assert "API access is on" in reply.body["text"]
-    assert store.tokens.api_access is True
+    assert store.account.api_access is True
     latest = (await audit_events(store))[0]
     assert (latest.actor, latest.action) == (actor, "api_access")
     assert (latest.before, latest.after) == ({"api_access": "off"}, {"api_access": "on"})
 
     count = len(await audit_events(store))
-    again = await slack.slash_command(actor, "access ON")
+    again = await slack_user(actor).send_command("access ON")
     assert "already on" in again.body["text"]
     assert len(await audit_events(store)) == count
 
 
-async def access_off_prompt(slack: SlackClient, store: Store, actor: str) -> list[Body]:
-    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+async def access_off_prompt(user: SlackUser, store: Store) -> list[Body]:
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
     count = len(await audit_events(store))
-    reply = await slack.slash_command(actor, "access off")
+    reply = await user.send_command("access off")
     assert reply.body["response_type"] == "ephemeral"
     assert check_message(reply.body) == []
-    assert store.tokens.api_access is True, "turned off before the confirmation"
+    assert store.account.api_access is True, "turned off before the confirmation"
     assert len(await audit_events(store)) == count
     blocks: list[Body] = reply.body["blocks"]
     return blocks
@@ -810,97 +697,78 @@ async def access_off_prompt(slack: SlackClient, store: Store, actor: str) -> lis
 
 @pytest.mark.parametrize("actor", [ADMIN, SPECIALIST])
 async def test_access_off_asks_to_confirm_then_turns_it_off(
-    slack: SlackClient, standin: SlackStandIn, store: Store, actor: str
+    store: Store, actor: str, slack_user: Users
 ) -> None:
     await store.roles.grant_user(actor=ADMIN, user_id=SPECIALIST, role=Role.SPECIALIST)
-    blocks = await access_off_prompt(slack, store, actor)
+    user = slack_user(actor)
+    blocks = await access_off_prompt(user, store)
     prompt = all_text({"blocks": blocks})
     assert "auth check" in prompt and "stop working" in prompt
     turn_off = action_for(blocks, "api_access_off")
     assert turn_off["text"]["text"] == "Turn API access off"
     assert action_for(blocks, "api_access_keep")["text"]["text"] == "Keep it on"
 
-    click = await slack.block_action(
-        actor, turn_off, container=ephemeral_container(CHANNEL, MESSAGE_TS)
-    )
+    click = await user.send_click(turn_off, blocks=blocks)
 
-    body = await answer(standin, click)
+    body = await user.answer(click)
     assert body["replace_original"] is True
     assert "API access is off" in body["text"]
-    assert store.tokens.api_access is False
+    assert store.account.api_access is False
     latest = (await audit_events(store))[0]
     assert (latest.actor, latest.action) == (actor, "api_access")
     assert latest.after == {"api_access": "off"}
-    already = await slack.slash_command(actor, "access off")
+    already = await user.send_command("access off")
     assert "already off" in already.body["text"]
 
 
 async def test_keep_it_on_deletes_the_prompt_and_changes_nothing(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, store: Store
 ) -> None:
-    blocks = await access_off_prompt(slack, store, ADMIN)
+    blocks = await access_off_prompt(admin, store)
     count = len(await audit_events(store))
-    click = await slack.block_action(
-        ADMIN,
-        action_for(blocks, "api_access_keep"),
-        container=ephemeral_container(CHANNEL, MESSAGE_TS),
-    )
+    click = await admin.send_click("api_access_keep", blocks=blocks)
     assert click.status == 200 and click.body == ""
-    posts = await posted(standin, click)
+    posts = await admin.posted(click)
     assert [post.body.get("delete_original") for post in posts] == [True]
-    assert store.tokens.api_access is True
+    assert store.account.api_access is True
     assert len(await audit_events(store)) == count
 
 
 async def test_a_stranger_replaying_the_turn_off_click_changes_nothing(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, store: Store, slack_user: Users
 ) -> None:
-    blocks = await access_off_prompt(slack, store, ADMIN)
+    blocks = await access_off_prompt(admin, store)
     count = len(await audit_events(store))
-    for user in (STRANGER, STRANGER):
-        click = await slack.block_action(
-            user,
-            action_for(blocks, "api_access_off"),
-            container=ephemeral_container(CHANNEL, MESSAGE_TS),
-        )
-        posts = await posted(standin, click)
+    stranger = slack_user(STRANGER)
+    for _ in range(2):
+        click = await stranger.send_click("api_access_off", blocks=blocks)
+        posts = await stranger.posted(click)
         assert len(posts) == 1
         assert posts[0].body["replace_original"] is False
-        assert refused(posts[0].body)
-    assert store.tokens.api_access is True
+        assert refused(posts[0].body["text"])
+    assert store.account.api_access is True
     assert len(await audit_events(store)) == count
-    assert refused((await slack.slash_command(STRANGER, "access off")).body)
-    assert refused((await slack.slash_command(STRANGER, "access on")).body)
-    assert store.tokens.api_access is True
+    assert refused((await stranger.send_command("access off")).body["text"])
+    assert refused((await stranger.send_command("access on")).body["text"])
+    assert store.account.api_access is True
 
 
 # -- /tokens audit ----------------------------------------------------------------------
 
 
 def event_lines(body: Body) -> list[str]:
-    return [text for text in sections(body) if "<!date^" in text]
+    return [text for text in section_texts(body) if "<!date^" in text]
 
 
 def names_in(body: Body) -> list[str]:
     return [re.findall(r"\*([^*]+)\* \(", line)[0] for line in event_lines(body)]
 
 
-async def create(store: Store, name: str, description: str = "", actor: str = ADMIN) -> int:
-    issued = await store.tokens.create(
-        actor=actor,
-        name=name,
-        description=description,
-        access_rights=["reports:read"],
-        primary_contact=ADMIN,
-    )
-    return issued.token.id
-
-
 async def test_audit_shows_who_what_which_when_and_the_change_newest_first(
-    slack: SlackClient, store: Store, specialist: str
+    seed: Seed, store: Store, specialist: str, slack_user: Users
 ) -> None:
-    token_id = await create(store, "Nightly export", "old words")
-    token = await store.tokens.get(token_id=token_id)
+    token_id = (await seed("Nightly export", description="old words")).token.id
+    token = await store.token_reads.get(token_id=token_id)
     await store.tokens.edit(
         actor=specialist,
         token_id=token_id,
@@ -909,7 +777,7 @@ async def test_audit_shows_who_what_which_when_and_the_change_newest_first(
     )
     await store.tokens.set_enabled(actor=ADMIN, token_id=token_id, enabled=False)
 
-    reply = await slack.slash_command(specialist, "audit")
+    reply = await slack_user(specialist).send_command("audit")
 
     assert reply.body["response_type"] == "ephemeral"
     assert check_message(reply.body) == []
@@ -925,25 +793,18 @@ async def test_audit_shows_who_what_which_when_and_the_change_newest_first(
     assert "Older" not in all_text(reply.body) and "Newer" not in all_text(reply.body)
 
 
-async def test_audit_pages_ten_at_a_time_with_older_and_newer(
-    slack: SlackClient, standin: SlackStandIn, store: Store
-) -> None:
+async def test_audit_pages_ten_at_a_time_with_older_and_newer(admin: SlackUser, seed: Seed) -> None:
     for number in range(1, 26):
-        await create(store, f"Paging {number:02}")
+        await seed(f"Paging {number:02}")
     expected = [f"Paging {number:02}" for number in range(25, 0, -1)]
 
-    reply = await slack.slash_command(ADMIN, "audit")
+    reply = await admin.send_command("audit")
     assert names_in(reply.body) == expected[:10]
     with pytest.raises(LookupError):
         action_for(reply.body["blocks"], "audit_previous")
 
     async def click(blocks: list[Body], action_id: str) -> Body:
-        sent = await slack.block_action(
-            ADMIN,
-            action_for(blocks, action_id),
-            container=ephemeral_container(CHANNEL, MESSAGE_TS),
-        )
-        body = await answer(standin, sent)
+        body = await admin.answer(await admin.send_click(action_id, blocks=blocks))
         assert body["replace_original"] is True
         return body
 
@@ -961,39 +822,35 @@ async def test_audit_pages_ten_at_a_time_with_older_and_newer(
 
 
 async def test_audit_filters_by_name_and_pages_within_the_filter(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, seed: Seed
 ) -> None:
     for number in range(1, 13):
-        await create(store, f"Alpha feed {number:02}")
-        await create(store, f"Beta feed {number:02}")
+        await seed(f"Alpha feed {number:02}")
+        await seed(f"Beta feed {number:02}")
 
-    reply = await slack.slash_command(ADMIN, "audit ALPHA feed")
+    reply = await admin.send_command("audit ALPHA feed")
     assert names_in(reply.body) == [f"Alpha feed {n:02}" for n in range(12, 2, -1)]
     assert "ALPHA feed" in reply.body["text"]
-    older = await slack.block_action(
-        ADMIN,
-        action_for(reply.body["blocks"], "audit_next"),
-        container=ephemeral_container(CHANNEL, MESSAGE_TS),
-    )
-    body = await answer(standin, older)
+    older = await admin.send_click("audit_next", blocks=reply.body["blocks"])
+    body = await admin.answer(older)
     assert names_in(body) == ["Alpha feed 02", "Alpha feed 01"]
 
-    nothing = await slack.slash_command(ADMIN, "audit Gamma")
+    nothing = await admin.send_command("audit Gamma")
     assert event_lines(nothing.body) == []
     assert "No audit events" in all_text(nothing.body)
 
 
 async def test_role_and_access_changes_appear_in_the_audit(
-    slack: SlackClient, standin: SlackStandIn
+    admin: SlackUser, standin: SlackStandIn
 ) -> None:
     standin.set_group(OPS, [BOB])
-    grant = await slack.slash_command(ADMIN, f"roles grant {ALICE_MENTION} specialist")
-    await answer(standin, grant)
-    grouped = await slack.slash_command(ADMIN, f"roles group {OPS_MENTION} admin")
-    await answer(standin, grouped)
-    await slack.slash_command(ADMIN, "access on")
+    grant = await admin.send_command(f"roles grant {ALICE_MENTION} specialist")
+    await admin.answer(grant)
+    grouped = await admin.send_command(f"roles group {OPS_MENTION} admin")
+    await admin.answer(grouped)
+    await admin.send_command("access on")
 
-    reply = await slack.slash_command(ADMIN, "audit")
+    reply = await admin.send_command("audit")
 
     access, group, role = event_lines(reply.body)
     assert f"<@{ADMIN}>" in access and "API access" in access and "off → on" in access
@@ -1002,21 +859,18 @@ async def test_role_and_access_changes_appear_in_the_audit(
 
 
 async def test_hostile_token_names_are_escaped_in_the_audit(
-    slack: SlackClient, standin: SlackStandIn, store: Store
+    admin: SlackUser, seed: Seed, store: Store
 ) -> None:
-    token_id = await create(store, HOSTILE_NAME, description="<!here> & <https://evil.example>")
+    hostile = await seed(HOSTILE_NAME, description="<!here> & <https://evil.example>")
+    token_id = hostile.token.id
     await store.tokens.set_enabled(actor=ADMIN, token_id=token_id, enabled=False)
     for number in range(10):
-        await create(store, f"Filler {number}")
+        await seed(f"Filler {number}")
 
-    unfiltered = await slack.slash_command(ADMIN, "audit")
-    older = await slack.block_action(
-        ADMIN,
-        action_for(unfiltered.body["blocks"], "audit_next"),
-        container=ephemeral_container(CHANNEL, MESSAGE_TS),
-    )
-    filtered = await slack.slash_command(ADMIN, "audit &lt;!channel&gt; &amp;")
-    for body in (unfiltered.body, await answer(standin, older), filtered.body):
+    unfiltered = await admin.send_command("audit")
+    older = await admin.send_click("audit_next", blocks=unfiltered.body["blocks"])
+    filtered = await admin.send_command("audit &lt;!channel&gt; &amp;")
+    for body in (unfiltered.body, await admin.answer(older), filtered.body):
         assert check_message(body) == []
         shown = all_text(body)
         for raw in ("<!channel>", "<@U1>", "<!here>", "<https://evil"):
@@ -1034,12 +888,12 @@ async def test_hostile_token_names_are_escaped_in_the_audit(
     ],
 )
 async def test_audit_stays_within_slack_limits_with_long_changes(
-    slack: SlackClient, standin: SlackStandIn, store: Store, filler: str
+    admin: SlackUser, seed: Seed, store: Store, filler: str
 ) -> None:
     for number in range(10):
         name = (f"{number} " + filler * 100)[:100].strip()
-        token_id = await create(store, name, (filler * 500)[:500])
-        token = await store.tokens.get(token_id=token_id)
+        token_id = (await seed(name, description=(filler * 500)[:500])).token.id
+        token = await store.token_reads.get(token_id=token_id)
         await store.tokens.edit(
             actor=ADMIN,
             token_id=token_id,
@@ -1047,31 +901,23 @@ async def test_audit_stays_within_slack_limits_with_long_changes(
             edit=TokenEdit(description=(str(number) + filler * 500)[:500]),
         )
 
-    reply = await slack.slash_command(ADMIN, "audit")
+    reply = await admin.send_command("audit")
     assert check_message(reply.body) == []
     assert len(event_lines(reply.body)) == 10
-    older = await slack.block_action(
-        ADMIN,
-        action_for(reply.body["blocks"], "audit_next"),
-        container=ephemeral_container(CHANNEL, MESSAGE_TS),
-    )
-    body = await answer(standin, older)
+    older = await admin.send_click("audit_next", blocks=reply.body["blocks"])
+    body = await admin.answer(older)
     assert len(event_lines(body)) == 10
 
 
-async def test_the_audit_never_shows_a_secret(
-    slack: SlackClient, standin: SlackStandIn, store: Store
-) -> None:
-    issued = await store.tokens.create(
-        actor=ADMIN, name="Payroll feed", access_rights=["reports:read"], primary_contact=ADMIN
-    )
+async def test_the_audit_never_shows_a_secret(admin: SlackUser, seed: Seed, store: Store) -> None:
+    issued = await seed("Payroll feed")
     reset = await store.tokens.reset(
         actor=ADMIN, token_id=issued.token.id, row_version=issued.token.row_version
     )
     secrets = (issued.secret, reset.secret)
 
-    listing = await slack.slash_command(ADMIN, "audit")
-    typed = await slack.slash_command(ADMIN, f"audit {reset.secret}")
+    listing = await admin.send_command("audit")
+    typed = await admin.send_command(f"audit {reset.secret}")
 
     assert len(event_lines(listing.body)) == 2
     for body in (listing.body, typed.body):
@@ -1082,12 +928,12 @@ async def test_the_audit_never_shows_a_secret(
         assert "tdk_" not in shown
 
 
-async def test_audit_is_refused_to_a_stranger(slack: SlackClient, standin: SlackStandIn) -> None:
-    reply = await slack.slash_command(STRANGER, "audit")
-    assert refused(reply.body)
+async def test_audit_is_refused_to_a_stranger(slack_user: Users) -> None:
+    stranger = slack_user(STRANGER)
+    reply = await stranger.send_command("audit")
+    assert refused(reply.body["text"])
     assert "<!date^" not in all_text(reply.body)
-    click = await slack.block_action(
-        STRANGER,
+    click = await stranger.send_click(
         {
             "type": "button",
             "action_id": "audit_next",
@@ -1095,8 +941,8 @@ async def test_audit_is_refused_to_a_stranger(slack: SlackClient, standin: Slack
             "value": "0:",
             "text": {"type": "plain_text", "text": "Older"},
         },
-        container=ephemeral_container(CHANNEL, MESSAGE_TS),
+        blocks=[],
     )
-    posts = await posted(standin, click)
-    assert len(posts) == 1 and refused(posts[0].body)
+    posts = await stranger.posted(click)
+    assert len(posts) == 1 and refused(posts[0].body["text"])
     assert posts[0].body["replace_original"] is False

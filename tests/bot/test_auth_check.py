@@ -32,7 +32,7 @@ async def gateway(store: Store, bolt: AsyncApp) -> AsyncIterator[aiohttp.ClientS
 
 @pytest.fixture
 async def issued(store: Store) -> IssuedToken:
-    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
     return await store.tokens.create(
         actor=ADMIN,
         name="Gateway ünïcode",
@@ -149,11 +149,11 @@ async def test_each_change_applies_to_the_very_next_check(
     await store.tokens.set_enabled(actor=ADMIN, token_id=token.id, enabled=True)
     assert (await check(gateway, bearer(reset.secret)))[0] == 200
 
-    await store.tokens.set_api_access(actor=ADMIN, enabled=False)
+    await store.account.set_api_access(actor=ADMIN, enabled=False)
     assert (await check(gateway, bearer(reset.secret)))[0] == 401
-    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
 
-    current = await store.tokens.get(token_id=token.id)
+    current = await store.token_reads.get(token_id=token.id)
     await store.tokens.delete(actor=ADMIN, token_id=token.id, row_version=current.row_version)
     assert (await check(gateway, bearer(reset.secret)))[0] == 401
 
@@ -163,11 +163,11 @@ async def test_last_used_is_gathered_and_written_once(
 ) -> None:
     for _ in range(25):
         assert (await check(gateway, bearer(issued.secret)))[0] == 200
-    shown = await store.tokens.get(token_id=issued.token.id)
+    shown = await store.token_reads.get(token_id=issued.token.id)
     assert shown.last_used_at is not None
     assert shown.row_version == issued.token.row_version
-    assert await store.tokens.flush_last_used() == 1
-    assert await store.tokens.flush_last_used() == 0
+    assert await store.credentials.flush_last_used() == 1
+    assert await store.credentials.flush_last_used() == 0
 
 
 async def test_a_hundred_concurrent_checks(

@@ -20,34 +20,32 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from aiohttp import web
 from multidict import CIMultiDict
 from slack_bolt.async_app import AsyncApp
 
 from bot.auth_check import auth_check
-from bot.background import drain
-from bot.modal_context import ModalContext
+from bot.inputs.modal_context import ModalContext
 from bot.server import create_web_app
 from bot.settings import Settings
 from slack_standin.blockkit import check_message, check_view
-from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container, fill
+from slack_standin.client import Reply, SlackClient, ephemeral_container, fill
 from slack_standin.server import Call, ResponsePost, SlackStandIn
 from storage.credentials import ALPHABET, generate_secret, is_valid_secret
 from storage.models import Token
 from storage.store import Store
+from tests.bot.blockwalk import Body, block_starting, edit_action, text_objects
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, serve
+from tests.bot.driver import CHANNEL, MESSAGE_TS, SlackUser, send_form, send_payload, settle
 
-Body = dict[str, Any]
-CHANNEL, MESSAGE_TS = "C0TEST", "1700000000.000100"
 RUN_AGAIN = "Run `/tokens` again"
 GONE = "no longer valid"
 # Users the app may mention itself (actors, creators, contacts it validated with Slack).
@@ -162,22 +160,13 @@ def _short(text: str, limit: int = 120) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def _mrkdwn_objects(node: Any) -> Iterator[Body]:
-    if isinstance(node, dict):
-        if node.get("type") == "mrkdwn" and isinstance(node.get("text"), str):
-            yield node
-        for value in node.values():
-            yield from _mrkdwn_objects(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _mrkdwn_objects(item)
-
-
 def mrkdwn_problems(node: Any, *, message: bool) -> list[str]:
     """Every mrkdwn text (and a message's top-level `text`): only the app's own `<…>`
     sequences (dates, mentions of users it knows), `&` only as an entity, and escaped user
     text only in verbatim texts."""
-    texts: list[tuple[str, Body | None]] = [(o["text"], o) for o in _mrkdwn_objects(node)]
+    texts: list[tuple[str, Body | None]] = [
+        (o["text"], o) for o in text_objects(node) if o["type"] == "mrkdwn"
+    ]
     if message and isinstance(node, dict) and isinstance(node.get("text"), str):
         texts.append((node["text"], None))
     problems = []
@@ -222,41 +211,12 @@ def view_problems(view: Any, secrets: Secrets) -> list[str]:
     return problems + text_problems(_dump(view), secrets, alarms=REPLY_ALARMS)
 
 
-# -- waiting for the work after an ack ----------------------------------------------------
-
-
-def _bolt_tails() -> list[asyncio.Task[Any]]:
-    """Bolt runs a listener as a task and answers as soon as it acks; the rest of the
-    listener (and an error after the ack) finishes in that task."""
-    current = asyncio.current_task()
-    return [
-        task
-        for task in asyncio.all_tasks()
-        if task is not current
-        and not task.done()
-        and "run_ack_function_asynchronously" in getattr(task.get_coro(), "__qualname__", "")
-    ]
-
-
-async def settle() -> None:
-    quiet = 0
-    for _ in range(100):
-        await asyncio.sleep(0)
-        tails = _bolt_tails()
-        if tails:
-            await asyncio.wait(tails, timeout=5)
-        await drain()
-        quiet = 0 if tails else quiet + 1
-        if quiet >= 3:
-            return
-
-
 # -- fixtures -------------------------------------------------------------------------------
 
 
 @pytest.fixture
 async def seeded(store: Store) -> tuple[Token, Secrets]:
-    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
     issued = await store.tokens.create(
         actor=ADMIN,
         name="Seed token",
@@ -286,11 +246,11 @@ class Sweep:
         self.problems += [f"{label}: {problem}" for problem in problems]
 
     async def snapshot(self) -> tuple[Any, ...]:
-        page = await self.store.tokens.page(limit=100)
+        page = await self.store.token_reads.page(limit=100)
         tokens = tuple((t.id, t.row_version, t.name, t.primary_contact) for t in page.tokens)
         events = len(await self.store.audit.events(limit=100_000))
         roles = await self.store.roles.mappings()
-        return tokens, page.total, self.store.tokens.api_access, events, roles
+        return tokens, page.total, self.store.account.api_access, events, roles
 
     async def case(
         self,
@@ -453,16 +413,8 @@ def option(value: Any) -> Body:
     return {"text": plain(str(value)[:75]), "value": value}
 
 
-async def send_form(slack: SlackClient, form: dict[str, str], sent: Body) -> Reply:
-    """A form body; text that cannot be UTF-8 (a lone surrogate) goes as its raw bytes."""
-    body = urlencode(form, errors="surrogatepass").encode()
-    status, headers, parsed = await slack.post(
-        body, content_type="application/x-www-form-urlencoded"
-    )
-    return Reply(status, headers, parsed, sent)
-
-
 async def slash(slack: SlackClient, standin: SlackStandIn, text: str) -> Reply:
+    """`/tokens text` from ADMIN, `text` sent as given, even when it cannot be UTF-8."""
     form = {
         "token": "verification-token-unused",
         "team_id": standin.team_id,
@@ -498,27 +450,6 @@ def action_payload(standin: SlackStandIn, action: Body, *, state: Any = None) ->
         "state": state if state is not None else {"values": {}},
         "actions": [{**action, "action_ts": f"{time.time():.6f}"}],
     }
-
-
-async def send_payload(slack: SlackClient, payload: Body) -> Reply:
-    return await send_form(slack, {"payload": json.dumps(payload)}, payload)
-
-
-def block_id_starting(blocks: list[Body], prefix: str) -> str:
-    return next(str(b["block_id"]) for b in blocks if str(b.get("block_id")).startswith(prefix))
-
-
-async def list_blocks(slack: SlackClient, standin: SlackStandIn) -> list[Body]:
-    reply = await slash(slack, standin, "")
-    assert reply.status == 200 and isinstance(reply.body, dict), reply.body
-    blocks = reply.body["blocks"]
-    assert isinstance(blocks, list)
-    return blocks
-
-
-async def opened_view(standin: SlackStandIn, callback_id: str) -> Body:
-    await settle()
-    return dict(standin.latest_view(callback_id))
 
 
 def submission(view: Body, *, metadata: Any) -> Body:
@@ -566,6 +497,7 @@ async def test_slash_command_arguments(
 
 
 async def test_create_form_fields(
+    admin: SlackUser,
     sweep_of: Callable[[str], Sweep],
     slack: SlackClient,
     standin: SlackStandIn,
@@ -573,8 +505,7 @@ async def test_create_form_fields(
     settings: Settings,
 ) -> None:
     sweep = sweep_of("create form")
-    await slash(slack, standin, "create")
-    form = await opened_view(standin, "token_create")
+    form = await admin.opened(await admin.send_command("create"), "token_create")
     good = {"name": "", "description": "", "access_rights": ["reports:read"]}
     serial = iter(range(1, 10_000))
 
@@ -584,7 +515,7 @@ async def test_create_form_fields(
         async def send() -> Reply:
             return await slack.view_submission(ADMIN, view, state=state)
 
-        count = store.tokens.count
+        count = store.token_reads.count
         label, reply, posts, same = await sweep.case(target, value_id, send, unchanged=False)
         body = reply.body if isinstance(reply.body, dict) else {}
         action = body.get("response_action")
@@ -596,7 +527,7 @@ async def test_create_form_fields(
         elif action == "update" and body["view"].get("callback_id") == "token_secret":
             if refused:
                 sweep.add(label, ["accepted a value that must be refused"])
-            if store.tokens.count != count + 1:
+            if store.token_reads.count != count + 1:
                 sweep.add(label, ["the secret was shown but no token was created"])
             if len(posts) != 1:
                 sweep.add(label, [f"{len(posts)} list refreshes, expected 1"])
@@ -624,6 +555,7 @@ async def test_create_form_fields(
 
 
 async def test_edit_form_fields(
+    admin: SlackUser,
     sweep_of: Callable[[str], Sweep],
     slack: SlackClient,
     standin: SlackStandIn,
@@ -633,17 +565,13 @@ async def test_edit_form_fields(
 ) -> None:
     sweep = sweep_of("edit form")
     token = seeded[0]
-    blocks = await list_blocks(slack, standin)
-    click = action_for(blocks, "token_edit", block_id=f"edit.{token.id}")
-    await slack.block_action(
-        ADMIN, click, container=ephemeral_container(CHANNEL, MESSAGE_TS), state=fill(blocks, {})
-    )
-    form = await opened_view(standin, "token_edit")
+    await admin.command()
+    _, form = await admin.open(edit_action(admin.blocks, token.id), "token_edit")
     opened = ModalContext.parse(form["private_metadata"])
     assert opened is not None and opened.token_id == token.id
 
     async def submit(target: str, value_id: str, values: Body, refused: bool) -> None:
-        current = await store.tokens.get(token_id=token.id)
+        current = await store.token_reads.get(token_id=token.id)
         context = opened.model_copy(update={"row_version": current.row_version})
         state = fill(form, values)
         view = submission(form, metadata=fresh_metadata(standin, context))
@@ -681,15 +609,16 @@ async def test_edit_form_fields(
 
 
 async def test_list_elements_with_hostile_values(
+    admin: SlackUser,
     sweep_of: Callable[[str], Sweep],
     slack: SlackClient,
     standin: SlackStandIn,
     settings: Settings,
 ) -> None:
     sweep = sweep_of("list elements")
-    blocks = await list_blocks(slack, standin)
-    search_id = block_id_starting(blocks, "search.")
-    filters_id = block_id_starting(blocks, "filters.")
+    blocks = await admin.command()
+    search_id = block_starting(blocks, "search.")["block_id"]
+    filters_id = block_starting(blocks, "filters.")["block_id"]
     base = fill(blocks, {})
 
     def with_entry(block_id: str, action_id: str, entry: Body) -> Body:
@@ -804,8 +733,8 @@ async def test_list_elements_with_hostile_values(
 def crafted_actions(blocks: list[Body], token: Token) -> list[tuple[str, str, Body, Any]]:
     """(target, case id, action, whole `state`) of payloads a Slack client never sends."""
     tid, rv = token.id, token.row_version
-    search_id = block_id_starting(blocks, "search.")
-    filters_id = block_id_starting(blocks, "filters.")
+    search_id = block_starting(blocks, "search.")["block_id"]
+    filters_id = block_starting(blocks, "filters.")["block_id"]
     base = {"values": fill(blocks, {})}
     cases: list[tuple[str, str, Body, Any]] = []
 
@@ -982,14 +911,14 @@ def crafted_actions(blocks: list[Body], token: Token) -> list[tuple[str, str, Bo
 
 
 async def test_crafted_action_payloads(
+    admin: SlackUser,
     sweep_of: Callable[[str], Sweep],
-    slack: SlackClient,
     standin: SlackStandIn,
     settings: Settings,
     seeded: tuple[Token, Secrets],
 ) -> None:
     sweep = sweep_of("crafted actions")
-    blocks = await list_blocks(slack, standin)
+    blocks = await admin.command()
     cases = []
     for target, case_id, action, state in crafted_actions(blocks, seeded[0]):
         payload = action_payload(standin, action, state=state)
@@ -1001,24 +930,6 @@ async def test_crafted_action_payloads(
 
 
 # -- 6. crafted private_metadata --------------------------------------------------------------
-
-
-@pytest.fixture
-async def elsewhere() -> AsyncIterator[tuple[str, list[str]]]:
-    """Another host (another port on loopback) that records every request it gets."""
-    hits: list[str] = []
-
-    async def record(request: web.Request) -> web.Response:
-        hits.append(f"{request.method} {request.path}")
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", record)
-    runner, url = await serve(app)
-    try:
-        yield url, hits
-    finally:
-        await runner.cleanup()
 
 
 def metadata_cases(token: Token, secrets: Secrets) -> list[tuple[str, Any]]:
@@ -1076,6 +987,7 @@ def _expand(metadata: Any, standin: SlackStandIn) -> Any:
 
 
 async def test_crafted_private_metadata(
+    admin: SlackUser,
     sweep_of: Callable[[str], Sweep],
     slack: SlackClient,
     standin: SlackStandIn,
@@ -1086,14 +998,9 @@ async def test_crafted_private_metadata(
 ) -> None:
     sweep = sweep_of("private_metadata")
     token, secrets = seeded
-    blocks = await list_blocks(slack, standin)
-    click = action_for(blocks, "token_edit", block_id=f"edit.{token.id}")
-    await slack.block_action(
-        ADMIN, click, container=ephemeral_container(CHANNEL, MESSAGE_TS), state=fill(blocks, {})
-    )
-    edit_form = await opened_view(standin, "token_edit")
-    await slash(slack, standin, "create")
-    create_form = await opened_view(standin, "token_create")
+    await admin.command()
+    _, edit_form = await admin.open(edit_action(admin.blocks, token.id), "token_edit")
+    create_form = await admin.opened(await admin.send_command("create"), "token_create")
     serial = iter(range(1, 10_000))
     elsewhere_url, hits = elsewhere
     evil = evil_urls(elsewhere_url, standin)
@@ -1117,17 +1024,17 @@ async def test_crafted_private_metadata(
     for case_id, metadata in metadata_cases(token, secrets) + [
         (case_id, evil_metadata(url)) for case_id, url in evil
     ]:
-        count = store.tokens.count
+        count = store.token_reads.count
         values = {"name": f"Meta {next(serial)}", "access_rights": ["reports:read"]}
         body = await submit("create", case_id, create_form, metadata, values, False)
         label = f"create [{case_id}]"
-        if body.get("response_action") != "update" or store.tokens.count != count + 1:
+        if body.get("response_action") != "update" or store.token_reads.count != count + 1:
             sweep.add(label, [f"not created: {_short(_dump(body))}"])
         elif case_id.startswith("url_") and RUN_AGAIN not in _dump(body["view"]):
             sweep.add(label, ["a response_url elsewhere was taken for the list"])
 
     # Edit and confirm: a bad context changes nothing and says so politely.
-    current = await store.tokens.get(token_id=token.id)
+    current = await store.token_reads.get(token_id=token.id)
     tid, rv = current.id, current.row_version
     reference = {"token_id": tid, "row_version": rv}
     edit_cases = (

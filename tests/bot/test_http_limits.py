@@ -66,7 +66,7 @@ def settings_on(port: int, **values: str) -> Settings:
 
 @pytest.fixture
 async def secret(store: Store) -> str:
-    await store.tokens.set_api_access(actor=ADMIN, enabled=True)
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
     issued = await store.tokens.create(
         actor=ADMIN, name="Limits", access_rights=["reports:read"], primary_contact=ADMIN
     )

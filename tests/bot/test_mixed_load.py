@@ -1,7 +1,7 @@
 """Mixed load over loopback: 20 Slack users working the token list while an API gateway
 hammers `/auth/check`, for a bounded time; then every answer and invariant is checked.
 
-Each user drives the app as Slack does (signed requests through the SlackClient, payloads
+Each user drives the app as Slack does (signed requests from a `SlackUser`, payloads
 built from what the app rendered, the freshest list and each click's own response_url and
 trigger). Modals are found by the trigger of the click that opened them, not by
 `latest_view`: with 20 users at once, the newest view is usually someone else's.
@@ -22,10 +22,10 @@ import re
 import sqlite3
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import closing
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import pytest
@@ -34,29 +34,35 @@ from bot.background import drain
 from bot.ids import ActionId, CallbackId
 from bot.settings import Settings
 from slack_standin.blockkit import check_message, check_view
-from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container, fill
+from slack_standin.client import Reply, SlackClient, action_for
 from slack_standin.server import Call, ResponsePost, SlackStandIn
 from storage.credentials import generate_secret
 from storage.models import Role, Token, TokenState
 from storage.store import Store
+from tests.bot.blockwalk import (
+    SECRET_SHAPE,
+    Body,
+    Card,
+    all_text,
+    cards,
+    notice_of,
+    secret_view_problems,
+)
 from tests.bot.conftest import ADMIN
+from tests.bot.driver import ACK_LIMIT, SlackUser, eventually, modal_opened_with
+from tests.store_support import verify
 
-Body = dict[str, Any]
 T = TypeVar("T")
 
 LONG = os.environ.get("TOKENDESK_LONG_TESTS", "") not in ("", "0")
 LOAD_SECONDS = 60.0 if LONG else 8.0
 USERS = 20
 SEEDED = 24
-ACK_LIMIT = 3.0
 FOLLOW_UP_TIMEOUT = 5.0  # a list refresh or a modal after its click's ack
 POLL = 0.02
 THINK = (0.1, 0.5)  # seconds a user pauses between steps
 GATEWAY_WORKERS = 4
 GATEWAY_PAUSE = 0.001  # between one worker's checks: hammering, not spinning the loop
-CHANNEL, MESSAGE_TS = "C0TEST", "1700000000.000100"
-SECRET_SHAPE = re.compile(r"tdk_[0-9A-Za-z]{38}")
-SID_IN_CARD = re.compile(r"\*SID\* `(TD[0-9A-F]{20})`")
 SID_IN_SECRET_VIEW = re.compile(r"\*SID\*\n`(TD[0-9A-F]{20})`")
 FLOWS = (("list", 2), ("filter", 3), ("page", 2), ("create", 2), ("reset", 3), ("disable", 1))
 SLACK_KINDS = ("slash_command", "block_actions", "view_submission")
@@ -147,74 +153,19 @@ class Ledger:
         return self.started[sid] == self.done[sid] and sid not in self.tainted
 
 
-# -- reading what the app rendered -----------------------------------------------------------
-
-
-def text_objects(node: Any) -> Iterator[str]:
-    if isinstance(node, dict):
-        if node.get("type") in ("mrkdwn", "plain_text") and isinstance(node.get("text"), str):
-            yield node["text"]
-        for value in node.values():
-            yield from text_objects(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from text_objects(item)
-
-
-def all_text(node: Any) -> str:
-    texts = list(text_objects(node))
-    if isinstance(node, dict) and isinstance(node.get("text"), str):
-        texts.append(node["text"])
-    return "\n".join(texts)
-
-
-def notice_of(blocks: list[Body]) -> str:
-    found = next((b for b in blocks if b.get("block_id") == "notice"), None)
-    return "" if found is None else str(found["text"]["text"])
-
-
-@dataclass(frozen=True)
-class Card:
-    token_id: int
-    sid: str
-    options: tuple[str, ...]  # overflow option values, as rendered
-
-    def option(self, choice: str) -> str | None:
-        return next((value for value in self.options if value.startswith(f"{choice}:")), None)
-
-
-def cards_of(blocks: list[Body]) -> list[Card]:
-    cards = []
-    for b in blocks:
-        block_id = str(b.get("block_id", ""))
-        if not block_id.startswith("details."):
-            continue
-        sid = SID_IN_CARD.search(str(b["text"]["text"]))
-        assert sid is not None, b
-        options = tuple(str(option["value"]) for option in b["accessory"]["options"])
-        cards.append(Card(int(block_id.split(".")[1]), sid.group(1), options))
-    return cards
-
-
 def view_in(ack: Body) -> Body:
     view = ack.get("view")
     return view if isinstance(view, dict) else {}
-
-
-def secret_view_problems(view: Body) -> list[str]:
-    problems = check_view(view)
-    if view.get("submit") is not None or view.get("notify_on_close"):
-        problems.append("the secret view can send something back")
-    if len(set(SECRET_SHAPE.findall(json.dumps(view)))) != 1:
-        problems.append("the secret view does not hold exactly one secret")
-    return problems
 
 
 # -- one Slack user ---------------------------------------------------------------------------
 
 
 class LoadUser:
-    """One user's ephemeral token list and the flows they run on it, until the deadline."""
+    """One user's ephemeral token list and the flows they run on it, until the deadline.
+
+    A problem is written down in the ledger, never raised: the load goes on, and every
+    problem is reported at the end."""
 
     def __init__(
         self,
@@ -227,28 +178,26 @@ class LoadUser:
     ) -> None:
         self.index = index
         self.user = user_id(index)
-        self.slack, self.standin, self.ledger, self.timings = slack, standin, ledger, timings
+        self.me = SlackUser(slack, self.user, on_ack=self._acknowledged)
+        self.standin, self.ledger, self.timings = standin, ledger, timings
         self.rng = random.Random(f"token-desk-load-{index}")
         self.blocks: list[Body] = []
         self.created = 0
 
     # sending, timed ------------------------------------------------------------------------
 
-    async def _timed(self, kind: str, step: str, send: Callable[[], Awaitable[Reply]]) -> Reply:
-        started = time.perf_counter()
-        reply = await send()
-        elapsed = time.perf_counter() - started
-        self.timings.add(kind, elapsed)
-        self.timings.acks.append((started, elapsed))
-        self.timings.add(f"{kind}: {step}", elapsed)
+    def _acknowledged(self, step: str, reply: Reply, started: float, seconds: float) -> None:
+        kind = str(reply.sent.get("type", "slash_command"))
+        self.timings.add(kind, seconds)
+        self.timings.acks.append((started, seconds))
+        self.timings.add(f"{kind}: {step}", seconds)
         if reply.status != 200:
             self.ledger.problem(f"{self.user} {step}: HTTP {reply.status} {reply.body!r}")
-        return reply
+        elif kind == "block_actions" and reply.body != "":
+            self.ledger.problem(f"{self.user} {step}: the click was acked with {reply.body!r}")
 
     async def command(self, text: str = "") -> None:
-        reply = await self._timed(
-            "slash_command", "/tokens", lambda: self.slack.slash_command(self.user, text)
-        )
+        reply = await self.me.send_command(text, what="/tokens")
         body = reply.body
         if not isinstance(body, dict) or not isinstance(body.get("blocks"), list):
             self.ledger.problem(f"{self.user} /tokens {text!r}: no list in the ack: {body!r}")
@@ -258,26 +207,10 @@ class LoadUser:
         self.blocks = body["blocks"]
 
     async def click(self, step: str, action: Body, typed: Body | None = None) -> Reply:
-        reply = await self._timed(
-            "block_actions",
-            step,
-            lambda: self.slack.block_action(
-                self.user,
-                action,
-                container=ephemeral_container(CHANNEL, MESSAGE_TS),
-                state=fill(self.blocks, typed or {}),
-            ),
-        )
-        if reply.body != "":
-            self.ledger.problem(f"{self.user} {step}: the click was acked with {reply.body!r}")
-        return reply
+        return await self.me.send_click(action, typed=typed, blocks=self.blocks, what=step)
 
     async def submit(self, step: str, view: Body, values: Body | None = None) -> Body:
-        reply = await self._timed(
-            "view_submission",
-            step,
-            lambda: self.slack.view_submission(self.user, view, values or {}),
-        )
+        reply = await self.me.send_submission(view, values, what=step)
         body = reply.body if isinstance(reply.body, dict) else {}
         if isinstance(body.get("view"), dict) and (problems := check_view(body["view"])):
             self.ledger.problem(f"{self.user} {step}: the ack's view fails checks {problems}")
@@ -286,25 +219,14 @@ class LoadUser:
     # what follows a click --------------------------------------------------------------------
 
     async def _wait(self, probe: Callable[[], T | None]) -> T | None:
-        deadline = time.monotonic() + FOLLOW_UP_TIMEOUT
-        while True:
-            found = probe()
-            if found is not None or time.monotonic() > deadline:
-                return found
-            await asyncio.sleep(POLL)
+        try:
+            found: T = await eventually(probe, timeout=FOLLOW_UP_TIMEOUT, poll=POLL)
+        except TimeoutError:
+            return None
+        return found
 
     def _post_to(self, url: str, since: int) -> ResponsePost | None:
         return next((p for p in self.standin.responses[since:] if p.url == url), None)
-
-    def _modal_for(self, trigger: str, since: int) -> Call | None:
-        return next(
-            (
-                call
-                for call in self.standin.calls[since:]
-                if call.method == "views.open" and call.args.get("trigger_id") == trigger
-            ),
-            None,
-        )
 
     def _seen_list(self, step: str, post: ResponsePost, sent_at: float) -> str:
         """Take a list posted to a response_url as the user's list; its notice."""
@@ -333,7 +255,9 @@ class LoadUser:
         url, trigger = reply.sent["response_url"], reply.sent["trigger_id"]
 
         def probe() -> Call | ResponsePost | None:
-            return self._modal_for(trigger, calls) or self._post_to(url, posts)
+            return modal_opened_with(self.standin, trigger, since=calls) or self._post_to(
+                url, posts
+            )
 
         found = await self._wait(probe)
         if isinstance(found, Call):
@@ -438,7 +362,7 @@ class LoadUser:
 
     def _card(self, choice: str) -> tuple[Card, str] | None:
         candidates = [
-            (card, value) for card in cards_of(self.blocks) if (value := card.option(choice))
+            (card, value) for card in cards(self.blocks) if (value := card.option(choice))
         ]
         return self.rng.choice(candidates) if candidates else None
 
@@ -639,7 +563,7 @@ async def gateway_session(app_url: str) -> AsyncIterator[aiohttp.ClientSession]:
 async def all_tokens(store: Store) -> list[Token]:
     tokens: list[Token] = []
     while True:
-        page = await store.tokens.page(offset=len(tokens), limit=100)
+        page = await store.token_reads.page(offset=len(tokens), limit=100)
         tokens += page.tokens
         if len(tokens) >= page.total or not page.tokens:
             return tokens
@@ -659,7 +583,7 @@ async def test_twenty_users_and_a_gateway_at_once(
     # Setup: API access on (from Slack, as an admin would), the users, seeded tokens.
     access = await slack.slash_command(ADMIN, "access on")
     assert access.status == 200 and "API access is on" in str(access.body), access.body
-    assert store.tokens.api_access
+    assert store.account.api_access
     for index in range(1, USERS + 1):
         standin.add_user(user_id(index))
         await store.roles.grant_user(actor=ADMIN, user_id=user_id(index), role=Role.SPECIALIST)
@@ -762,12 +686,14 @@ async def test_twenty_users_and_a_gateway_at_once(
     assert {token.sid for token in tokens} == set(ledger.issued)
     for token in tokens:
         issued = ledger.issued[token.sid]
-        matching = [s for s in issued if await store.tokens.find_by_secret(secret=s) is not None]
+        matching = [
+            s for s in issued if await store.token_reads.find_by_secret(secret=s) is not None
+        ]
         assert matching == [ledger.current[token.sid]], (token.name, len(issued), len(matching))
         assert token.secret_hint == ledger.current[token.sid][-4:]
         disabled = token.sid in ledger.disabled
         assert token.state is (TokenState.DISABLED if disabled else TokenState.ENABLED), token.name
-        verified = [s for s in issued if store.tokens.verify(s) is not None]
+        verified = [s for s in issued if verify(store, s) is not None]
         assert verified == ([] if disabled else [ledger.current[token.sid]]), token.name
         async with gateway_session.get(
             "/auth/check", headers={"Authorization": f"Bearer {ledger.current[token.sid]}"}

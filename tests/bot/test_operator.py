@@ -307,7 +307,7 @@ async def history(data: Path) -> tuple[Path, list[str]]:
         await create(FORMULA_NAMES[2])
         clock.set(MARCH)
         await create(FORMULA_NAMES[3])
-        await store.tokens.set_api_access(actor=ALICE, enabled=True)
+        await store.account.set_api_access(actor=ALICE, enabled=True)
     finally:
         await store.close()
     return path, issued
@@ -413,7 +413,7 @@ async def test_backup_while_the_app_writes(tmp_path: Path, open_db: tuple[Path, 
             primary_contact=ADMIN,
         )
         issued.append(token.secret)
-    committed = {token.sid for token in (await store.tokens.page(offset=0, limit=100)).tokens}
+    committed = {token.sid for token in (await store.token_reads.page(offset=0, limit=100)).tokens}
     events_committed = len(await store.audit.events(limit=1000))
     stop = asyncio.Event()
     written_meanwhile: list[str] = []

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.text import escape, group_id_of, parse_command, unescape, user_id_of
+from bot.blocks.common import escape
+from bot.inputs.command_text import group_id_of, parse_command, unescape, user_id_of
 
 
 def test_escape_touches_only_the_three_control_characters() -> None:

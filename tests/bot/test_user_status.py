@@ -10,29 +10,33 @@ refresher: a test decides when Slack is asked (`refresh_all`), on clocks moved b
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from slack_bolt.async_app import AsyncApp
-from slack_sdk.web.async_client import AsyncWebClient
-from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.app import create_app
 from bot.background import drain
 from bot.memberships import LOOKUPS_AT_ONCE, SlackGroupMemberships
-from bot.server import create_web_app, open_store
+from bot.server import create_web_app
 from bot.settings import Settings
 from slack_standin.client import SlackClient
 from slack_standin.server import SlackStandIn
 from storage.models import Role, SlackStatus
 from storage.store import Store
-from tests.bot.conftest import ADMIN, SIGNING_SECRET, serve
-from tests.bot.test_administration import ALICE, ALICE_MENTION, BOB, OPS, FakeClock, answer
-from tests.bot.test_administration import has_role as _has_role
+from tests.bot.conftest import (
+    ADMIN,
+    ALICE,
+    ALICE_MENTION,
+    BOB,
+    OPS,
+    SIGNING_SECRET,
+    OpenStore,
+    serve,
+)
+from tests.bot.doubles import HeldClient, ManualClock, WallClock
+from tests.bot.driver import SlackUser, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,98 +52,35 @@ NO_ROLE_PROFILES: list[tuple[dict[str, Any], SlackStatus]] = [
 ]
 
 
-class WallClock:
-    """The statuses' wall clock: real time, moved forward by hand."""
-
-    def __init__(self) -> None:
-        self.skew = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.skew
-
-    def advance(self, seconds: float) -> None:
-        self.skew += seconds
-
-
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def wall_clock() -> WallClock:
-    return WallClock()
-
-
-class HeldClient(AsyncWebClient):
-    """The background's client, able to hold Slack's `users.info` answers back until a test
-    lets them through."""
-
-    def __init__(self, settings: Settings) -> None:
-        super().__init__(
-            token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url
-        )
-        self.hold: asyncio.Event | None = None
-
-    async def users_info(
-        self, *, user: str, include_locale: bool | None = None, **kwargs: Any
-    ) -> AsyncSlackResponse:
-        answer = await super().users_info(user=user, include_locale=include_locale, **kwargs)
-        if self.hold is not None:
-            await self.hold.wait()
-        return answer
-
-
-@pytest.fixture
-def background_client(settings: Settings) -> HeldClient:
-    return HeldClient(settings)
-
-
-@pytest.fixture
-def memberships(
-    background_client: HeldClient, store: Store, clock: FakeClock, wall_clock: WallClock
-) -> SlackGroupMemberships:
-    return SlackGroupMemberships(background_client, store, clock=clock, wall_clock=wall_clock)
-
-
-@pytest.fixture
-async def bolt(settings: Settings, store: Store, memberships: SlackGroupMemberships) -> AsyncApp:
-    return create_app(settings, store, memberships=memberships)
+def memberships(slack_memberships: SlackGroupMemberships) -> SlackGroupMemberships:
+    return slack_memberships
 
 
 @pytest.fixture(autouse=True)
-def people(standin: SlackStandIn) -> None:
-    standin.add_user(ALICE, name="alice")
-    standin.add_user(BOB, name="bob")
+def guest(standin: SlackStandIn) -> None:
     standin.add_user(GUEST, name="guest", is_restricted=True)
-
-
-async def until(condition: Callable[[], Awaitable[bool]], *, timeout: float = 3.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        assert time.monotonic() < deadline, "the app did not get there in time"
-        await asyncio.sleep(0.005)
 
 
 class RequestPath:
     """Role checks through signed requests, each proven not to call Slack on the way."""
 
-    def __init__(self, slack: SlackClient, standin: SlackStandIn) -> None:
+    def __init__(self, slack: SlackClient) -> None:
         self.slack = slack
-        self.standin = standin
 
     async def has_role(self, user_id: str) -> bool:
-        before = len(self.standin.calls)
-        held = await _has_role(self.slack, user_id)
+        calls = self.slack.standin.calls
+        before = len(calls)
+        held = await SlackUser(self.slack, user_id).has_role()
         # Bolt checks its own token once (`auth.test`); nothing else may be asked.
-        asked = [call.method for call in self.standin.calls[before:]]
+        asked = [call.method for call in calls[before:]]
         assert set(asked) <= {"auth.test"}, f"the role check called Slack: {asked}"
         return held
 
 
 @pytest.fixture
-def request_path(slack: SlackClient, standin: SlackStandIn) -> RequestPath:
-    return RequestPath(slack, standin)
+def request_path(slack: SlackClient) -> RequestPath:
+    return RequestPath(slack)
 
 
 async def change_user(
@@ -187,7 +128,7 @@ async def test_user_change_takes_the_role_away_at_once(
     assert await request_path.has_role(ALICE)
 
     await change_user(slack, standin, ALICE, **profile)
-    await until(lambda: _status_is(store, ALICE, status))
+    await eventually(lambda: _status_is(store, ALICE, status))
 
     assert not await request_path.has_role(ALICE)
     assert standin.calls_to(USERS_INFO) == []
@@ -198,11 +139,11 @@ async def test_a_bootstrap_admin_made_a_guest_holds_no_role(
 ) -> None:
     assert await request_path.has_role(ADMIN)
     await change_user(slack, standin, ADMIN, is_restricted=True)
-    await until(lambda: _status_is(store, ADMIN, SlackStatus.GUEST))
+    await eventually(lambda: _status_is(store, ADMIN, SlackStatus.GUEST))
     assert not await request_path.has_role(ADMIN)
 
     await change_user(slack, standin, ADMIN, is_restricted=False)
-    await until(lambda: _status_is(store, ADMIN, SlackStatus.MEMBER))
+    await eventually(lambda: _status_is(store, ADMIN, SlackStatus.MEMBER))
     assert await request_path.has_role(ADMIN)
 
 
@@ -226,12 +167,12 @@ async def test_an_answer_asked_for_before_user_change_does_not_undo_it(
 ) -> None:
     await store.roles.grant_user(actor=ADMIN, user_id=ALICE, role=Role.SPECIALIST)
     # The refresh asks Slack about Alice, who is still a member ...
-    release = background_client.hold = asyncio.Event()
+    release = background_client.hold(USERS_INFO)
     refreshing = asyncio.create_task(memberships.refresh_all())
-    await until(lambda: _answered(standin, ALICE))
+    await eventually(lambda: _answered(standin, ALICE))
     # ... then she is made a guest, and Slack's event overtakes that answer.
     await change_user(slack, standin, ALICE, is_restricted=True)
-    await until(lambda: _status_is(store, ALICE, SlackStatus.GUEST))
+    await eventually(lambda: _status_is(store, ALICE, SlackStatus.GUEST))
     release.set()
     await refreshing
 
@@ -281,7 +222,7 @@ async def test_statuses_are_asked_again_within_a_minute_and_no_sooner_than_neede
     standin: SlackStandIn,
     store: Store,
     memberships: SlackGroupMemberships,
-    clock: FakeClock,
+    clock: ManualClock,
     wall_clock: WallClock,
 ) -> None:
     """Every role holder: bootstrap admins, direct mappings and members of mapped groups."""
@@ -348,47 +289,46 @@ async def test_a_rate_limit_ends_the_round_and_the_rest_keep_their_last_known_st
 
 
 async def test_a_restart_keeps_every_status(
-    slack: SlackClient, standin: SlackStandIn, settings: Settings, store: Store
+    slack: SlackClient,
+    standin: SlackStandIn,
+    settings: Settings,
+    store: Store,
+    open_store: OpenStore,
 ) -> None:
     await store.roles.grant_user(actor=ADMIN, user_id=ALICE, role=Role.SPECIALIST)
     await store.roles.grant_user(actor=ADMIN, user_id=BOB, role=Role.SPECIALIST)
     await change_user(slack, standin, ALICE, is_restricted=True)
-    await until(lambda: _status_is(store, ALICE, SlackStatus.GUEST))
+    await eventually(lambda: _status_is(store, ALICE, SlackStatus.GUEST))
     await drain()
     await store.close()
 
-    reopened = await open_store(settings)
+    reopened = await open_store()
+    runner, url = await serve(
+        create_web_app(reopened, create_app(settings, reopened), serve_slack_events=True)
+    )
     try:
-        runner, url = await serve(
-            create_web_app(reopened, create_app(settings, reopened), serve_slack_events=True)
-        )
-        try:
-            async with SlackClient(
-                f"{url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
-            ) as restarted:
-                path = RequestPath(restarted, standin)
-                assert not await path.has_role(ALICE)
-                assert await path.has_role(BOB)
-                assert await path.has_role(ADMIN)
-        finally:
-            await drain()
-            await runner.cleanup()
+        async with SlackClient(
+            f"{url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
+        ) as restarted:
+            path = RequestPath(restarted)
+            assert not await path.has_role(ALICE)
+            assert await path.has_role(BOB)
+            assert await path.has_role(ADMIN)
     finally:
-        await reopened.close()
+        await drain()
+        await runner.cleanup()
 
 
 # -- granting -------------------------------------------------------------------------------
 
 
-async def test_a_grant_keeps_what_slack_said(
-    slack: SlackClient, standin: SlackStandIn, store: Store
-) -> None:
-    grant = await slack.slash_command(ADMIN, f"roles grant {ALICE_MENTION} specialist")
-    assert "Implementation Specialist" in (await answer(standin, grant))["text"]
+async def test_a_grant_keeps_what_slack_said(admin: SlackUser, store: Store) -> None:
+    grant = await admin.send_command(f"roles grant {ALICE_MENTION} specialist")
+    assert "Implementation Specialist" in (await admin.answer(grant))["text"]
     assert await store.roles.status_of(user_id=ALICE) is SlackStatus.MEMBER
 
-    refused = await slack.slash_command(ADMIN, f"roles grant {GUEST_MENTION} specialist")
-    assert "Guests cannot" in (await answer(standin, refused))["text"]
+    refused = await admin.send_command(f"roles grant {GUEST_MENTION} specialist")
+    assert "Guests cannot" in (await admin.answer(refused))["text"]
     assert await store.roles.status_of(user_id=GUEST) is SlackStatus.GUEST
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the migration and durability tests: real files, real processes."""
+"""Helpers shared by the storage tests: real files, real processes."""
 
 from __future__ import annotations
 
@@ -56,17 +56,19 @@ async def opened_store(path: Path, **overrides: Any) -> AsyncIterator[Store]:
 
 async def create_token(
     store: Store,
-    name: str,
+    name: str = "Lifecycle Alpha",
     *,
+    actor: str = ACTOR,
     description: str = "",
     access_rights: tuple[str, ...] = ("reports:read",),
+    primary_contact: str = CONTACT,
 ) -> IssuedToken:
     return await store.tokens.create(
-        actor=ACTOR,
+        actor=actor,
         name=name,
         description=description,
         access_rights=access_rights,
-        primary_contact=CONTACT,
+        primary_contact=primary_contact,
     )
 
 

@@ -24,7 +24,8 @@ random_parts = st.text(alphabet=BASE62, min_size=32, max_size=32)
 
 
 def reference_checksum(random_part: str) -> str:
-    """PRODUCT.md §2 written out independently: CRC-32 in base62, padded to 6 with 0."""
+    """The checksum rule written out independently: `zlib.crc32` of the 32 random
+    characters' ASCII bytes, in base62 (`0-9A-Za-z`), left-padded to 6 with `0`."""
     value = zlib.crc32(random_part.encode("ascii"))
     digits = ""
     while value:

@@ -70,7 +70,7 @@ async def test_a_second_instance_is_refused_however_it_reaches_the_file(
 
     # Closing released the lock: the same file opens through the other path, data and all.
     async with opened_store(alias) as store:
-        assert store.tokens.count == 2
+        assert store.token_reads.count == 2
 
 
 _OPEN_AND_HOLD = f"""

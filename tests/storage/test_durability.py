@@ -40,6 +40,7 @@ from tests.storage.support_durability import (
     python_env,
     run_python,
 )
+from tests.store_support import tokens_by_sid, verify
 
 _OPEN_IN_CHILD = f"""
 import asyncio, os, sys
@@ -206,26 +207,27 @@ async def test_a_killed_process_loses_no_acknowledged_change(tmp_path: Path, tri
 
     # The kernel released the dead writer's instance lock.
     async with opened_store(path) as store:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
         # At most one change was committed but not yet printed when the kill came.
-        unacknowledged = store.tokens.count - len(printed)
+        unacknowledged = store.token_reads.count - len(printed)
         assert unacknowledged in (0, 1)
+        tokens = await tokens_by_sid(store)
         for sid, changes in printed.items():
-            token = await store.tokens.get_by_sid(sid=sid)
+            token = tokens[sid]
             versions = [row_version for row_version, _ in changes]
             assert versions == sorted(set(versions))
             for _, earlier in changes[:-1]:
-                assert store.tokens.verify(earlier) is None
+                assert verify(store, earlier) is None
             latest_version, latest = changes[-1]
             if token.row_version == latest_version:
-                authorized = store.tokens.verify(latest, sid)
+                authorized = verify(store, latest, sid)
                 assert authorized is not None and authorized.sid == sid
                 assert token.secret_hint == latest[-4:]
             else:
                 # A reset committed but killed before it was acknowledged: it may stand,
                 # and then the acknowledged secret is the one it replaced.
                 assert token.row_version == latest_version + 1
-                assert store.tokens.verify(latest) is None
+                assert verify(store, latest) is None
                 unacknowledged += 1
         assert unacknowledged <= 1
     assert integrity(path) == [("ok",)]
@@ -255,7 +257,7 @@ async def test_no_issued_secret_reaches_the_database_its_wal_or_a_copy(tmp_path:
     key = load_or_create_key(path, None)
     issued: list[str] = []
     async with opened_store(path, secret_key=key) as store:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
         for number in range(4):
             created = await create_token(
                 store, f"Secretive {number}", description=f"First line\nsecond line {number}"
@@ -273,12 +275,12 @@ async def test_no_issued_secret_reaches_the_database_its_wal_or_a_copy(tmp_path:
                 edit=TokenEdit(description=f"Edited copy {number}"),
             )
             issued += [created.secret, reset.secret, duplicate.secret]
-            assert store.tokens.verify(reset.secret) is not None
-            assert await store.tokens.find_by_secret(secret=duplicate.secret) is not None
+            assert verify(store, reset.secret) is not None
+            assert await store.token_reads.find_by_secret(secret=duplicate.secret) is not None
         # Pasted into a token's details, a secret is refused, so it is not stored either.
         with pytest.raises(InvalidInput):
             await create_token(store, "Pasted", description=f"the key is {issued[0]}")
-        await store.tokens.flush_last_used()
+        await store.credentials.flush_last_used()
 
         assert wal_of(path).stat().st_size > 0
         assert_no_secret_in_files(tmp_path, issued)
@@ -405,7 +407,7 @@ async def test_a_short_key_is_refused_before_any_file_is_created(tmp_path: Path)
 async def test_a_database_refuses_a_key_it_was_not_created_with(tmp_path: Path) -> None:
     path = tmp_path / "tokendesk.db"
     async with opened_store(path) as store:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
         issued = await create_token(store, "Keyed")
 
     with pytest.raises(StartupRefused) as refused:
@@ -415,7 +417,7 @@ async def test_a_database_refuses_a_key_it_was_not_created_with(tmp_path: Path) 
     assert KEY.hex() not in str(refused.value) and OTHER_KEY.hex() not in str(refused.value)
 
     async with opened_store(path) as store:
-        assert store.tokens.verify(issued.secret, issued.token.sid) is not None
+        assert verify(store, issued.secret, issued.token.sid) is not None
 
 
 # One instance per database --------------------------------------------------------------
@@ -430,10 +432,10 @@ async def test_a_second_instance_in_the_same_process_is_refused(tmp_path: Path) 
         assert refused.value.subject == "TOKENDESK_DB"
         # The refusal did not disturb the instance that holds the database.
         await create_token(store, "Still Serving")
-        assert store.tokens.count == 1
+        assert store.token_reads.count == 1
 
     async with opened_store(path) as store:
-        assert store.tokens.count == 1
+        assert store.token_reads.count == 1
 
 
 async def test_a_second_instance_in_another_process_is_refused(tmp_path: Path) -> None:
@@ -478,7 +480,7 @@ async def test_dropping_an_api_version_still_in_use_is_refused(tmp_path: Path) -
 
     # A version no token uses may go.
     async with opened_store(path, api_versions=("v2", "v3")) as store:
-        assert store.tokens.count == 1
+        assert store.token_reads.count == 1
 
 
 async def test_dropping_a_scope_still_in_use_is_refused(tmp_path: Path) -> None:
@@ -499,7 +501,7 @@ async def test_dropping_a_scope_still_in_use_is_refused(tmp_path: Path) -> None:
     assert "Worker 5" not in rule and "…" in rule
 
     async with opened_store(path, scopes=("reports:read", "actions:write")) as store:
-        assert store.tokens.count == 7
+        assert store.token_reads.count == 7
 
 
 # Locks and the audit log ----------------------------------------------------------------
@@ -519,13 +521,13 @@ async def test_a_write_while_another_connection_holds_the_lock_is_store_busy(
                 await create_token(store, "During The Lock")
             assert time.monotonic() - started < 1.5
             # Nothing half-applied, and reads still answer while the writer is blocked.
-            assert store.tokens.count == 1
-            assert (await store.tokens.page()).total == 1
+            assert store.token_reads.count == 1
+            assert (await store.token_reads.page()).total == 1
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
         await create_token(store, "After The Lock")
-        assert store.tokens.count == 2
+        assert store.token_reads.count == 2
 
 
 @pytest.mark.parametrize(
@@ -541,7 +543,7 @@ async def test_the_audit_log_refuses_updates_and_deletes(tmp_path: Path, stateme
     path = tmp_path / "tokendesk.db"
     async with opened_store(path) as store:
         await create_token(store, "Audited")
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
     connection = plain_connection(path)
     try:
         before = connection.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
@@ -590,21 +592,21 @@ async def test_many_checks_are_written_as_one_last_used_time(tmp_path: Path) -> 
     path = tmp_path / "tokendesk.db"
     clock = FakeClock()
     async with opened_store(path, clock=clock) as store:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
         issued = await create_token(store, "Busy Integration")
         token_id = issued.token.id
         for _ in range(50):
-            assert store.tokens.verify(issued.secret) is not None
+            assert verify(store, issued.secret) is not None
             clock.advance(1)
         last_check = int(clock.now) - 1
 
-        assert await store.tokens.flush_last_used() == 1
+        assert await store.credentials.flush_last_used() == 1
         assert usage_rows(path) == [(token_id, last_check)]
-        assert await store.tokens.flush_last_used() == 0  # nothing new, nothing written
+        assert await store.credentials.flush_last_used() == 0  # nothing new, nothing written
 
         clock.advance(120)
-        store.tokens.verify(issued.secret)
-        assert await store.tokens.flush_last_used() == 1
+        verify(store, issued.secret)
+        assert await store.credentials.flush_last_used() == 1
         assert usage_rows(path) == [(token_id, int(clock.now))]
 
 
@@ -612,21 +614,21 @@ async def test_last_used_shows_before_it_is_written_and_close_writes_it(tmp_path
     path = tmp_path / "tokendesk.db"
     clock = FakeClock()
     async with opened_store(path, clock=clock) as store:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
         issued = await create_token(store, "Fresh Use")
         clock.advance(30)
-        store.tokens.verify(issued.secret)
+        verify(store, issued.secret)
 
-        token = await store.tokens.get(token_id=issued.token.id)
+        token = await store.token_reads.get(token_id=issued.token.id)
         assert token.last_used_at is not None
         assert token.last_used_at.timestamp() == clock.now
-        (listed,) = (await store.tokens.page()).tokens
+        (listed,) = (await store.token_reads.page()).tokens
         assert listed.last_used_at == token.last_used_at
         assert usage_rows(path) == []  # not written yet
 
     assert usage_rows(path) == [(issued.token.id, int(clock.now))]
     async with opened_store(path, clock=clock) as store:
-        token = await store.tokens.get(token_id=issued.token.id)
+        token = await store.token_reads.get(token_id=issued.token.id)
         assert token.last_used_at is not None
         assert token.last_used_at.timestamp() == clock.now
 
@@ -635,15 +637,15 @@ async def test_last_used_never_moves_the_row_version(tmp_path: Path) -> None:
     path = tmp_path / "tokendesk.db"
     clock = FakeClock()
     async with opened_store(path, clock=clock) as store:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
         issued = await create_token(store, "Steady Version")
         before = issued.token
         for _ in range(3):
             clock.advance(90)
-            store.tokens.verify(issued.secret)
-            await store.tokens.flush_last_used()
+            verify(store, issued.secret)
+            await store.credentials.flush_last_used()
 
-        after = await store.tokens.get(token_id=before.id)
+        after = await store.token_reads.get(token_id=before.id)
         assert after.last_used_at is not None
         assert (after.row_version, after.updated_at, after.updated_by) == (
             before.row_version,
@@ -664,20 +666,20 @@ async def test_a_token_deleted_after_use_flushes_cleanly(tmp_path: Path) -> None
     path = tmp_path / "tokendesk.db"
     clock = FakeClock()
     async with opened_store(path, clock=clock) as store:
-        await store.tokens.set_api_access(actor=ACTOR, enabled=True)
+        await store.account.set_api_access(actor=ACTOR, enabled=True)
         gone = await create_token(store, "Soon Gone")
         kept = await create_token(store, "Kept")
-        store.tokens.verify(gone.secret)
-        store.tokens.verify(kept.secret)
+        verify(store, gone.secret)
+        verify(store, kept.secret)
         await store.tokens.delete(
             actor=ACTOR, token_id=gone.token.id, row_version=gone.token.row_version
         )
 
-        await store.tokens.flush_last_used()
+        await store.credentials.flush_last_used()
         assert usage_rows(path) == [(kept.token.id, int(clock.now))]
 
-        store.tokens.verify(kept.secret)
+        verify(store, kept.secret)
         clock.advance(5)
-        assert store.tokens.verify(gone.secret) is None
+        assert verify(store, gone.secret) is None
     # Closing flushed whatever was left without tripping over the deleted token.
     assert usage_rows(path) == [(kept.token.id, int(clock.now) - 5)]

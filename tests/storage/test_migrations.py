@@ -25,6 +25,7 @@ from tests.storage.support_durability import (
     plain_connection,
     user_version,
 )
+from tests.store_support import token_by_sid, tokens_by_sid, verify
 
 SchemaRow = tuple[str, str, str, str | None]
 
@@ -97,7 +98,7 @@ def build_at(path: Path, version: int) -> sqlite3.Connection:
 
 
 def insert_token(connection: sqlite3.Connection, token: SeededToken) -> None:
-    """A token row written with the columns `storage.tokens._insert` writes."""
+    """A token row written with the columns `storage.token_lifecycle` inserts."""
     hasher = SecretHasher(KEY)
     connection.execute(
         "INSERT INTO tokens (sid, name, name_key, description, enabled, api_version,"
@@ -207,10 +208,10 @@ async def test_a_new_database_is_built_to_the_latest_version(tmp_path: Path, exi
         path.touch(mode=0o600)
 
     async with opened_store(path) as store:
-        assert store.tokens.count == 0
-        assert store.tokens.api_access is False
+        assert store.token_reads.count == 0
+        assert store.account.api_access is False
         issued = await create_token(store, "First Light")
-        assert (await store.tokens.get(token_id=issued.token.id)).name == "First Light"
+        assert (await store.token_reads.get(token_id=issued.token.id)).name == "First Light"
 
     assert user_version(path) == LATEST_VERSION
     assert schema_of(path) == fresh_schema(tmp_path)
@@ -243,9 +244,10 @@ async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path, versi
 
     clock = FakeClock()
     async with opened_store(path, clock=clock) as store:
-        assert store.tokens.count == len(seeded.tokens)
+        assert store.token_reads.count == len(seeded.tokens)
+        tokens = await tokens_by_sid(store)
         for expected in seeded.tokens:
-            token = await store.tokens.get_by_sid(sid=expected.sid)
+            token = tokens[expected.sid]
             assert token.name == expected.name
             assert token.description == f"Seeded for {expected.name}"
             assert token.state is (TokenState.ENABLED if expected.enabled else TokenState.DISABLED)
@@ -257,7 +259,7 @@ async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path, versi
             assert token.last_used_at == at(expected.last_used_at)
             assert token.row_version == expected.row_version
             # The hashes written by the older release still authenticate.
-            authorized = store.tokens.verify(expected.secret, expected.sid)
+            authorized = verify(store, expected.secret, expected.sid)
             if expected.enabled:
                 assert authorized is not None and authorized.sid == expected.sid
             else:
@@ -272,10 +274,10 @@ async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path, versi
             assert await store.roles.effective_role(user_id=admin) is Role.ADMIN
         issued = await create_token(store, "After The Upgrade")
         # API access was seeded on wherever a settings table existed.
-        assert store.tokens.api_access is (version >= 1)
-        assert (store.tokens.verify(issued.secret) is not None) is store.tokens.api_access
+        assert store.account.api_access is (version >= 1)
+        assert (verify(store, issued.secret) is not None) is store.account.api_access
         if seeded.tokens:
-            old = await store.tokens.get_by_sid(sid=seeded.tokens[0].sid)
+            old = await token_by_sid(store, seeded.tokens[0].sid)
             change = await store.tokens.edit(
                 actor=ACTOR,
                 token_id=old.id,
@@ -299,7 +301,7 @@ async def test_reopening_an_up_to_date_database_changes_nothing(tmp_path: Path) 
     schema, counts = schema_of(path), row_counts(path)
 
     async with opened_store(path) as store:
-        token = await store.tokens.get(token_id=issued.token.id)
+        token = await store.token_reads.get(token_id=issued.token.id)
         assert token == issued.token
         assert await store.roles.effective_role(user_id="UADMIN001") is Role.ADMIN
 
@@ -375,6 +377,6 @@ async def test_a_failed_migration_leaves_the_version_it_had(tmp_path: Path, conf
     finally:
         connection.close()
     async with opened_store(path) as store:
-        assert store.tokens.count == len(seeded.tokens)
+        assert store.token_reads.count == len(seeded.tokens)
     assert user_version(path) == LATEST_VERSION
     assert schema_of(path) == fresh_schema(tmp_path)

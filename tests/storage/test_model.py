@@ -1,4 +1,4 @@
-"""The store against a simple in-memory model (PRODUCT.md §2 and §3 "Modals and flows").
+"""The store against a simple in-memory model of the token rules and the token actions.
 
 A Hypothesis state machine drives one store per example through create, edit, duplicate,
 reset, upgrade, disable/enable, delete, the API-access switch, the auth check, the list
@@ -61,6 +61,7 @@ from storage.models import (
 from storage.store import Store
 from tests.storage.conftest import DAY_SECONDS
 from tests.storage.support_durability import KEY, SCOPES, START, FakeClock
+from tests.store_support import token_by_sid, verify
 
 LONG = os.environ.get("TOKENDESK_LONG_TESTS") == "1"
 MAX_EXAMPLES = 1000 if LONG else 50
@@ -74,7 +75,7 @@ DESCRIPTION_MAX = 500
 PAGE_MAX = 100
 
 # ---------------------------------------------------------------------------------------
-# The model's own reading of the field rules (§2), independent of storage.fields.
+# The model's own reading of the field rules, independent of storage.fields.
 
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _SECRET_RUN = re.compile(r"tdk_[0-9A-Za-z]{38}")
@@ -793,7 +794,7 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule(actor=ACTORS, enabled=st.booleans())
     def set_api_access(self, actor: str, enabled: bool) -> None:
-        changed = self.run(self.s.tokens.set_api_access(actor=actor, enabled=enabled))
+        changed = self.run(self.s.account.set_api_access(actor=actor, enabled=enabled))
         assert changed == (enabled != self.api_access)
         if changed:
             self.api_access = enabled
@@ -816,7 +817,7 @@ class StoreModel(RuleBasedStateMachine):
             "lowercase": owner_sid.lower(),
         }[which_sid]
         owner = self.verdict(secret, sid)
-        answer = self.s.tokens.verify(secret, sid)
+        answer = verify(self.s, secret, sid)
         assert answer == (owner.authorized() if owner else None), f"verify sid={which_sid}"
         if owner is not None:
             owner.last_used_at = self.now
@@ -828,7 +829,7 @@ class StoreModel(RuleBasedStateMachine):
         secret, owner_sid = data.draw(st.sampled_from(self.secrets), label="secret")
         owner = self.tokens.get(owner_sid)
         expected = owner.expected() if owner and owner.secret == secret else None
-        assert self.run(self.s.tokens.find_by_secret(secret=secret)) == expected
+        assert self.run(self.s.token_reads.find_by_secret(secret=secret)) == expected
 
     @precondition(lambda self: self.ever)
     @rule(data=st.data(), by_sid=st.booleans())
@@ -837,9 +838,9 @@ class StoreModel(RuleBasedStateMachine):
         alive = token.sid in self.tokens
         found = self.outcome(
             f"get {token.sid} (id {token.id}) by {'SID' if by_sid else 'id'}",
-            self.s.tokens.get_by_sid(sid=token.sid)
+            token_by_sid(self.s, token.sid)
             if by_sid
-            else self.s.tokens.get(token_id=token.id),
+            else self.s.token_reads.get(token_id=token.id),
             None if alive else TokenNotFound,
         )
         if alive:
@@ -862,7 +863,7 @@ class StoreModel(RuleBasedStateMachine):
     ) -> None:
         filters = TokenFilter(name=search, created_on=created_on, state=state)
         chosen = self.newest_first([t for t in self.tokens.values() if self.matches(t, filters)])
-        page = self.run(self.s.tokens.page(filters=filters, offset=offset, limit=limit))
+        page = self.run(self.s.token_reads.page(filters=filters, offset=offset, limit=limit))
         assert page.total == len(chosen), f"total for {filters!r}"
         assert page.offset == offset
         assert page.tokens == tuple(t.expected() for t in chosen[offset : offset + limit])
@@ -871,7 +872,7 @@ class StoreModel(RuleBasedStateMachine):
 
     @rule()
     def flush_last_used(self) -> None:
-        assert self.run(self.s.tokens.flush_last_used()) == len(self.unflushed)
+        assert self.run(self.s.credentials.flush_last_used()) == len(self.unflushed)
         self.unflushed.clear()
 
     @rule(newer_version=st.booleans())
@@ -919,15 +920,15 @@ class StoreModel(RuleBasedStateMachine):
             return
         shown: list[Token] = []
         while True:
-            page = self.run(self.s.tokens.page(offset=len(shown), limit=PAGE_MAX))
+            page = self.run(self.s.token_reads.page(offset=len(shown), limit=PAGE_MAX))
             assert page.total == len(self.tokens)
             shown.extend(page.tokens)
             if len(page.tokens) < PAGE_MAX:
                 break
         assert shown == [t.expected() for t in self.newest_first(list(self.tokens.values()))]
-        assert self.s.tokens.count == len(self.tokens)
-        assert self.s.tokens.api_access == self.api_access
-        assert self.s.tokens.newest_version == self.versions[-1]
+        assert self.s.token_reads.count == len(self.tokens)
+        assert self.s.account.api_access == self.api_access
+        assert self.s.token_reads.newest_version == self.versions[-1]
         for token in shown:
             assert model_name(token.name) == token.name, f"stored name {token.name!r}"
         assert len({key_of(t.name) for t in shown}) == len(shown)
@@ -937,7 +938,7 @@ class StoreModel(RuleBasedStateMachine):
             + [TokenFilter(state=s) for s in TokenState]
             + [TokenFilter(name=n) for n in ("%", "_", "ß", "ＡＬＰ", "(copy 2)")]
         ):
-            page = self.run(self.s.tokens.page(filters=filters, limit=PAGE_MAX))
+            page = self.run(self.s.token_reads.page(filters=filters, limit=PAGE_MAX))
             matching = self.newest_first(
                 [t for t in self.tokens.values() if self.matches(t, filters)]
             )
@@ -953,12 +954,12 @@ class StoreModel(RuleBasedStateMachine):
         passing: dict[str, int] = {}
         for secret, owner_sid in self.secrets:
             owner = self.verdict(secret, None)
-            answer = self.s.tokens.verify(secret)
+            answer = verify(self.s, secret)
             assert answer == (owner.authorized() if owner else None), f"verify of {owner_sid}"
-            assert self.s.tokens.verify(secret, owner_sid) == answer, "with its own SID"
+            assert verify(self.s, secret, owner_sid) == answer, "with its own SID"
             for other in ("TDNOPE", owner_sid.lower(), *(t.sid for t in self.ever[:3])):
                 if other != owner_sid:
-                    assert self.s.tokens.verify(secret, other) is None, f"with SID {other}"
+                    assert verify(self.s, secret, other) is None, f"with SID {other}"
             if owner is not None:
                 passing[owner.sid] = passing.get(owner.sid, 0) + 1
                 owner.last_used_at = self.now

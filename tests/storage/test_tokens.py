@@ -16,13 +16,15 @@ from storage.errors import (
 )
 from storage.models import CreatedOn, TokenEdit, TokenFilter, TokenState
 from storage.store import Store
-from tests.storage.conftest import DAY_SECONDS, FakeClock, OpenStore, create
+from tests.storage.conftest import DAY_SECONDS, FakeClock, OpenStore
+from tests.storage.support_durability import create_token
+from tests.store_support import token_by_sid, verify
 
 ADMINS = ("UADMIN001", "UADMIN002", "UADMIN003")
 
 
 async def test_create_issues_an_enabled_token_on_the_newest_version(store: Store) -> None:
-    issued = await create(store, description="Nightly exports", actor="UALICE001")
+    issued = await create_token(store, description="Nightly exports", actor="UALICE001")
     token = issued.token
 
     assert is_valid_secret(issued.secret)
@@ -34,16 +36,16 @@ async def test_create_issues_an_enabled_token_on_the_newest_version(store: Store
     assert (token.created_by, token.updated_by) == ("UALICE001", "UALICE001")
     assert token.last_used_at is None and token.reset_at is None
     assert token.row_version == 1
-    assert await store.tokens.get(token_id=token.id) == token
-    assert await store.tokens.get_by_sid(sid=token.sid) == token
+    assert await store.token_reads.get(token_id=token.id) == token
+    assert await token_by_sid(store, token.sid) == token
     assert issued.secret not in repr(issued)
 
 
 async def test_get_unknown_token_raises(store: Store) -> None:
     with pytest.raises(TokenNotFound):
-        await store.tokens.get(token_id=12345)
+        await store.token_reads.get(token_id=12345)
     with pytest.raises(TokenNotFound):
-        await store.tokens.get_by_sid(sid="TDNOPE")
+        await token_by_sid(store, "TDNOPE")
 
 
 async def test_create_reports_every_bad_field_at_once(store: Store) -> None:
@@ -64,11 +66,11 @@ async def test_create_reports_every_bad_field_at_once(store: Store) -> None:
 
 
 async def test_a_pasted_secret_is_refused_without_being_echoed(store: Store) -> None:
-    secret = (await create(store)).secret
+    secret = (await create_token(store)).secret
     for field in ("name", "description"):
         values = {"name": "Fine", "description": ""} | {field: f"see {secret} here"}
         with pytest.raises(InvalidInput) as refused:
-            await create(store, values["name"], description=values["description"])
+            await create_token(store, values["name"], description=values["description"])
         assert field in refused.value.errors
         assert secret not in str(refused.value)
         assert secret[4:36] not in str(refused.value.errors)
@@ -79,24 +81,24 @@ async def test_a_pasted_secret_is_refused_without_being_echoed(store: Store) -> 
     [("Lifecycle Alpha", "LIFECYCLE ALPHA"), ("ＡＢＣ", "abc"), ("Straße", "STRASSE")],
 )
 async def test_names_are_unique_case_folded(store: Store, first: str, second: str) -> None:
-    await create(store, first)
+    await create_token(store, first)
     with pytest.raises(NameTaken):
-        await create(store, second)
+        await create_token(store, second)
 
 
 async def test_two_concurrent_creates_of_one_name_make_one_token(store: Store) -> None:
     results = await asyncio.gather(
-        create(store, "Race"), create(store, "race"), return_exceptions=True
+        create_token(store, "Race"), create_token(store, "race"), return_exceptions=True
     )
     assert sum(isinstance(result, NameTaken) for result in results) == 1
-    assert (await store.tokens.page()).total == 1
+    assert (await store.token_reads.page()).total == 1
 
 
 async def test_two_concurrent_resets_one_wins_and_the_other_names_the_winner(
     store: Store,
 ) -> None:
-    token = (await create(store)).token
-    await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+    token = (await create_token(store)).token
+    await store.account.set_api_access(actor="UADMIN001", enabled=True)
     results = await asyncio.gather(
         store.tokens.reset(actor="UFIRST001", token_id=token.id, row_version=1),
         store.tokens.reset(actor="USECOND01", token_id=token.id, row_version=1),
@@ -107,18 +109,18 @@ async def test_two_concurrent_resets_one_wins_and_the_other_names_the_winner(
     assert len(winners) == 1 and len(losers) == 1
     assert losers[0].changed_by == winners[0].token.updated_by
     assert losers[0].changed_at == winners[0].token.updated_at
-    assert store.tokens.verify(winners[0].secret) is not None
+    assert verify(store, winners[0].secret) is not None
 
 
 async def test_reset_replaces_the_secret_and_keeps_the_sid(store: Store, clock: FakeClock) -> None:
-    issued = await create(store)
-    await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+    issued = await create_token(store)
+    await store.account.set_api_access(actor="UADMIN001", enabled=True)
     clock.advance(60)
 
     reset = await store.tokens.reset(actor="URESET001", token_id=issued.token.id, row_version=1)
 
-    assert store.tokens.verify(issued.secret) is None
-    assert store.tokens.verify(reset.secret) is not None
+    assert verify(store, issued.secret) is None
+    assert verify(store, reset.secret) is not None
     assert reset.token.sid == issued.token.sid
     assert reset.token.secret_hint == reset.secret[-4:]
     assert reset.token.reset_at is not None and reset.token.reset_at.timestamp() == clock.now
@@ -128,7 +130,7 @@ async def test_reset_replaces_the_secret_and_keeps_the_sid(store: Store, clock: 
 async def test_a_stale_row_version_is_refused_naming_who_changed_the_token(
     store: Store, clock: FakeClock
 ) -> None:
-    token = (await create(store)).token
+    token = (await create_token(store)).token
     clock.advance(30)
     await store.tokens.edit(
         actor="UEDITOR01", token_id=token.id, row_version=1, edit=TokenEdit(description="new")
@@ -146,12 +148,12 @@ async def test_a_stale_row_version_is_refused_naming_who_changed_the_token(
             await change
         assert refused.value.changed_by == "UEDITOR01"
         assert refused.value.changed_at.timestamp() == clock.now
-    current = await store.tokens.get(token_id=token.id)
+    current = await store.token_reads.get(token_id=token.id)
     assert (current.name, current.row_version) == ("Lifecycle Alpha", 2)
 
 
 async def test_changes_to_a_deleted_token_raise_not_found(store: Store) -> None:
-    token = (await create(store)).token
+    token = (await create_token(store)).token
     await store.tokens.delete(actor="UACTOR001", token_id=token.id, row_version=1)
     with pytest.raises(TokenNotFound):
         await store.tokens.reset(actor="UACTOR001", token_id=token.id, row_version=1)
@@ -160,7 +162,7 @@ async def test_changes_to_a_deleted_token_raise_not_found(store: Store) -> None:
 
 
 async def test_edit_applies_only_what_changed(store: Store) -> None:
-    token = (await create(store, description="old")).token
+    token = (await create_token(store, description="old")).token
     change = await store.tokens.edit(
         actor="UEDITOR01",
         token_id=token.id,
@@ -186,7 +188,7 @@ async def test_edit_applies_only_what_changed(store: Store) -> None:
 
 
 async def test_an_edit_that_changes_nothing_moves_nothing(store: Store) -> None:
-    token = (await create(store)).token
+    token = (await create_token(store)).token
     change = await store.tokens.edit(
         actor="UEDITOR01",
         token_id=token.id,
@@ -194,13 +196,13 @@ async def test_an_edit_that_changes_nothing_moves_nothing(store: Store) -> None:
         edit=TokenEdit(name=" Lifecycle Alpha "),
     )
     assert not change.changed
-    assert (await store.tokens.get(token_id=token.id)).row_version == 1
+    assert (await store.token_reads.get(token_id=token.id)).row_version == 1
     assert [event.action for event in await store.audit.events()] == ["create"]
 
 
 async def test_edit_to_a_taken_name_is_refused(store: Store) -> None:
-    await create(store, "Taken")
-    token = (await create(store, "Mine")).token
+    await create_token(store, "Taken")
+    token = (await create_token(store, "Mine")).token
     with pytest.raises(NameTaken):
         await store.tokens.edit(
             actor="UEDITOR01", token_id=token.id, row_version=1, edit=TokenEdit(name="TAKEN")
@@ -208,7 +210,7 @@ async def test_edit_to_a_taken_name_is_refused(store: Store) -> None:
 
 
 async def test_edit_may_change_a_name_only_in_case(store: Store) -> None:
-    token = (await create(store, "mine")).token
+    token = (await create_token(store, "mine")).token
     change = await store.tokens.edit(
         actor="UEDITOR01", token_id=token.id, row_version=1, edit=TokenEdit(name="Mine")
     )
@@ -216,11 +218,11 @@ async def test_edit_may_change_a_name_only_in_case(store: Store) -> None:
 
 
 async def test_duplicate_copies_the_fields_with_a_new_sid_and_secret(store: Store) -> None:
-    source = await create(
+    source = await create_token(
         store, description="desc", access_rights=("reports:read", "actions:write")
     )
     await store.tokens.set_enabled(actor="UACTOR001", token_id=source.token.id, enabled=False)
-    disabled = await store.tokens.get(token_id=source.token.id)
+    disabled = await store.token_reads.get(token_id=source.token.id)
 
     copy = await store.tokens.duplicate(
         actor="UCOPIER01", token_id=source.token.id, row_version=disabled.row_version
@@ -237,7 +239,7 @@ async def test_duplicate_copies_the_fields_with_a_new_sid_and_secret(store: Stor
 
 
 async def test_duplicates_are_numbered_from_the_base_name(store: Store) -> None:
-    source = (await create(store, "Report")).token
+    source = (await create_token(store, "Report")).token
     names = []
     for _ in range(3):
         copy = await store.tokens.duplicate(actor="U0COPY001", token_id=source.id, row_version=1)
@@ -248,7 +250,7 @@ async def test_duplicates_are_numbered_from_the_base_name(store: Store) -> None:
 
 
 async def test_a_duplicate_of_a_long_name_fits_100_characters(store: Store) -> None:
-    source = (await create(store, "x" * 100)).token
+    source = (await create_token(store, "x" * 100)).token
     first = await store.tokens.duplicate(actor="U0COPY001", token_id=source.id, row_version=1)
     second = await store.tokens.duplicate(actor="U0COPY001", token_id=source.id, row_version=1)
     assert first.token.name == "x" * 93 + " (copy)"
@@ -257,7 +259,7 @@ async def test_a_duplicate_of_a_long_name_fits_100_characters(store: Store) -> N
 
 async def test_upgrade_moves_to_the_newest_version(open_store: OpenStore) -> None:
     old = await open_store(api_versions=("v1",))
-    token = (await create(old)).token
+    token = (await create_token(old)).token
     await old.close()
     store = await open_store()
 
@@ -275,100 +277,100 @@ async def test_upgrade_moves_to_the_newest_version(open_store: OpenStore) -> Non
 
 
 async def test_disable_and_enable_are_idempotent_and_need_no_version(store: Store) -> None:
-    issued = await create(store)
-    await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+    issued = await create_token(store)
+    await store.account.set_api_access(actor="UADMIN001", enabled=True)
     token_id = issued.token.id
 
     disabled = await store.tokens.set_enabled(actor="UACTOR001", token_id=token_id, enabled=False)
     again = await store.tokens.set_enabled(actor="UACTOR001", token_id=token_id, enabled=False)
     assert disabled.changed and not again.changed
     assert again.after.state is TokenState.DISABLED and again.after.row_version == 2
-    assert store.tokens.verify(issued.secret) is None
+    assert verify(store, issued.secret) is None
 
     enabled = await store.tokens.set_enabled(actor="UACTOR001", token_id=token_id, enabled=True)
     assert enabled.changed and enabled.after.row_version == 3
-    assert store.tokens.verify(issued.secret) is not None
+    assert verify(store, issued.secret) is not None
     actions = [event.action for event in await store.audit.events()]
     assert actions[:2] == ["enable", "disable"]
 
 
 async def test_delete_removes_the_token_and_keeps_its_history(store: Store) -> None:
-    issued = await create(store)
-    await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+    issued = await create_token(store)
+    await store.account.set_api_access(actor="UADMIN001", enabled=True)
 
     deleted = await store.tokens.delete(actor="UACTOR001", token_id=issued.token.id, row_version=1)
 
     assert deleted.sid == issued.token.sid
-    assert store.tokens.verify(issued.secret) is None
-    assert await store.tokens.find_by_secret(secret=issued.secret) is None
+    assert verify(store, issued.secret) is None
+    assert await store.token_reads.find_by_secret(secret=issued.secret) is None
     with pytest.raises(TokenNotFound):
-        await store.tokens.get(token_id=issued.token.id)
+        await store.token_reads.get(token_id=issued.token.id)
     events = await store.audit.events(token_name="lifecycle")
     assert [(event.action, event.token_sid) for event in events] == [
         ("delete", issued.token.sid),
         ("create", issued.token.sid),
     ]
-    assert (await store.tokens.page()).total == 0
+    assert (await store.token_reads.page()).total == 0
 
 
 async def test_verify_needs_a_valid_secret_an_enabled_token_and_api_access(
     store: Store,
 ) -> None:
-    issued = await create(store)
-    assert store.tokens.api_access is False
-    assert store.tokens.verify(issued.secret) is None
+    issued = await create_token(store)
+    assert store.account.api_access is False
+    assert verify(store, issued.secret) is None
 
-    await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
-    authorized = store.tokens.verify(issued.secret)
+    await store.account.set_api_access(actor="UADMIN001", enabled=True)
+    authorized = verify(store, issued.secret)
     assert authorized is not None
     assert (authorized.sid, authorized.name, authorized.api_version) == (
         issued.token.sid,
         "Lifecycle Alpha",
         "v3",
     )
-    assert store.tokens.verify(issued.secret, sid=issued.token.sid) == authorized
-    assert store.tokens.verify(issued.secret, sid="TDSOMEONEELSE") is None
+    assert verify(store, issued.secret, sid=issued.token.sid) == authorized
+    assert verify(store, issued.secret, sid="TDSOMEONEELSE") is None
     tampered = issued.secret[:-1] + ("A" if issued.secret[-1] != "A" else "B")
     for bad in ("", "tdk_", tampered, issued.secret + "x", issued.secret.upper(), "é" * 42):
-        assert store.tokens.verify(bad) is None
+        assert verify(store, bad) is None
 
-    await store.tokens.set_api_access(actor="UADMIN001", enabled=False)
-    assert store.tokens.verify(issued.secret) is None
+    await store.account.set_api_access(actor="UADMIN001", enabled=False)
+    assert verify(store, issued.secret) is None
 
 
 async def test_verify_sees_edits_at_once(store: Store) -> None:
-    issued = await create(store)
-    await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+    issued = await create_token(store)
+    await store.account.set_api_access(actor="UADMIN001", enabled=True)
     await store.tokens.edit(
         actor="UACTOR001",
         token_id=issued.token.id,
         row_version=1,
         edit=TokenEdit(name="Renamed", access_rights=frozenset({"actions:write"})),
     )
-    authorized = store.tokens.verify(issued.secret)
+    authorized = verify(store, issued.secret)
     assert authorized is not None
     assert (authorized.name, authorized.access_rights) == ("Renamed", ("actions:write",))
 
 
 async def test_find_by_secret_finds_the_token_whatever_its_state(store: Store) -> None:
-    issued = await create(store)
+    issued = await create_token(store)
     await store.tokens.set_enabled(actor="UACTOR001", token_id=issued.token.id, enabled=False)
-    found = await store.tokens.find_by_secret(secret=issued.secret)
+    found = await store.token_reads.find_by_secret(secret=issued.secret)
     assert found is not None and found.sid == issued.token.sid
-    assert await store.tokens.find_by_secret(secret="tdk_nothing") is None
+    assert await store.token_reads.find_by_secret(secret="tdk_nothing") is None
 
 
 async def test_api_access_is_off_by_default_persisted_and_audited(
     open_store: OpenStore,
 ) -> None:
     store = await open_store()
-    assert store.tokens.api_access is False
-    assert await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
-    assert not await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+    assert store.account.api_access is False
+    assert await store.account.set_api_access(actor="UADMIN001", enabled=True)
+    assert not await store.account.set_api_access(actor="UADMIN001", enabled=True)
     await store.close()
 
     reopened = await open_store()
-    assert reopened.tokens.api_access is True
+    assert reopened.account.api_access is True
     (event,) = await reopened.audit.events()
     assert (event.action, event.actor, event.after) == (
         "api_access",
@@ -382,32 +384,32 @@ async def test_simultaneous_switches_to_the_same_state_apply_and_audit_once(
     store: Store, enabled: bool
 ) -> None:
     if not enabled:
-        await store.tokens.set_api_access(actor="UADMIN001", enabled=True)
+        await store.account.set_api_access(actor="UADMIN001", enabled=True)
     before = len(await store.audit.events())
     changed = await asyncio.gather(
-        *(store.tokens.set_api_access(actor=actor, enabled=enabled) for actor in ADMINS)
+        *(store.account.set_api_access(actor=actor, enabled=enabled) for actor in ADMINS)
     )
     assert sorted(changed) == [False, False, True]
-    assert store.tokens.api_access is enabled
+    assert store.account.api_access is enabled
     events = await store.audit.events()
     assert len(events) == before + 1
     assert events[0].after == {"api_access": "on" if enabled else "off"}
 
 
 async def test_an_invisible_mark_makes_no_second_token_of_a_name(store: Store) -> None:
-    await create(store, "Lifecycle Alpha")
+    await create_token(store, "Lifecycle Alpha")
     for look_alike in ("Lifecycle Alpha\u034f", "Lifecycle\u2800Alpha", "\u3164"):
         with pytest.raises(InvalidInput) as refused:
-            await create(store, look_alike)
+            await create_token(store, look_alike)
         assert set(refused.value.errors) == {"name"}
         assert "visible" in refused.value.errors["name"]
-    assert store.tokens.count == 1
+    assert store.token_reads.count == 1
 
 
 async def seed(store: Store, clock: FakeClock, count: int) -> None:
     """`count` tokens a day apart, the oldest first; every third one disabled."""
     for number in range(count):
-        token = (await create(store, f"Token {number:02d}")).token
+        token = (await create_token(store, f"Token {number:02d}")).token
         if number % 3 == 0:
             await store.tokens.set_enabled(actor="UACTOR001", token_id=token.id, enabled=False)
         clock.advance(DAY_SECONDS)
@@ -415,19 +417,19 @@ async def seed(store: Store, clock: FakeClock, count: int) -> None:
 
 async def test_list_pages_newest_first_with_the_total(store: Store, clock: FakeClock) -> None:
     await seed(store, clock, 25)
-    pages = [await store.tokens.page(offset=offset, limit=10) for offset in (0, 10, 20)]
+    pages = [await store.token_reads.page(offset=offset, limit=10) for offset in (0, 10, 20)]
     names = [token.name for page in pages for token in page.tokens]
     assert names == [f"Token {number:02d}" for number in reversed(range(25))]
     assert [len(page.tokens) for page in pages] == [10, 10, 5]
     assert {page.total for page in pages} == {25}
-    assert (await store.tokens.page(offset=30)).tokens == ()
+    assert (await store.token_reads.page(offset=30)).tokens == ()
 
 
 async def test_list_filters_alone_and_combined(store: Store, clock: FakeClock) -> None:
     await seed(store, clock, 40)
 
     async def names(**filters: object) -> tuple[list[str], int]:
-        page = await store.tokens.page(filters=TokenFilter(**filters), limit=100)  # type: ignore[arg-type]
+        page = await store.token_reads.page(filters=TokenFilter(**filters), limit=100)  # type: ignore[arg-type]
         return [token.name for token in page.tokens], page.total
 
     # Token 39 was created one day ago, Token 00 forty days ago.
@@ -447,28 +449,28 @@ async def test_list_filters_alone_and_combined(store: Store, clock: FakeClock) -
 
 async def test_name_search_takes_wildcards_literally(store: Store) -> None:
     for name in ("100% sure", "1000 sure", "snake_case", "snakeXcase"):
-        await create(store, name)
+        await create_token(store, name)
     for query, expected in (("0%", ["100% sure"]), ("_", ["snake_case"]), ("%", ["100% sure"])):
-        page = await store.tokens.page(filters=TokenFilter(name=query))
+        page = await store.token_reads.page(filters=TokenFilter(name=query))
         assert [token.name for token in page.tokens] == expected
         assert page.total == len(expected)
 
 
 async def test_name_search_is_case_insensitive_on_the_folded_form(store: Store) -> None:
-    await create(store, "Große Straße")
+    await create_token(store, "Große Straße")
     for query in ("STRASSE", "große", "ＧＲＯ"):
-        page = await store.tokens.page(filters=TokenFilter(name=query))
+        page = await store.token_reads.page(filters=TokenFilter(name=query))
         assert [token.name for token in page.tokens] == ["Große Straße"]
 
 
 async def test_list_refuses_out_of_range_paging(store: Store) -> None:
     for offset, limit in ((-1, 10), (0, 0), (0, 101)):
         with pytest.raises(ValueError):
-            await store.tokens.page(offset=offset, limit=limit)
+            await store.token_reads.page(offset=offset, limit=limit)
 
 
 async def test_no_audit_record_holds_a_secret(store: Store) -> None:
-    issued = await create(store)
+    issued = await create_token(store)
     reset = await store.tokens.reset(actor="UACTOR001", token_id=issued.token.id, row_version=1)
     copy = await store.tokens.duplicate(actor="UACTOR001", token_id=issued.token.id, row_version=2)
     events = json.dumps([(event.before, event.after) for event in await store.audit.events()])
@@ -499,19 +501,19 @@ async def test_a_request_delivered_twice_is_applied_once(store: Store) -> None:
         await store.tokens.reset(
             actor="UACTOR001", token_id=token_id, row_version=2, request_key="R1"
         )
-    assert (await store.tokens.page()).total == 1
-    assert (await store.tokens.get(token_id=token_id)).row_version == 2
+    assert (await store.token_reads.page()).total == 1
+    assert (await store.token_reads.get(token_id=token_id)).row_version == 2
 
 
 async def test_a_failed_change_leaves_its_request_key_unused(store: Store) -> None:
-    token = (await create(store)).token
+    token = (await create_token(store)).token
     with pytest.raises(StaleVersion):
         await store.tokens.delete(
             actor="UACTOR001", token_id=token.id, row_version=9, request_key="D1"
         )
     await store.tokens.delete(actor="UACTOR001", token_id=token.id, row_version=1, request_key="D1")
     with pytest.raises(InvalidInput):
-        await create(store, "")
+        await create_token(store, "")
     await store.tokens.create(
         actor="UACTOR001",
         name="Fine",
@@ -522,10 +524,10 @@ async def test_a_failed_change_leaves_its_request_key_unused(store: Store) -> No
 
 
 async def test_a_deleted_tokens_id_is_never_given_again(store: Store) -> None:
-    first = (await create(store, "test")).token
+    first = (await create_token(store, "test")).token
     await store.tokens.delete(actor="UACTOR001", token_id=first.id, row_version=1)
-    second = (await create(store, "prod")).token
+    second = (await create_token(store, "prod")).token
     assert second.id != first.id
     with pytest.raises(TokenNotFound):
         await store.tokens.set_enabled(actor="UACTOR001", token_id=first.id, enabled=False)
-    assert (await store.tokens.get(token_id=second.id)).state is TokenState.ENABLED
+    assert (await store.token_reads.get(token_id=second.id)).state is TokenState.ENABLED

@@ -2,40 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from bot.blocks.token_list import Notice, render_token_list
-from bot.list_view import ListView, view_from_state
+from bot.inputs.payloads import view_from_state
+from bot.list_view import ListView
 from slack_standin.blockkit import check_message
 from slack_standin.client import fill
 from storage.models import CreatedOn, Token, TokenFilter, TokenPage, TokenState
-
-WHEN = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
-
-
-def token(number: int = 1, **overrides: Any) -> Token:
-    fields: dict[str, Any] = {
-        "id": number,
-        "sid": f"TD{number:020d}",
-        "name": f"Token {number}",
-        "description": "",
-        "state": TokenState.ENABLED,
-        "api_version": "v3",
-        "access_rights": ("reports:read",),
-        "primary_contact": "UCONTACT1",
-        "secret_hint": "Ab9Z",
-        "created_at": WHEN,
-        "created_by": "UCREATOR1",
-        "updated_at": WHEN,
-        "updated_by": "UCREATOR1",
-        "reset_at": None,
-        "last_used_at": None,
-        "row_version": 3,
-    }
-    return Token(**(fields | overrides))
+from tests.bot.blocks.samples import WHEN, token
 
 
 def render(

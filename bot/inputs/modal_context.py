@@ -1,23 +1,32 @@
-"""What a modal carries in `private_metadata`: typed, size-bounded, validated when it returns.
+"""What a modal carries in `private_metadata`: typed and size-bounded going out, validated
+when Slack sends it back with the submission (it is still untrusted input).
 
-Slack sends `private_metadata` back with the submission; it is still untrusted input. The
-`response_url` it holds is followed only if it points at Slack (or at SLACK_API_URL's host,
-for a stand-in), so a crafted payload can never make Token Desk post token data elsewhere.
+The `response_url` it holds is followed only if it points at Slack (or at SLACK_API_URL's
+host, for a stand-in), so a crafted payload can never make Token Desk post token data
+elsewhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yarl import URL
 
+from bot.ids import MenuChoice
+from bot.inputs.payloads import enum_member, list_view_of, response_url_of
 from bot.list_view import NAME_FILTER_MAX, ListView
 from storage.models import CreatedOn, TokenFilter, TokenState
 
+PRIVATE_METADATA_MAX = 3000
 SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
 
 
 class ModalContext(BaseModel):
+    """Typed and size-bounded; Slack sends it back with the submission, still untrusted."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     token_id: int | None = Field(default=None, ge=1, lt=2**53)
@@ -55,8 +64,28 @@ class ModalContext(BaseModel):
         )
 
     @classmethod
+    def from_click(
+        cls,
+        body: Mapping[str, Any],
+        *,
+        now: float,
+        token_id: int | None = None,
+        row_version: int | None = None,
+        action: str = "",
+    ) -> ModalContext:
+        """For a modal opened from the list: the list to refresh when it is done."""
+        return cls.of(
+            view=list_view_of(body),
+            response_url=response_url_of(body),
+            now=now,
+            token_id=token_id,
+            row_version=row_version,
+            action=action,
+        )
+
+    @classmethod
     def parse(cls, metadata: object) -> ModalContext | None:
-        if not isinstance(metadata, str) or not metadata or len(metadata) > 3000:
+        if not isinstance(metadata, str) or not metadata or len(metadata) > PRIVATE_METADATA_MAX:
             return None
         try:
             return cls.model_validate_json(metadata)
@@ -71,8 +100,14 @@ class ModalContext(BaseModel):
         filters = TokenFilter(name=self.name, created_on=self.created_on, state=self.state)
         return ListView(filters=filters, offset=self.offset)
 
+    @property
+    def menu_choice(self) -> MenuChoice | None:
+        return enum_member(MenuChoice, self.action)
+
     def usable_response_url(self, *, api_url: str, now: float) -> str | None:
-        """The opening click's response_url while Slack still accepts it, if it is Slack's."""
+        """The opening click's response_url while Slack still accepts it, if it points at
+        Slack (or at SLACK_API_URL's host, for a stand-in): a crafted payload can never make
+        Token Desk post token data elsewhere."""
         if not self.response_url or self.response_url_at is None:
             return None
         if now - self.response_url_at >= RESPONSE_URL_LIFETIME_SECONDS - 60:

@@ -1,0 +1,143 @@
+"""Clicks on a token card: Edit, the card menu (Duplicate, Reset, Upgrade Version, Disable
+or Enable, Delete) and the notice's Reset now.
+
+Each listener acknowledges at once, then works after the ack: Edit and the confirmations
+open a modal with the click's trigger, carrying the row version the card showed; Disable and
+Enable apply at once and update the same list in place through the click's `response_url`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.background import after_ack
+from bot.blocks import notices, notifications
+from bot.blocks.modals import confirm_view, token_form
+from bot.ids import ActionId, MenuChoice
+from bot.inputs.modal_context import ModalContext
+from bot.inputs.payloads import list_view_of, menu_choice, response_url_of, token_ref, trigger_id_of
+from bot.list_message import refresh_list
+from bot.settings import Settings
+from bot.slack_client import open_modal, send_direct_messages
+from storage.store import Store
+
+
+def register(app: AsyncApp) -> None:
+    app.action(ActionId.TOKEN_EDIT)(edit_clicked)
+    app.action(ActionId.TOKEN_MENU)(menu_chosen)
+    app.action(ActionId.RESET_NOW)(reset_now_clicked)
+
+
+async def edit_clicked(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
+    settings: Settings,
+) -> None:
+    await ack()
+    ref = token_ref(action.get("value"))
+    if ref is None:
+        return
+
+    async def open_form() -> None:
+        token = await store.token_reads.get(token_id=ref[0])
+        form = token_form(
+            context=ModalContext.from_click(
+                body, now=time.time(), token_id=token.id, row_version=token.row_version
+            ),
+            newest_version=store.token_reads.newest_version,
+            scopes=settings.tokendesk_scopes,
+            contact=token.primary_contact,
+            token=token,
+        )
+        await open_modal(client, trigger_id_of(body), form)
+
+    after_ack(open_form(), respond=respond)
+
+
+async def menu_chosen(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
+    actor: str,
+) -> None:
+    await ack()
+    parsed = menu_choice(action)
+    if parsed is None:
+        return
+    choice, token_id, row_version = parsed
+    if choice in (MenuChoice.DISABLE, MenuChoice.ENABLE):
+        enabled = choice is MenuChoice.ENABLE
+        work = set_enabled(body, client, store, actor=actor, token_id=token_id, enabled=enabled)
+    else:
+        work = confirm(body, client, store, choice, token_id, row_version)
+    after_ack(work, respond=respond)
+
+
+async def reset_now_clicked(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
+) -> None:
+    await ack()
+    ref = token_ref(action.get("value"))
+    if ref is not None:
+        after_ack(confirm(body, client, store, MenuChoice.RESET, *ref), respond=respond)
+
+
+async def set_enabled(
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    store: Store,
+    *,
+    actor: str,
+    token_id: int,
+    enabled: bool,
+) -> None:
+    """Disable and Enable apply at once to the token as it is, whatever the card showed."""
+    change = await store.tokens.set_enabled(actor=actor, token_id=token_id, enabled=enabled)
+    token = change.after
+    notice = notices.enabled_changed(token, enabled=enabled, changed=change.changed)
+    await refresh_list(store, response_url_of(body), view=list_view_of(body), notice=notice)
+    if change.changed and not enabled:
+        message = notifications.token_disabled(token, actor=actor, at=token.updated_at)
+        await send_direct_messages(client, [token.primary_contact], message)
+
+
+async def confirm(
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    store: Store,
+    choice: MenuChoice,
+    token_id: int,
+    row_version: int,
+) -> None:
+    """Open the confirmation for `choice`, carrying the row version the card showed; if
+    the token moved on since, or there is nothing to confirm, say so in the list instead."""
+    token = await store.token_reads.get(token_id=token_id)
+    newest = store.token_reads.newest_version
+    if token.row_version != row_version:
+        notice = notices.stale_card(token)
+    elif choice is MenuChoice.UPGRADE and token.api_version == newest:
+        notice = notices.already_newest(token)
+    else:
+        context = ModalContext.from_click(
+            body, now=time.time(), token_id=token_id, row_version=row_version, action=choice
+        )
+        view = confirm_view(choice, token=token, newest_version=newest, context=context)
+        await open_modal(client, trigger_id_of(body), view)
+        return
+    await refresh_list(store, response_url_of(body), view=list_view_of(body), notice=notice)

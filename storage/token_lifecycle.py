@@ -1,0 +1,400 @@
+"""The token lifecycle: create, duplicate, edit, reset, upgrade, enable or disable, delete.
+
+Each change is one transaction that checks the row version the caller saw, where it
+carries one (StaleVersion when the token moved on), claims its request key
+(storage/request_keys.py), writes the token and its audit record, and moves the row
+version. In-place changes all go through
+`_change`; create, duplicate and delete, which add or remove a row, have their own.
+Every one updates the credential index from its `after_commit`, before the change is
+returned to anyone: that is what keeps the auth check exact (storage/credential_index.py).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiosqlite
+
+from storage import audit
+from storage.credential_index import CredentialIndex
+from storage.credentials import SecretHasher, generate_secret, secret_hint
+from storage.database import Database
+from storage.errors import AlreadyNewestVersion, InvalidInput, NameTaken
+from storage.fields import clean_token_fields, name_key
+from storage.models import IssuedToken, Token, TokenChange, TokenEdit, TokenState
+from storage.request_keys import claim
+from storage.token_reads import free_copy_name, read_token, read_token_at_version
+
+
+@dataclass(frozen=True, slots=True)
+class _NewToken:
+    """What a created or duplicated token is made of, besides its SID and secret."""
+
+    name: str
+    description: str
+    api_version: str
+    access_rights: tuple[str, ...]
+    primary_contact: str
+    copy_of: str | None = None
+
+
+@dataclass(slots=True)
+class _Update:
+    """What one in-place change writes: columns, and the audit record's two halves."""
+
+    action: str
+    columns: dict[str, Any]
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+
+
+def _new_sid() -> str:
+    return "TD" + secrets.token_hex(10).upper()
+
+
+class TokenLifecycle:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        credentials: CredentialIndex,
+        hasher: SecretHasher,
+        api_versions: Sequence[str],
+        scopes: Sequence[str],
+        clock: Callable[[], float],
+    ) -> None:
+        self._database = database
+        self._credentials = credentials
+        self._hasher = hasher
+        self._api_versions = tuple(api_versions)
+        self._scopes = tuple(scopes)
+        self._clock = clock
+
+    # Adding and removing tokens --------------------------------------------------------
+
+    async def create(
+        self,
+        *,
+        actor: str,
+        name: str,
+        description: str = "",
+        access_rights: Iterable[str],
+        primary_contact: str,
+        request_key: str | None = None,
+    ) -> IssuedToken:
+        """A new enabled token on the newest API version, with its secret (shown once).
+
+        Every change takes an optional `request_key`: a second change with the same key
+        raises AlreadyApplied instead of applying again (storage/request_keys.py)."""
+        fields = clean_token_fields(
+            self._scopes,
+            name=name,
+            description=description,
+            access_rights=access_rights,
+            primary_contact=primary_contact,
+        )
+        new = _NewToken(
+            name=fields["name"],
+            description=fields["description"],
+            api_version=self._api_versions[-1],
+            access_rights=tuple(fields["access_rights"]),
+            primary_contact=fields["primary_contact"],
+        )
+
+        async def describe(_: aiosqlite.Connection) -> _NewToken:
+            return new
+
+        return await self._issue("create", actor=actor, request_key=request_key, new=describe)
+
+    async def duplicate(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> IssuedToken:
+        """A copy named `<base> (copy)`, `(copy 2)`, …, enabled, with a new SID and secret."""
+
+        async def describe(connection: aiosqlite.Connection) -> _NewToken:
+            source = await read_token_at_version(connection, token_id, row_version)
+            return _NewToken(
+                name=await free_copy_name(connection, source.name),
+                description=source.description,
+                api_version=source.api_version,
+                access_rights=source.access_rights,
+                primary_contact=source.primary_contact,
+                copy_of=source.sid,
+            )
+
+        return await self._issue("duplicate", actor=actor, request_key=request_key, new=describe)
+
+    async def _issue(
+        self,
+        action: str,
+        *,
+        actor: str,
+        request_key: str | None,
+        new: Callable[[aiosqlite.Connection], Awaitable[_NewToken]],
+    ) -> IssuedToken:
+        """Insert the token `new` describes (read inside the transaction), with a new secret."""
+        secret = generate_secret()
+        digest = self._hasher.digest(secret)
+        now = int(self._clock())
+
+        async def write(connection: aiosqlite.Connection) -> Token:
+            await claim(connection, request_key, now)
+            fields = await new(connection)
+            row = {
+                "sid": _new_sid(),
+                "name": fields.name,
+                "name_key": name_key(fields.name),
+                "description": fields.description,
+                "enabled": 1,
+                "api_version": fields.api_version,
+                "access_rights": json.dumps(fields.access_rights),
+                "primary_contact": fields.primary_contact,
+                "secret_hash": digest,
+                "secret_hint": secret_hint(secret),
+                "created_at": now,
+                "created_by": actor,
+                "updated_at": now,
+                "updated_by": actor,
+                "row_version": 1,
+            }
+            cursor = await _write_row(
+                connection,
+                f"INSERT INTO tokens ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                tuple(row.values()),
+            )
+            token = await read_token(connection, cursor.lastrowid)
+            after = audit.token_fields(token)
+            if fields.copy_of is not None:
+                after["copy_of"] = fields.copy_of
+            await audit.append(
+                connection,
+                at=now,
+                actor=actor,
+                action=action,
+                token_sid=token.sid,
+                token_name=token.name,
+                after=after,
+            )
+            return token
+
+        token = await self._database.transact(
+            write, after_commit=lambda token: self._credentials.remember(token, digest)
+        )
+        return IssuedToken(token=token, secret=secret)
+
+    async def delete(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> Token:
+        """Remove the token completely; the audit log keeps its history."""
+        now = int(self._clock())
+
+        async def write(connection: aiosqlite.Connection) -> Token:
+            await claim(connection, request_key, now)
+            token = await read_token_at_version(connection, token_id, row_version)
+            await connection.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
+            await audit.append(
+                connection,
+                at=now,
+                actor=actor,
+                action="delete",
+                token_sid=token.sid,
+                token_name=token.name,
+                before=audit.token_fields(token),
+            )
+            return token
+
+        return await self._database.transact(write, after_commit=self._credentials.forget)
+
+    # Changing tokens in place ----------------------------------------------------------
+
+    async def edit(
+        self,
+        *,
+        actor: str,
+        token_id: int,
+        row_version: int,
+        edit: TokenEdit,
+        request_key: str | None = None,
+    ) -> TokenChange:
+        """Apply the fields of `edit` that differ from the token; nothing else moves."""
+        cleaned = clean_token_fields(
+            self._scopes,
+            name=edit.name,
+            description=edit.description,
+            access_rights=edit.access_rights,
+            primary_contact=edit.primary_contact,
+        )
+
+        def plan(token: Token, now: int) -> _Update | None:
+            before, after = audit.changes(audit.token_fields(token), cleaned)
+            if not after:
+                return None
+            columns = dict(after)
+            if "name" in columns:
+                columns["name_key"] = name_key(columns["name"])
+            if "access_rights" in columns:
+                columns["access_rights"] = json.dumps(columns["access_rights"])
+            return _Update("edit", columns, before, after)
+
+        return await self._change(
+            actor=actor,
+            token_id=token_id,
+            row_version=row_version,
+            plan=plan,
+            request_key=request_key,
+        )
+
+    async def reset(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> IssuedToken:
+        """A new secret; from the commit on, the previous one fails the auth check."""
+        secret = generate_secret()
+        digest = self._hasher.digest(secret)
+
+        def plan(token: Token, now: int) -> _Update:
+            return _Update(
+                "reset",
+                {"secret_hash": digest, "secret_hint": secret_hint(secret), "reset_at": now},
+            )
+
+        change = await self._change(
+            actor=actor,
+            token_id=token_id,
+            row_version=row_version,
+            plan=plan,
+            digest=digest,
+            request_key=request_key,
+        )
+        return IssuedToken(token=change.after, secret=secret)
+
+    async def upgrade(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> Token:
+        newest = self._api_versions[-1]
+
+        def plan(token: Token, now: int) -> _Update:
+            if token.api_version == newest:
+                raise AlreadyNewestVersion(newest)
+            return _Update(
+                "upgrade",
+                {"api_version": newest},
+                {"api_version": token.api_version},
+                {"api_version": newest},
+            )
+
+        change = await self._change(
+            actor=actor,
+            token_id=token_id,
+            row_version=row_version,
+            plan=plan,
+            request_key=request_key,
+        )
+        return change.after
+
+    async def set_enabled(self, *, actor: str, token_id: int, enabled: bool) -> TokenChange:
+        """Enable or disable whatever state the caller last saw: idempotent, no version."""
+        state = TokenState.ENABLED if enabled else TokenState.DISABLED
+
+        def plan(token: Token, now: int) -> _Update | None:
+            if token.state is state:
+                return None
+            return _Update(
+                "enable" if enabled else "disable",
+                {"enabled": int(enabled)},
+                {"state": token.state.value},
+                {"state": state.value},
+            )
+
+        return await self._change(actor=actor, token_id=token_id, row_version=None, plan=plan)
+
+    async def _change(
+        self,
+        *,
+        actor: str,
+        token_id: int,
+        row_version: int | None,
+        plan: Callable[[Token, int], _Update | None],
+        digest: bytes | None = None,
+        request_key: str | None = None,
+    ) -> TokenChange:
+        """The one path of every in-place change: check the version, let `plan` decide
+        from the current row what to write, write it with the audit record, and move the
+        row version, all in one transaction."""
+        now = int(self._clock())
+        with_last_used = self._credentials.with_last_used
+
+        async def write(connection: aiosqlite.Connection) -> TokenChange:
+            await claim(connection, request_key, now)
+            if row_version is None:
+                before = await read_token(connection, token_id)
+            else:
+                before = await read_token_at_version(connection, token_id, row_version)
+            update = plan(before, now)
+            if update is None:
+                current = with_last_used(before)
+                return TokenChange(before=current, after=current)
+            columns = update.columns | {"updated_at": now, "updated_by": actor}
+            assignments = ", ".join(f"{column} = ?" for column in columns)
+            await _write_row(
+                connection,
+                f"UPDATE tokens SET {assignments}, row_version = row_version + 1 WHERE id = ?",
+                (*columns.values(), token_id),
+            )
+            await audit.append(
+                connection,
+                at=now,
+                actor=actor,
+                action=update.action,
+                token_sid=before.sid,
+                token_name=before.name,
+                before=update.before,
+                after=update.after,
+            )
+            after = await read_token(connection, token_id)
+            return TokenChange(before=with_last_used(before), after=with_last_used(after))
+
+        def apply(change: TokenChange) -> None:
+            if change.changed:
+                self._credentials.remember(change.after, digest)
+
+        return await self._database.transact(write, after_commit=apply)
+
+    # The field rules -------------------------------------------------------------------
+
+    def field_errors(
+        self,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        access_rights: Iterable[str] | None = None,
+        primary_contact: str | None = None,
+    ) -> dict[str, str]:
+        """What `create` or `edit` would refuse in these fields (uniqueness aside)."""
+        try:
+            clean_token_fields(
+                self._scopes,
+                name=name,
+                description=description,
+                access_rights=access_rights,
+                primary_contact=primary_contact,
+            )
+        except InvalidInput as refused:
+            return refused.errors
+        return {}
+
+
+async def _write_row(
+    connection: aiosqlite.Connection, sql: str, parameters: tuple[Any, ...]
+) -> aiosqlite.Cursor:
+    """Insert or update a token row; NameTaken when another token has that name."""
+    try:
+        return await connection.execute(sql, parameters)
+    except sqlite3.IntegrityError as error:
+        if "tokens.name_key" in str(error):
+            raise NameTaken() from None
+        raise

@@ -1,0 +1,174 @@
+"""Reading tokens: one by id, a filtered page of the list, the one a pasted secret belongs to.
+
+Reads see committed data only (the database's read connection), with the last-used times
+the auth check gathered but has not written yet shown over the stored ones. The token
+lifecycle reads tokens inside its transactions with the functions here, too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import aiosqlite
+
+from storage.credential_index import CredentialIndex
+from storage.database import Database, Row
+from storage.errors import StaleVersion, TokenNotFound
+from storage.fields import copy_name, name_key
+from storage.models import CreatedOn, Token, TokenFilter, TokenPage, TokenState
+
+DAY = 86_400
+PAGE_MAX = 100
+_BUCKET_DAYS = {CreatedOn.LAST_7_DAYS: 7, CreatedOn.LAST_30_DAYS: 30}
+_COLUMNS = (
+    "t.id, t.sid, t.name, t.description, t.enabled, t.api_version, t.access_rights,"
+    " t.primary_contact, t.secret_hint, t.created_at, t.created_by, t.updated_at,"
+    " t.updated_by, t.reset_at, u.last_used_at, t.row_version"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
+_BY_ID = f"{_SELECT} WHERE t.id = ?"
+
+
+def _time(value: int | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _token(row: Row) -> Token:
+    return Token(
+        id=row[0],
+        sid=row[1],
+        name=row[2],
+        description=row[3],
+        state=TokenState.ENABLED if row[4] else TokenState.DISABLED,
+        api_version=row[5],
+        access_rights=tuple(json.loads(row[6])),
+        primary_contact=row[7],
+        secret_hint=row[8],
+        created_at=datetime.fromtimestamp(row[9], UTC),
+        created_by=row[10],
+        updated_at=datetime.fromtimestamp(row[11], UTC),
+        updated_by=row[12],
+        reset_at=_time(row[13]),
+        last_used_at=_time(row[14]),
+        row_version=row[15],
+    )
+
+
+async def read_token(connection: aiosqlite.Connection, token_id: int | None) -> Token:
+    """The token as stored (no pending last-used time), read on `connection`: inside a
+    change's transaction, what that transaction sees."""
+    async with connection.execute(_BY_ID, (token_id,)) as cursor:
+        row = await cursor.fetchone()
+    if row is None:
+        raise TokenNotFound()
+    return _token(tuple(row))
+
+
+async def read_token_at_version(
+    connection: aiosqlite.Connection, token_id: int, row_version: int
+) -> Token:
+    """The token, if it is still at the version the caller saw; StaleVersion if it moved on."""
+    token = await read_token(connection, token_id)
+    if token.row_version != row_version:
+        raise StaleVersion(changed_by=token.updated_by, changed_at=token.updated_at)
+    return token
+
+
+async def free_copy_name(connection: aiosqlite.Connection, name: str) -> str:
+    """The first of `copy_name(name, 1)`, `copy_name(name, 2)`, … no token has."""
+    attempt = 1
+    while True:
+        candidate = copy_name(name, attempt)
+        async with connection.execute(
+            "SELECT 1 FROM tokens WHERE name_key = ?", (name_key(candidate),)
+        ) as cursor:
+            if await cursor.fetchone() is None:
+                return candidate
+        attempt += 1
+
+
+class TokenReads:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        credentials: CredentialIndex,
+        api_versions: Sequence[str],
+        clock: Callable[[], float],
+    ) -> None:
+        self._database = database
+        self._credentials = credentials
+        self._api_versions = tuple(api_versions)
+        self._clock = clock
+
+    @property
+    def count(self) -> int:
+        return self._credentials.count
+
+    @property
+    def newest_version(self) -> str:
+        return self._api_versions[-1]
+
+    async def get(self, *, token_id: int) -> Token:
+        row = await self._database.fetch_one(_BY_ID, (token_id,))
+        if row is None:
+            raise TokenNotFound()
+        return self._credentials.with_last_used(_token(row))
+
+    async def find_by_secret(self, *, secret: str) -> Token | None:
+        """The token a pasted secret belongs to, whatever its state (for `/tokens search`)."""
+        token_id = self._credentials.token_id_of(secret)
+        if token_id is None:
+            return None
+        try:
+            return await self.get(token_id=token_id)
+        except TokenNotFound:
+            return None
+
+    async def page(
+        self, *, filters: TokenFilter | None = None, offset: int = 0, limit: int = 10
+    ) -> TokenPage:
+        """A page of tokens, newest first, with the number of tokens the filters match."""
+        filters = filters or TokenFilter()
+        if offset < 0 or not 1 <= limit <= PAGE_MAX:
+            raise ValueError("offset must be ≥ 0 and limit between 1 and 100")
+        where, parameters = self._where(filters)
+        rows = await self._database.fetch_all(
+            f"{_SELECT}{where} ORDER BY t.created_at DESC, t.id DESC LIMIT ? OFFSET ?",
+            (*parameters, limit, offset),
+        )
+        if filters.is_empty:
+            # Exact (the index follows every commit) and free, where count(*) would read
+            # the whole index on every first page.
+            total = self._credentials.count
+        else:
+            counted = await self._database.fetch_one(
+                f"SELECT count(*) FROM tokens t{where}", parameters
+            )
+            total = counted[0] if counted else 0
+        return TokenPage(
+            tokens=tuple(self._credentials.with_last_used(_token(row)) for row in rows),
+            total=total,
+            offset=offset,
+        )
+
+    def _where(self, filters: TokenFilter) -> tuple[str, tuple[Any, ...]]:
+        conditions: list[str] = []
+        parameters: list[Any] = []
+        if filters.name.strip():
+            # instr, not LIKE: `%` and `_` in a search are ordinary characters.
+            conditions.append("instr(t.name_key, ?) > 0")
+            parameters.append(name_key(filters.name.strip()))
+        if filters.created_on is not None:
+            days = _BUCKET_DAYS.get(filters.created_on, 30)
+            operator = "<" if filters.created_on is CreatedOn.MORE_THAN_30_DAYS else ">="
+            conditions.append(f"t.created_at {operator} ?")
+            parameters.append(int(self._clock()) - days * DAY)
+        if filters.state is not None:
+            conditions.append("t.enabled = ?")
+            parameters.append(1 if filters.state is TokenState.ENABLED else 0)
+        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        return where, tuple(parameters)
