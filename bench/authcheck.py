@@ -57,6 +57,7 @@ from verdict import judge
 
 from bot.app import create_app
 from bot.background import drain
+from bot.http_limits import GuardedAppRunner, HttpLimits
 from bot.logs import configure_logging
 from bot.server import create_web_app, open_store
 from bot.settings import Settings
@@ -114,10 +115,9 @@ def bench_settings(db: Path, key_hex: str) -> Settings:
 # The servers, each in a process of its own (`--serve`) -------------------------------------
 
 
-async def serve_until_stopped(web_app: web.Application) -> None:
+async def serve_until_stopped(runner: web.AppRunner) -> None:
     """Serve on a free loopback port until SIGTERM, SIGINT or the end of standard input
     (the bench process gone); the port is the one line written to standard output."""
-    runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -149,7 +149,9 @@ async def serve_token_desk(db: Path, key_hex: str) -> None:
     store = await open_store(settings)
     try:
         bolt = create_app(settings, store)
-        await serve_until_stopped(create_web_app(store, bolt, serve_slack_events=True))
+        # As `bot.server` serves it: through the connection limits.
+        web_app = create_web_app(store, bolt, serve_slack_events=True)
+        await serve_until_stopped(GuardedAppRunner(web_app, limits=HttpLimits(), access_log=None))
     finally:
         await drain()
         await store.close()
@@ -170,7 +172,8 @@ def bare_web_app(body: dict[str, Any], headers: dict[str, str]) -> web.Applicati
 async def serve_bare(answer: str) -> None:
     configure_logging("INFO")
     captured = json.loads(answer)
-    await serve_until_stopped(bare_web_app(captured["body"], captured["headers"]))
+    bare = bare_web_app(captured["body"], captured["headers"])
+    await serve_until_stopped(web.AppRunner(bare, access_log=None))
 
 
 # Starting and stopping them from the bench process ------------------------------------------
