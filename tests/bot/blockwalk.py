@@ -40,6 +40,13 @@ def block(blocks: list[Body], block_id: str) -> Body | None:
     return next((b for b in blocks if b.get("block_id") == block_id), None)
 
 
+def block_in(surface: Body, block_id: str) -> Body:
+    """The block `block_id` of a message or view, which must have it."""
+    found = block(blocks_of(surface), block_id)
+    assert found is not None, f"no {block_id!r} block"
+    return found
+
+
 def block_starting(blocks: list[Body], prefix: str) -> Body:
     """The one block whose id starts with `prefix` (the list's stateful blocks end in a nonce)."""
     found = [b for b in blocks if str(b.get("block_id", "")).startswith(prefix)]
@@ -245,12 +252,6 @@ def pager_button(blocks: list[Body], label: str) -> tuple[str, str]:
 
 
 # -- modals -----------------------------------------------------------------------------------
-
-
-def form_block(view: Body, block_id: str) -> Body:
-    found = block(blocks_of(view), block_id)
-    assert found is not None, f"the form has no {block_id!r} block"
-    return found
 
 
 def secret_view_problems(view: Body) -> list[str]:

@@ -7,8 +7,10 @@ read what it rendered with tests/bot/blockwalk.py.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -167,6 +169,13 @@ async def bolt(settings: Settings, store: Store, memberships: GroupMemberships |
     return create_app(settings, store, memberships=memberships)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 async def serve(web_app: web.Application) -> tuple[web.AppRunner, str]:
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
@@ -174,6 +183,18 @@ async def serve(web_app: web.Application) -> tuple[web.AppRunner, str]:
     await site.start()
     host, port = runner.addresses[0][:2]
     return runner, f"http://{host}:{port}"
+
+
+@contextlib.asynccontextmanager
+async def served(web_app: web.Application) -> AsyncIterator[str]:
+    """`web_app` on loopback for the time of the block (its URL); what it left running after
+    its answers is drained before it stops."""
+    runner, url = await serve(web_app)
+    try:
+        yield url
+    finally:
+        await drain()
+        await runner.cleanup()
 
 
 @pytest.fixture
@@ -187,21 +208,21 @@ async def elsewhere() -> AsyncIterator[tuple[str, list[str]]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", record)
-    runner, url = await serve(app)
-    try:
+    async with served(app) as url:
         yield url, hits
-    finally:
-        await runner.cleanup()
 
 
 @pytest.fixture
 async def app_url(store: Store, bolt: AsyncApp) -> AsyncIterator[str]:
-    runner, url = await serve(create_web_app(store, bolt, serve_slack_events=True))
-    try:
+    async with served(create_web_app(store, bolt, serve_slack_events=True)) as url:
         yield url
-    finally:
-        await drain()
-        await runner.cleanup()
+
+
+@pytest.fixture
+async def gateway_url(store: Store, bolt: AsyncApp) -> AsyncIterator[str]:
+    """The app as it serves in Socket Mode: the auth check and health, no /slack/events."""
+    async with served(create_web_app(store, bolt, serve_slack_events=False)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -297,20 +297,13 @@ class SlackUser:
         assert isinstance(reply.body, dict), reply.body
         return self._show(reply.body)
 
-    async def click(
-        self,
-        action: Body | str,
-        value: str | None = None,
-        *,
-        typed: Mapping[str, Any] | None = None,
-        block_id: str | None = None,
-        blocks: list[Body] | None = None,
-    ) -> list[Body]:
-        """A click answered in the list itself (see `send_click`): the list replaced through
-        the click's response_url, and nothing else shown (no modal, no other message)."""
+    async def click(self, action: Body | str, value: str | None = None, **where: Any) -> list[Body]:
+        """A click answered in the list itself (the arguments of `send_click`): the list
+        replaced through the click's response_url, and nothing else shown (no modal, no
+        other message)."""
         await settle()  # what earlier requests left running is not this click's doing
         opened, posted = len(self.standin.calls_to("views.open")), len(self.standin.responses)
-        reply = await self.send_click(action, value, typed=typed, block_id=block_id, blocks=blocks)
+        reply = await self.send_click(action, value, **where)
         shown = await self.listed(reply)
         assert len(self.standin.calls_to("views.open")) == opened, "a modal opened"
         others = self.standin.responses[posted:]

@@ -14,7 +14,7 @@ import json
 import re
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from contextlib import closing
 from typing import Any
 
@@ -84,6 +84,19 @@ def role_section(body: Body, role: Role) -> str:
     found = [text for text in section_texts(body) if text.startswith(heading)]
     assert len(found) == 1, section_texts(body)
     return found[0]
+
+
+async def held_back(
+    client: HeldClient, standin: SlackStandIn, refresh: Coroutine[Any, Any, None]
+) -> tuple[asyncio.Event, asyncio.Task[None]]:
+    """Starts `refresh` and lets Slack answer its question about the group's members, but
+    holds that answer back from the app until the returned event is set."""
+    release = client.hold(GROUP_METHOD)
+    asked = len(standin.calls_to(GROUP_METHOD))
+    in_flight = asyncio.create_task(refresh)
+    await eventually(lambda: len(standin.calls_to(GROUP_METHOD)) == asked + 1)
+    client.stop_holding(GROUP_METHOD)
+    return release, in_flight
 
 
 def line_of(section: str, subject: str) -> str:
@@ -539,11 +552,7 @@ async def test_an_answer_from_before_the_change_does_not_bring_a_removed_member_
     assert await slack_user(ALICE).has_role()
 
     # The periodic refresh asks Slack, which answers "Alice" ...
-    release = background_client.hold(GROUP_METHOD)
-    fetched = len(standin.calls_to(GROUP_METHOD))
-    in_flight = asyncio.create_task(memberships.refresh_all())
-    await eventually(lambda: len(standin.calls_to(GROUP_METHOD)) == fetched + 1)
-    background_client.stop_holding(GROUP_METHOD)
+    release, in_flight = await held_back(background_client, standin, memberships.refresh_all())
     # ... then Alice leaves the group, and Slack's event overtakes that answer.
     standin.set_group(OPS, [BOB])
     event = await slack.event(
@@ -590,11 +599,7 @@ async def test_a_membership_is_as_old_as_the_question_not_the_answer(
     """Slack's answer may be slow to arrive: what it says is true as of the question."""
     await store.roles.grant_group(actor=ADMIN, group_id=OPS, role=Role.SPECIALIST)
     standin.set_group(OPS, [ALICE])
-    release = background_client.hold(GROUP_METHOD)
-    fetched = len(standin.calls_to(GROUP_METHOD))
-    in_flight = asyncio.create_task(memberships.refresh(OPS))
-    await eventually(lambda: len(standin.calls_to(GROUP_METHOD)) == fetched + 1)
-    background_client.stop_holding(GROUP_METHOD)
+    release, in_flight = await held_back(background_client, standin, memberships.refresh(OPS))
     clock.advance(30)
     release.set()
     await in_flight

@@ -1,4 +1,6 @@
-"""`/auth/check` as a gateway calls it (PRODUCT.md §4)."""
+"""`/auth/check` as a gateway calls it, with any HTTP method: a 200 naming the token for a
+valid secret, one and the same 401 for anything else, never cached, and a change in effect
+for the very next check."""
 
 from __future__ import annotations
 
@@ -9,25 +11,19 @@ from typing import Any
 
 import aiohttp
 import pytest
-from slack_bolt.async_app import AsyncApp
 
-from bot.server import create_web_app
 from storage.credentials import generate_secret
 from storage.models import IssuedToken, TokenEdit
 from storage.store import Store
-from tests.bot.conftest import ADMIN, serve
+from tests.bot.conftest import ADMIN
 
 METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
 
 
 @pytest.fixture
-async def gateway(store: Store, bolt: AsyncApp) -> AsyncIterator[aiohttp.ClientSession]:
-    runner, url = await serve(create_web_app(store, bolt, serve_slack_events=False))
-    try:
-        async with aiohttp.ClientSession(base_url=url) as session:
-            yield session
-    finally:
-        await runner.cleanup()
+async def gateway(gateway_url: str) -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(base_url=gateway_url) as session:
+        yield session
 
 
 @pytest.fixture

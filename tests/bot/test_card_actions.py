@@ -31,12 +31,12 @@ from tests.bot.blockwalk import (
     all_text,
     assert_harmless,
     block,
+    block_in,
     blocks_of,
     card,
     card_ids,
     create_action,
     edit_action,
-    form_block,
     interactive,
     menu_action,
     notice_of,
@@ -84,12 +84,12 @@ async def test_create_from_the_button_shows_the_secret_once_and_refreshes_the_li
 
     labels = [b["label"]["text"] for b in blocks_of(form) if b["type"] == "input"]
     assert labels == ["Name", "Description", "API version", "Access rights", "Primary contact"]
-    version = form_block(form, "api_version")["element"]
+    version = block_in(form, "api_version")["element"]
     assert version["initial_option"]["value"] == settings.tokendesk_api_versions[-1]
     assert [o["value"] for o in version["options"]] == [settings.tokendesk_api_versions[-1]]
-    rights = form_block(form, "access_rights")["element"]
+    rights = block_in(form, "access_rights")["element"]
     assert [o["value"] for o in rights["options"]] == list(settings.tokendesk_scopes)
-    assert form_block(form, "primary_contact")["element"]["initial_user"] == ADMIN
+    assert block_in(form, "primary_contact")["element"]["initial_user"] == ADMIN
     assert form["submit"] is not None
 
     ack = await admin.submit(
@@ -122,8 +122,8 @@ async def test_create_from_the_command_prefills_the_unescaped_name(
 ) -> None:
     reply = await admin.send_command("create R&amp;D &lt;x&gt;")
     form = await admin.opened(reply, "token_create")
-    assert form_block(form, "name")["element"]["initial_value"] == "R&D <x>"
-    assert form_block(form, "primary_contact")["element"]["initial_user"] == ADMIN
+    assert block_in(form, "name")["element"]["initial_value"] == "R&D <x>"
+    assert block_in(form, "primary_contact")["element"]["initial_user"] == ADMIN
 
     ack = await admin.submit(form, {"access_rights": ["reports:read"]})
     assert ack["response_action"] == "update"
@@ -198,12 +198,12 @@ async def test_edit_is_prefilled_and_saves_only_what_changed(
     await admin.command()
     click, form = await admin.open(edit_action(admin.blocks, token.id), "token_edit")
 
-    assert form_block(form, "name")["element"]["initial_value"] == "Billing sync"
-    assert form_block(form, "description")["element"]["initial_value"] == "Old text"
-    chosen = form_block(form, "access_rights")["element"]["initial_options"]
+    assert block_in(form, "name")["element"]["initial_value"] == "Billing sync"
+    assert block_in(form, "description")["element"]["initial_value"] == "Old text"
+    chosen = block_in(form, "access_rights")["element"]["initial_options"]
     assert [o["value"] for o in chosen] == ["actions:read"]
-    assert form_block(form, "primary_contact")["element"]["initial_user"] == ADMIN
-    version = form_block(form, "api_version")
+    assert block_in(form, "primary_contact")["element"]["initial_user"] == ADMIN
+    version = block_in(form, "api_version")
     assert version["type"] != "input" and interactive(version) == []
     assert token.api_version in all_text(version)
     events_before = await audit_count(store)
@@ -728,7 +728,7 @@ async def test_a_secret_pasted_into_create_is_not_prefilled(
     pasted = (await seed("Pasted")).secret
     reply = await admin.send_command(f"create {pasted}")
     form = await admin.opened(reply, "token_create")
-    assert form_block(form, "name")["element"].get("initial_value") in (None, "")
+    assert block_in(form, "name")["element"].get("initial_value") in (None, "")
     for value in (pasted, pasted[RANDOM_PART]):
         assert value not in json.dumps([call.args for call in standin.calls])
         assert value not in json.dumps(reply.body)

@@ -20,7 +20,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,7 +43,7 @@ from storage.credentials import ALPHABET, generate_secret, is_valid_secret
 from storage.models import Token
 from storage.store import Store
 from tests.bot.blockwalk import Body, block_starting, edit_action, text_objects
-from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, serve
+from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
 from tests.bot.driver import CHANNEL, MESSAGE_TS, SlackUser, send_form, send_payload, settle
 
 RUN_AGAIN = "Run `/tokens` again"
@@ -128,7 +128,10 @@ def hostile_values(secrets: Secrets) -> list[tuple[str, str]]:
     ]
 
 
-# What a name or a description must refuse (PRODUCT.md §2), written out independently.
+# What a name or a description must refuse, written out independently of the app: control,
+# format and invisible characters, line and paragraph separators, text that is not Unicode,
+# more characters than the field holds, a Token Desk secret; a name also refuses an empty or
+# blank value and a second line.
 _INVISIBLE = {"nul", "bell", "ansi", "rlo", "bidi_isolates", "zwsp", "zwj", "bom"}
 _ALWAYS_REFUSED = _INVISIBLE | {
     "chars_10000",
@@ -282,6 +285,26 @@ class Sweep:
             problems.append("the state changed")
         self.add(label, problems)
         return label, reply, [post.body for post in new_posts], same
+
+    async def form_case(
+        self, target: str, value_id: str, view: Body, state: Body, *, refused: bool
+    ) -> tuple[str, Body, list[Any]] | None:
+        """Submits `view` with a crafted `state.values`, as one case. Field errors are
+        checked here (they change nothing, and come only for a value that must be refused):
+        then None. Else the label, the ack and the response_url posts, for the caller."""
+
+        async def send() -> Reply:
+            return await self.slack.view_submission(ADMIN, view, state=state)
+
+        label, reply, posts, same = await self.case(target, value_id, send, unchanged=False)
+        body = reply.body if isinstance(reply.body, dict) else {}
+        if body.get("response_action") != "errors":
+            return label, body, posts
+        if not same:
+            self.add(label, ["a field error was answered, yet the state changed"])
+        if not refused:
+            self.add(label, [f"refused a valid value: {_short(_dump(body['errors']))}"])
+        return None
 
     async def payloads_at_once(self, cases: list[tuple[str, str, Body]]) -> None:
         """Sends block_actions payloads concurrently (a listener that fails after its ack
@@ -499,7 +522,6 @@ async def test_slash_command_arguments(
 async def test_create_form_fields(
     admin: SlackUser,
     sweep_of: Callable[[str], Sweep],
-    slack: SlackClient,
     standin: SlackStandIn,
     store: Store,
     settings: Settings,
@@ -511,20 +533,13 @@ async def test_create_form_fields(
 
     async def submit(target: str, value_id: str, state: Body, refused: bool) -> None:
         view = submission(form, metadata=fresh_metadata(standin))
-
-        async def send() -> Reply:
-            return await slack.view_submission(ADMIN, view, state=state)
-
         count = store.token_reads.count
-        label, reply, posts, same = await sweep.case(target, value_id, send, unchanged=False)
-        body = reply.body if isinstance(reply.body, dict) else {}
-        action = body.get("response_action")
-        if action == "errors":
-            if not same:
-                sweep.add(label, ["a field error was answered, yet the state changed"])
-            if not refused:
-                sweep.add(label, [f"refused a valid value: {_short(_dump(body['errors']))}"])
-        elif action == "update" and body["view"].get("callback_id") == "token_secret":
+        answered = await sweep.form_case(target, value_id, view, state, refused=refused)
+        if answered is None:
+            return
+        label, body, posts = answered
+        updated = body["view"] if body.get("response_action") == "update" else {}
+        if updated.get("callback_id") == "token_secret":
             if refused:
                 sweep.add(label, ["accepted a value that must be refused"])
             if store.token_reads.count != count + 1:
@@ -557,7 +572,6 @@ async def test_create_form_fields(
 async def test_edit_form_fields(
     admin: SlackUser,
     sweep_of: Callable[[str], Sweep],
-    slack: SlackClient,
     standin: SlackStandIn,
     store: Store,
     settings: Settings,
@@ -573,21 +587,14 @@ async def test_edit_form_fields(
     async def submit(target: str, value_id: str, values: Body, refused: bool) -> None:
         current = await store.token_reads.get(token_id=token.id)
         context = opened.model_copy(update={"row_version": current.row_version})
-        state = fill(form, values)
         view = submission(form, metadata=fresh_metadata(standin, context))
-
-        async def send() -> Reply:
-            return await slack.view_submission(ADMIN, view, state=state)
-
-        label, reply, _, same = await sweep.case(target, value_id, send, unchanged=False)
-        body = reply.body if isinstance(reply.body, dict) else {}
-        action = body.get("response_action")
-        if action == "errors":
-            if not same:
-                sweep.add(label, ["a field error was answered, yet the state changed"])
-            if not refused:
-                sweep.add(label, [f"refused a valid value: {_short(_dump(body['errors']))}"])
-        elif action == "clear":
+        answered = await sweep.form_case(
+            target, value_id, view, fill(form, values), refused=refused
+        )
+        if answered is None:
+            return
+        label, body, _ = answered
+        if body.get("response_action") == "clear":
             if refused:
                 sweep.add(label, ["accepted a value that must be refused"])
         else:
@@ -1143,15 +1150,6 @@ async def http_check(
     return status, headers, body, text
 
 
-@pytest.fixture
-async def gateway_url(store: Store, bolt: AsyncApp) -> AsyncIterator[str]:
-    runner, url = await serve(create_web_app(store, bolt, serve_slack_events=False))
-    try:
-        yield url
-    finally:
-        await runner.cleanup()
-
-
 async def test_auth_check_authorization_header(
     sweep_of: Callable[[str], Sweep],
     store: Store,
@@ -1220,7 +1218,7 @@ async def test_auth_check_oversized_header_is_a_plain_401(
     gateway_url: str,
 ) -> None:
     """Headers longer than aiohttp's 8190-byte limit: the app means them to get its one 401
-    (`_HEADER_MAX`), PRODUCT.md §4 says "the same answer" for anything malformed."""
+    (`_HEADER_MAX`), the same answer the auth check gives anything malformed."""
     sweep = sweep_of("auth check, oversized headers")
     secrets = seeded[1]
     oversized = [

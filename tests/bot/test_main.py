@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import pytest
 
 from storage.credentials import load_or_create_key
 from storage.store import Store
+from tests.bot.conftest import free_port
 
 KEY_A = "aa" * 32
 KEY_B = "bb" * 32
@@ -148,12 +148,6 @@ async def test_a_second_instance_is_refused(tmp_path: Path) -> None:
         assert_refused(run_bot(tmp_path, configured(tmp_path)), "TOKENDESK_DB", "another")
     finally:
         await store.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -45,6 +45,7 @@ from tests.bot.blockwalk import (
     Card,
     all_text,
     cards,
+    menu_action,
     notice_of,
     secret_view_problems,
 )
@@ -360,21 +361,20 @@ class LoadUser:
             self.ledger.outcomes["create: other"] += 1
             self.ledger.problem(f"{self.user} create: unexpected ack {ack!r}")
 
-    def _card(self, choice: str) -> tuple[Card, str] | None:
-        candidates = [
-            (card, value) for card in cards(self.blocks) if (value := card.option(choice))
-        ]
-        return self.rng.choice(candidates) if candidates else None
+    def _card(self, choice: str) -> tuple[Card, Body] | None:
+        """A card, at random, whose menu offers `choice`; and the user's pick of it."""
+        offering = [card for card in cards(self.blocks) if card.option(choice)]
+        if not offering:
+            return None
+        card = self.rng.choice(offering)
+        return card, menu_action(self.blocks, card.token_id, choice)
 
     async def flow_reset(self) -> None:
         picked = self._card("reset")
         if picked is None:
             await self.command()
             return
-        card, value = picked
-        action = action_for(
-            self.blocks, ActionId.TOKEN_MENU, value, block_id=f"details.{card.token_id}"
-        )
+        card, action = picked
         self.ledger.begin(card.sid)
         resolved = False
         try:
@@ -428,10 +428,7 @@ class LoadUser:
             action = action_for(self.blocks, ActionId.FILTER_STATE, value)
             await self.list_click("filter: state", action, {ActionId.FILTER_STATE: value})
             return
-        card, value = picked
-        action = action_for(
-            self.blocks, ActionId.TOKEN_MENU, value, block_id=f"details.{card.token_id}"
-        )
+        card, action = picked
         self.ledger.begin(card.sid)
         resolved = False
         try:

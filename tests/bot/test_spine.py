@@ -11,7 +11,6 @@ import pytest
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 
 from bot.background import after_ack, drain
-from bot.server import create_web_app
 from slack_standin.blockkit import check_message, check_view
 from slack_standin.client import SlackClient, button, ephemeral_container, overflow
 from slack_standin.server import SlackStandIn
@@ -19,7 +18,7 @@ from storage.credentials import generate_secret
 from storage.models import Role
 from storage.store import Store
 from tests.bot.blockwalk import refused
-from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, serve
+from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
 from tests.bot.driver import settle
 
 
@@ -54,17 +53,13 @@ async def test_unverified_requests_are_refused(
     assert standin.responses == []
 
 
-async def test_socket_mode_serves_no_slack_events(store: Store, bolt: AsyncApp) -> None:
-    runner, url = await serve(create_web_app(store, bolt, serve_slack_events=False))
-    try:
-        async with aiohttp.ClientSession() as session:
-            async with session.post(f"{url}/slack/events", data=b"payload=%7B%7D") as answer:
-                assert answer.status == 404
-            async with session.get(f"{url}/healthz") as answer:
-                assert answer.status == 200
-                assert answer.headers["Cache-Control"] == "no-store"
-    finally:
-        await runner.cleanup()
+async def test_socket_mode_serves_no_slack_events(gateway_url: str) -> None:
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{gateway_url}/slack/events", data=b"payload=%7B%7D") as answer:
+            assert answer.status == 404
+        async with session.get(f"{gateway_url}/healthz") as answer:
+            assert answer.status == 200
+            assert answer.headers["Cache-Control"] == "no-store"
 
 
 async def test_help_lists_every_sub_command(slack: SlackClient) -> None:

@@ -13,6 +13,7 @@ from slack_standin.blockkit import check_message
 from slack_standin.client import fill
 from storage.models import CreatedOn, Token, TokenFilter, TokenPage, TokenState
 from tests.bot.blocks.samples import WHEN, token
+from tests.bot.blockwalk import block_in, mrkdwn_texts
 
 
 def render(
@@ -36,19 +37,6 @@ def render(
         nonce="n0nce",
     )
     return message.as_dict()
-
-
-def block(message: dict[str, Any], block_id: str) -> dict[str, Any]:
-    return next(b for b in message["blocks"] if b.get("block_id") == block_id)
-
-
-def mrkdwn_texts(value: Any) -> list[str]:
-    if isinstance(value, dict):
-        found = [value["text"]] if value.get("type") == "mrkdwn" else []
-        return found + [text for item in value.values() for text in mrkdwn_texts(item)]
-    if isinstance(value, list):
-        return [text for item in value for text in mrkdwn_texts(item)]
-    return []
 
 
 def test_the_worst_case_fits_slacks_limits() -> None:
@@ -83,10 +71,10 @@ def test_the_worst_case_fits_slacks_limits() -> None:
 
 def test_a_card_shows_every_field() -> None:
     message = render([token(7, api_version="v2", last_used_at=WHEN)])
-    header = block(message, "card.7")
+    header = block_in(message, "card.7")
     assert header["type"] == "header"
     assert header["text"] == {"type": "plain_text", "text": "Token 7", "emoji": False}
-    details = block(message, "details.7")["text"]
+    details = block_in(message, "details.7")["text"]
     assert details["verbatim"] is True
     text = details["text"]
     for expected in (
@@ -101,19 +89,19 @@ def test_a_card_shows_every_field() -> None:
         "<@UCONTACT1>",
     ):
         assert expected in text
-    edit = block(message, "edit.7")["elements"][0]
+    edit = block_in(message, "edit.7")["elements"][0]
     assert (edit["action_id"], edit["value"]) == ("token_edit", "7:3")
 
 
 def test_a_card_never_used_says_so_and_a_newest_version_has_no_marker() -> None:
-    text = block(render([token()]), "details.1")["text"]["text"]
+    text = block_in(render([token()]), "details.1")["text"]["text"]
     assert "*Last used* never" in text
     assert "upgrade" not in text
 
 
 def test_the_menu_holds_the_five_actions_in_order() -> None:
-    enabled = block(render([token()]), "details.1")["accessory"]
-    disabled = block(render([token(state=TokenState.DISABLED)]), "details.1")["accessory"]
+    enabled = block_in(render([token()]), "details.1")["accessory"]
+    disabled = block_in(render([token(state=TokenState.DISABLED)]), "details.1")["accessory"]
     assert enabled["type"] == "overflow"
     assert [option["text"]["text"] for option in enabled["options"]] == [
         "Duplicate",
@@ -134,7 +122,7 @@ def test_the_menu_holds_the_five_actions_in_order() -> None:
 
 def test_many_access_rights_are_shortened() -> None:
     rights = ("a:1", "b:2", "c:3", "d:4", "e:5")
-    text = block(render([token(access_rights=rights)]), "details.1")["text"]["text"]
+    text = block_in(render([token(access_rights=rights)]), "details.1")["text"]["text"]
     assert "`a:1`, `b:2`, `c:3` +2 more" in text
 
 
@@ -144,15 +132,15 @@ def test_many_access_rights_are_shortened() -> None:
 )
 def test_hostile_names_stay_plain_text(name: str) -> None:
     message = render([token(name=name)], notice=None)
-    assert block(message, "card.1")["text"]["text"] == name
-    for text in mrkdwn_texts(message["blocks"]) + [message["text"]]:
+    assert block_in(message, "card.1")["text"]["text"] == name
+    for text in mrkdwn_texts(message):
         assert name not in text
         assert "<!channel>" not in text and "<@U1>" not in text and "<https://evil" not in text
 
 
 def test_the_banner_shows_only_while_api_access_is_off() -> None:
     off = render([token()], api_access=False)
-    assert block(off, "banner")["accessory"]["action_id"] == "api_access_enable"
+    assert block_in(off, "banner")["accessory"]["action_id"] == "api_access_enable"
     assert all(b.get("block_id") != "banner" for b in render([token()])["blocks"])
 
 
@@ -160,11 +148,11 @@ def test_the_notice_area_comes_first_after_the_header() -> None:
     message = render([token()], notice=Notice("*Token 1* disabled"))
     ids = [b.get("block_id") for b in message["blocks"]]
     assert ids[:3] == ["title", "notice", "create"]
-    assert "accessory" not in block(message, "notice")
+    assert "accessory" not in block_in(message, "notice")
 
 
 def test_a_notice_may_offer_a_reset() -> None:
-    notice = block(render([token(4)], notice=Notice("enabled", offer_reset=token(4))), "notice")
+    notice = block_in(render([token(4)], notice=Notice("enabled", offer_reset=token(4))), "notice")
     assert notice["accessory"]["text"]["text"] == "Reset now"
     assert (notice["accessory"]["action_id"], notice["accessory"]["value"]) == (
         "token_reset_now",
@@ -179,19 +167,20 @@ def test_the_pager_offers_only_the_pages_that_exist() -> None:
     last = render(tokens[:5], total=25, offset=20)
     single = render(tokens[:3])
     pager = lambda message: [  # noqa: E731
-        (button["text"]["text"], button["value"]) for button in block(message, "pager")["elements"]
+        (button["text"]["text"], button["value"])
+        for button in block_in(message, "pager")["elements"]
     ]
     assert pager(first) == [("Next", "10")]
     assert pager(middle) == [("Previous", "0"), ("Next", "20")]
     assert pager(last) == [("Previous", "10")]
-    assert block(middle, "range")["elements"][0]["text"] == "11–20 of 25"
+    assert block_in(middle, "range")["elements"][0]["text"] == "11–20 of 25"
     assert all(b.get("block_id") != "pager" for b in single["blocks"])
     assert middle["text"] == "API Access Tokens: 11–20 of 25"
 
 
 def test_empty_states_say_what_to_do_next() -> None:
-    nothing = block(render([]), "empty")
-    no_match = block(render([], view=ListView(filters=TokenFilter(name="zz"))), "empty")
+    nothing = block_in(render([]), "empty")
+    no_match = block_in(render([], view=ListView(filters=TokenFilter(name="zz"))), "empty")
     assert "No tokens yet" in nothing["text"]["text"]
     assert nothing["accessory"]["action_id"] == "token_create"
     assert "No tokens match" in no_match["text"]["text"]
@@ -206,10 +195,10 @@ def test_filters_show_their_values_and_carry_the_page() -> None:
         offset=20,
     )
     message = render([token()], total=30, offset=20, view=view)
-    search = block(message, "search.20.n0nce")
+    search = block_in(message, "search.20.n0nce")
     assert search["dispatch_action"] is True
     assert search["element"]["initial_value"] == "alpha"
-    selects = block(message, "filters.20.n0nce")["elements"]
+    selects = block_in(message, "filters.20.n0nce")["elements"]
     assert selects[0]["initial_option"]["text"]["text"] == "Last 7 days"
     assert selects[1]["initial_option"]["text"]["text"] == "Disabled"
     assert selects[2]["action_id"] == "filters_clear"
@@ -218,9 +207,9 @@ def test_filters_show_their_values_and_carry_the_page() -> None:
 
 def test_cleared_filters_show_placeholders_only() -> None:
     message = render([token()])
-    search = block(message, "search.0.n0nce")
+    search = block_in(message, "search.0.n0nce")
     assert "initial_value" not in search["element"]
-    selects = block(message, "filters.0.n0nce")["elements"]
+    selects = block_in(message, "filters.0.n0nce")["elements"]
     assert [s["placeholder"]["text"] for s in selects[:2]] == ["Created On", "State"]
     assert all("initial_option" not in s for s in selects[:2])
     assert view_from_state(fill(message["blocks"], {})) == ListView()
