@@ -33,6 +33,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/list.py
 	$(BIN)/python bench/authcheck.py
+	$(BIN)/python bench/scheduler.py
 
 report: $(VENV)/.dev
 	$(BIN)/python bench/report.py

@@ -65,6 +65,7 @@ TOKEN_COLUMNS = (
     "updated_at",
     "updated_by",
     "row_version",
+    "last_active_at",
 )
 
 
@@ -123,7 +124,9 @@ def spread_over_days(rows: Sequence[dict[str, Any]], now: int) -> list[dict[str,
     timed = []
     for index, row in enumerate(rows):
         created_at = now - span + index * span // len(rows)
-        timed.append(row | {"created_at": created_at, "updated_at": created_at})
+        timed.append(
+            row | {"created_at": created_at, "updated_at": created_at, "last_active_at": created_at}
+        )
     return timed
 
 

@@ -1,18 +1,27 @@
 """`/auth/check` for the agency's API gateway.
 
 Any method (an nginx `auth_request` subrequest works as is), `Authorization: Bearer <secret>`
-or `Basic base64(<SID>:<secret>)`. One identical 401 for every failure, so the endpoint is
-no oracle; the reason goes to a debug log line, without the secret.
+or `Basic base64(<SID>:<secret>)`. One identical 401 for every failure (an expired token's
+too), so the endpoint is no oracle; the reason goes to a debug log line, without the secret.
+
+What a 200 says of the token is in headers as well as in the JSON body, because gateways
+forward headers, not bodies: `X-Token-Sid`, `X-Token-Api-Version`, `X-Token-Scopes` (the
+access rights, comma-separated), `X-Token-Secret-Used` and, when the token expires,
+`X-Token-Expires` (its stop instant, RFC 3339 UTC).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import functools
+import json
 import logging
+from datetime import datetime
 
 from aiohttp import web
 
+from storage.models import AuthorizedToken
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -22,11 +31,43 @@ DENIED_HEADERS = NO_STORE | {
     "WWW-Authenticate": 'Bearer realm="tokendesk", Basic realm="tokendesk"'
 }
 _HEADER_MAX = 512
+# Answers kept ready for this many tokens: the check answers busy tokens over and over.
+_ANSWERS_KEPT = 4096
 
 
 def _denied(reason: str) -> web.Response:
     logger.debug("auth check refused: %s", reason)
     return web.json_response({"active": False}, status=401, headers=DENIED_HEADERS)
+
+
+def rfc3339(moment: datetime) -> str:
+    """`2026-12-31T00:00:00Z`: an instant in UTC, as gateways and JSON readers expect it."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@functools.lru_cache(maxsize=_ANSWERS_KEPT)
+def _accepted(token: AuthorizedToken) -> tuple[str, dict[str, str]]:
+    """The 200's JSON body and headers for `token`, built once per version of the token (a
+    changed token is another key): the check stays as cheap as it was before it said more."""
+    expires_at = None if token.expires_at is None else rfc3339(token.expires_at)
+    headers = NO_STORE | {
+        "X-Token-Sid": token.sid,
+        "X-Token-Api-Version": token.api_version,
+        "X-Token-Scopes": ",".join(token.access_rights),
+        "X-Token-Secret-Used": token.secret_used,
+    }
+    if expires_at is not None:
+        headers["X-Token-Expires"] = expires_at
+    body = {
+        "active": True,
+        "sid": token.sid,
+        "name": token.name,
+        "api_version": token.api_version,
+        "access_rights": list(token.access_rights),
+        "expires_at": expires_at,
+        "secret_used": token.secret_used,
+    }
+    return json.dumps(body), headers
 
 
 def _credentials(header: str) -> tuple[str, str | None] | str:
@@ -61,16 +102,8 @@ async def auth_check(request: web.Request) -> web.Response:
     token = verdict.token
     if token is None:
         return _denied(verdict.reason)
-    return web.json_response(
-        {
-            "active": True,
-            "sid": token.sid,
-            "name": token.name,
-            "api_version": token.api_version,
-            "access_rights": list(token.access_rights),
-        },
-        headers=NO_STORE | {"X-Token-Sid": token.sid, "X-Token-Api-Version": token.api_version},
-    )
+    body, about = _accepted(token)
+    return web.Response(text=body, headers=about, content_type="application/json")
 
 
 def add_auth_check(app: web.Application, store: Store) -> None:

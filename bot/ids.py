@@ -12,6 +12,7 @@ class ActionId(StrEnum):
     FILTER_NAME = "filter_name"
     FILTER_CREATED = "filter_created"
     FILTER_STATE = "filter_state"
+    FILTER_LAST_USED = "filter_last_used"
     CLEAR_FILTERS = "filters_clear"
     PREVIOUS_PAGE = "page_previous"
     NEXT_PAGE = "page_next"
@@ -23,6 +24,10 @@ class ActionId(StrEnum):
     API_ACCESS_KEEP = "api_access_keep"
     AUDIT_PREVIOUS = "audit_previous"
     AUDIT_NEXT = "audit_next"
+    EXPIRY_CHOICE = "expiry_choice"
+    EXPIRY_DATE = "expiry_date"
+    REMINDER_EXTEND = "reminder_extend"
+    REMINDER_RESET = "reminder_reset"
 
 
 class MenuChoice(StrEnum):
@@ -34,6 +39,13 @@ class MenuChoice(StrEnum):
     DISABLE = "disable"
     ENABLE = "enable"
     DELETE = "delete"
+
+
+class ExpiryChoice(StrEnum):
+    """The expiry choice's options besides the dates it offers (whose values are ISO dates)."""
+
+    ON_A_DATE = "on_a_date"
+    NEVER = "never"
 
 
 class FormField(StrEnum):
@@ -51,6 +63,11 @@ class BlockId(StrEnum):
 
     SEARCH = "search"
     FILTERS = "filters"
+    EXPIRY = "expiry"
+    EXPIRY_DATE = "expiry_date"
+    # A reminder DM's blocks for one token: `reminder.<token id>`, `reminder_actions.<id>`.
+    REMINDER = "reminder"
+    REMINDER_ACTIONS = "reminder_actions"
 
 
 class CallbackId(StrEnum):

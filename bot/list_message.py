@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import replace
+from datetime import UTC, datetime
 
 from bot.blocks import notices
 from bot.blocks.common import Message
@@ -59,6 +60,8 @@ def _render(store: Store, page: TokenPage, view: ListView, notice: Notice | None
         view=view,
         newest_version=store.token_reads.newest_version,
         api_access=store.account.api_access,
+        now=datetime.fromtimestamp(store.clock(), UTC),
+        expiry_required=store.max_lifetime_days > 0,
         notice=notice,
         nonce=secrets.token_hex(3),
     )

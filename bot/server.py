@@ -1,4 +1,5 @@
-"""Runs Token Desk: opens the store, serves HTTP on HOST:PORT, and shuts down cleanly on a signal.
+"""Runs Token Desk: opens the store, serves HTTP on HOST:PORT, runs the background work (the
+group-membership refresher, the scheduler), and shuts down cleanly on a signal.
 
 In HTTP mode Slack posts to `/slack/events`, always signature-checked by Bolt. In Socket Mode
 that route does not exist at all; `/healthz` and `/auth/check` are served in both. Connections
@@ -8,6 +9,7 @@ keep to `bot.http_limits`, so that slow or excess clients cannot starve the auth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -24,6 +26,7 @@ from bot.auth_check import MAX_FIELD_SIZE, add_auth_check
 from bot.background import drain
 from bot.http_limits import GuardedAppRunner, HttpLimits, fit_open_file_limit
 from bot.memberships import SlackGroupMemberships
+from bot.scheduler import Scheduler
 from bot.settings import Settings
 from bot.slack_client import create_web_client
 from storage.credentials import load_or_create_key
@@ -46,6 +49,7 @@ async def open_store(settings: Settings) -> Store:
         api_versions=settings.tokendesk_api_versions,
         scopes=settings.tokendesk_scopes,
         admins=settings.tokendesk_admins,
+        max_lifetime_days=settings.tokendesk_max_lifetime_days,
     )
 
 
@@ -98,6 +102,8 @@ async def serve(settings: Settings) -> None:
     memberships = SlackGroupMemberships(client, store)
     bolt = create_app(settings, store, client=client, memberships=memberships)
     refresher = asyncio.create_task(memberships.keep_fresh())
+    scheduler = Scheduler(store=store, client=client, settings=settings, memberships=memberships)
+    scheduled = asyncio.create_task(scheduler.run_forever())
     runner = GuardedAppRunner(
         create_web_app(store, bolt, serve_slack_events=not settings.socket_mode),
         limits=fit_open_file_limit(HttpLimits()),
@@ -124,8 +130,12 @@ async def serve(settings: Settings) -> None:
         logger.info("shutting down")
     finally:
         refresher.cancel()
+        scheduled.cancel()
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
         await runner.cleanup()
         await drain()
+        # A pass cut short loses at most the posts of reminders it marked: never a double.
+        with contextlib.suppress(asyncio.CancelledError):
+            await scheduled
         await store.close()

@@ -32,8 +32,13 @@ _SCOPE = re.compile(r"[a-z0-9_.-]{1,30}:[a-z0-9_.-]{1,30}")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 # A Slack select holds at most 100 options; the access-rights picker shows the whole catalog.
 _CATALOG_MAX = 100
+# A century: far beyond any sensible lifetime, and far from the end of the calendar.
+_DAYS_MAX = 36_500
+_IDLE_DAYS_MIN = 14
+_CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,20}")
 
 CommaList = Annotated[tuple[str, ...], NoDecode]
+DayList = Annotated[tuple[int, ...], NoDecode]
 
 
 def _split(value: Any) -> Any:
@@ -46,6 +51,14 @@ def _unique(items: tuple[str, ...], what: str) -> tuple[str, ...]:
     if len(set(items)) != len(items):
         raise ValueError(f"must not list the same {what} twice")
     return items
+
+
+def _days(value: Any, rule: str) -> int:
+    """A whole number of days written in ASCII digits, or ValueError stating `rule`."""
+    text = str(value).strip()
+    if not text.isascii() or not text.isdigit() or int(text) > _DAYS_MAX:
+        raise ValueError(rule)
+    return int(text)
 
 
 class Settings(BaseSettings):
@@ -66,6 +79,12 @@ class Settings(BaseSettings):
     port: int = 3000
     # Loopback by default: nothing off this host reaches the app until the operator opens it.
     host: str = "127.0.0.1"
+    tokendesk_default_lifetime_days: int = 90
+    tokendesk_max_lifetime_days: int = 365
+    # Sorted most distant first: the order reminders come in.
+    tokendesk_reminder_days: DayList = (30, 7, 1)
+    tokendesk_disable_unused_days: int = 0
+    tokendesk_alerts_channel: str | None = None
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -152,6 +171,64 @@ class Settings(BaseSettings):
         if not _is_ip_address(text) and not _is_host_name(text):
             raise ValueError("must be an IP address or host name to listen on, e.g. 127.0.0.1")
         return text
+
+    @field_validator("tokendesk_max_lifetime_days", mode="before")
+    @classmethod
+    def _max_lifetime(cls, value: Any) -> int:
+        return _days(value, f"must be a number of days from 0 (no maximum) to {_DAYS_MAX}")
+
+    @field_validator("tokendesk_default_lifetime_days", mode="before")
+    @classmethod
+    def _default_lifetime(cls, value: Any) -> int:
+        return _days(value, f"must be a number of days from 0 (no expiry) to {_DAYS_MAX}")
+
+    @field_validator("tokendesk_reminder_days", mode="before")
+    @classmethod
+    def _reminder_days(cls, value: Any) -> tuple[int, ...]:
+        rule = f"must list distinct numbers of days from 1 to {_DAYS_MAX}, e.g. 30,7,1"
+        items = _split(value) if isinstance(value, str) else value
+        if not isinstance(items, tuple | list) or not items:
+            raise ValueError(rule)
+        days = [_days(item, rule) for item in items]
+        if 0 in days or len(set(days)) != len(days):
+            raise ValueError(rule)
+        return tuple(sorted(days, reverse=True))
+
+    @field_validator("tokendesk_disable_unused_days", mode="before")
+    @classmethod
+    def _disable_unused(cls, value: Any) -> int:
+        rule = f"must be 0 (never) or a number of days from {_IDLE_DAYS_MIN} to {_DAYS_MAX}"
+        days = _days(value, rule)
+        if 0 < days < _IDLE_DAYS_MIN:
+            raise ValueError(rule)
+        return days
+
+    @field_validator("tokendesk_alerts_channel", mode="before")
+    @classmethod
+    def _alerts_channel(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        text = str(value).strip()
+        if not _CHANNEL_ID.fullmatch(text):
+            raise ValueError("must be a Slack channel ID (C… or G…), not a channel name")
+        return text
+
+    @model_validator(mode="after")
+    def _default_within_maximum(self) -> Settings:
+        """The default must be one a new token may have: within the maximum, and "never"
+        (0) only where there is no maximum."""
+        default, maximum = self.tokendesk_default_lifetime_days, self.tokendesk_max_lifetime_days
+        if maximum and not default:
+            raise ValueError(
+                "TOKENDESK_DEFAULT_LIFETIME_DAYS: may be 0 (no expiry) only when"
+                " TOKENDESK_MAX_LIFETIME_DAYS is 0"
+            )
+        if maximum and default > maximum:
+            raise ValueError(
+                "TOKENDESK_DEFAULT_LIFETIME_DAYS: must not be longer than"
+                " TOKENDESK_MAX_LIFETIME_DAYS"
+            )
+        return self
 
     @model_validator(mode="after")
     def _signing_secret_in_http_mode(self) -> Settings:

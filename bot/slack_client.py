@@ -4,14 +4,19 @@ the classification of its answer) and the group-membership cache (bot/membership
 The Web API client points at SLACK_API_URL and retries only what is safe to retry: rate
 limits (honouring `Retry-After`), server errors and connection errors are retried once,
 except for `views.open` and `views.push`, whose trigger id is single-use, so that a retry can
-only fail or open the modal twice. None of these calls undoes anything when it fails: a DM
-that does not go out is logged, a list that cannot be replaced says so.
+only fail or open the modal twice, and except for `chat.postMessage` after a timeout or a
+connection error: Slack may have posted it already, and a message must never go out twice
+(a rate limit or a server error means it was not posted, so those are retried). None of
+these calls undoes anything when it fails: a DM that does not go out is logged, a list that
+cannot be replaced says so.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from aiohttp import ClientError
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -36,6 +41,8 @@ from storage.fields import is_user_id
 
 logger = logging.getLogger(__name__)
 NEVER_RETRIED = ("views.open", "views.push")
+# Calls that may have taken effect when the connection failed or timed out.
+NOT_RETRIED_AFTER_CONNECTION_ERRORS = (*NEVER_RETRIED, "chat.postMessage")
 CLIENT_TIMEOUT_SECONDS = 10
 WEBHOOK_TIMEOUT_SECONDS = 10
 # What a call to Slack can raise when Slack refuses, fails or does not answer.
@@ -45,16 +52,13 @@ SLACK_FAILURES = (SlackApiError, SlackClientError, ClientError, OSError, Timeout
 # -- the client ---------------------------------------------------------------------------
 
 
-def _retriable(request: HttpRequest) -> bool:
-    return not request.url.rstrip("/").endswith(NEVER_RETRIED)
-
-
 class _Guarded(AsyncRetryHandler):
-    """Asks `inner` only for requests that may be retried at all."""
+    """Asks `inner` only for requests to methods other than `never`."""
 
-    def __init__(self, inner: AsyncRetryHandler) -> None:
+    def __init__(self, inner: AsyncRetryHandler, *, never: tuple[str, ...] = NEVER_RETRIED) -> None:
         super().__init__(max_retry_count=inner.max_retry_count)
         self._inner = inner
+        self._never = never
 
     async def _can_retry_async(
         self,
@@ -64,7 +68,8 @@ class _Guarded(AsyncRetryHandler):
         response: HttpResponse | None = None,
         error: Exception | None = None,
     ) -> bool:
-        return _retriable(request) and await self._inner._can_retry_async(
+        retriable = not request.url.rstrip("/").endswith(self._never)
+        return retriable and await self._inner._can_retry_async(
             state=state, request=request, response=response, error=error
         )
 
@@ -87,7 +92,10 @@ def create_web_client(settings: Settings) -> AsyncWebClient:
         base_url=settings.slack_api_url,
         timeout=CLIENT_TIMEOUT_SECONDS,
         retry_handlers=[
-            _Guarded(AsyncConnectionErrorRetryHandler(max_retry_count=1)),
+            _Guarded(
+                AsyncConnectionErrorRetryHandler(max_retry_count=1),
+                never=NOT_RETRIED_AFTER_CONNECTION_ERRORS,
+            ),
             _Guarded(AsyncRateLimitErrorRetryHandler(max_retry_count=1)),
             _Guarded(AsyncServerErrorRetryHandler(max_retry_count=1)),
         ],
@@ -137,6 +145,56 @@ async def send_direct_messages(
             logger.warning(
                 "direct message to %s not delivered: %s %s", user_id, type(error).__name__, reason
             )
+
+
+class Postable(Protocol):
+    """A message as the builders make it (bot.blocks.common.Message, or one written as
+    Slack's JSON directly): its fallback text and blocks."""
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """Where a message Slack accepted is: its channel (a DM's `D…` for a user id) and ts."""
+
+    channel: str
+    ts: str
+
+
+async def post_message(client: AsyncWebClient, channel: str, message: Postable) -> Posted | None:
+    """Post `message` to a channel id, or as a DM to a user id directly (no
+    `conversations.open` round trip); None, logged, when Slack did not take it. Never
+    retried after a timeout (see the module docstring): a reminder is sent at most once."""
+    try:
+        # No previews: a token name or description may hold a URL, and Slack would fetch it
+        # and show whatever the page says beside the message.
+        answer = await client.chat_postMessage(
+            channel=channel, unfurl_links=False, unfurl_media=False, **message.as_dict()
+        )
+    except SLACK_FAILURES as error:
+        _log_failure(f"message to {channel} not delivered", error)
+        return None
+    posted_channel, ts = answer.get("channel"), answer.get("ts")
+    if not isinstance(posted_channel, str) or not isinstance(ts, str):
+        logger.warning("message to %s: Slack gave no channel and ts", channel)
+        return None
+    return Posted(channel=posted_channel, ts=ts)
+
+
+async def update_message(client: AsyncWebClient, posted: Posted, message: Postable) -> bool:
+    """Replace a message the app posted (a DM), in place; whether Slack took it."""
+    try:
+        await client.chat_update(channel=posted.channel, ts=posted.ts, **message.as_dict())
+    except SLACK_FAILURES as error:
+        _log_failure(f"message in {posted.channel} not updated", error)
+        return False
+    return True
+
+
+def _log_failure(what: str, error: BaseException) -> None:
+    reason = error.response.get("error") if isinstance(error, SlackApiError) else ""
+    logger.warning("%s: %s %s", what, type(error).__name__, reason)
 
 
 async def replace_message(response_url: str, message: Message) -> bool:

@@ -18,7 +18,7 @@ import itertools
 import json
 import time
 import uuid
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -132,6 +132,8 @@ class SlackStandIn:
         self._response_urls: dict[str, _ResponseUrl] = {}
         self._faults: defaultdict[str, deque[Fault]] = defaultdict(deque)
         self._delays: defaultdict[str, deque[float]] = defaultdict(deque)
+        # Calls being held back by `delay_next` right now, by method.
+        self.held: Counter[str] = Counter()
         self._methods: dict[str, Callable[[dict[str, Any]], Answer]] = {
             "auth.test": self._auth_test,
             "chat.postMessage": self._post_message,
@@ -253,7 +255,8 @@ class SlackStandIn:
         self._faults[method].append(Fault(error, status, retry_after))
 
     def delay_next(self, method: str, seconds: float) -> None:
-        """The next call to `method` (or "response_url") is answered `seconds` late."""
+        """The next call to `method` (or "response_url") is answered `seconds` late; it is
+        counted in `held` meanwhile."""
         self._delays[method].append(seconds)
 
     def calls_to(self, method: str) -> list[Call]:
@@ -327,7 +330,11 @@ class SlackStandIn:
 
     async def _maybe_delay(self, method: str) -> None:
         if self._delays[method]:
-            await asyncio.sleep(self._delays[method].popleft())
+            self.held[method] += 1
+            try:
+                await asyncio.sleep(self._delays[method].popleft())
+            finally:
+                self.held[method] -= 1
 
     # -- Web API methods ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiosqlite
@@ -59,15 +59,26 @@ async def append(
     )
 
 
+def iso_date(day: date | None) -> str | None:
+    """How a record shows an expiry date."""
+    return None if day is None else day.isoformat()
+
+
+def state_of(token: Token) -> str:
+    """The state a token was set to (`enabled` or `disabled`); expiry is recorded apart."""
+    return "enabled" if token.enabled else "disabled"
+
+
 def token_fields(token: Token) -> dict[str, Any]:
-    """The fields of a token an audit record shows."""
+    """The fields of a token an audit record shows; its expiry as an ISO date or None."""
     return {
         "name": token.name,
         "description": token.description,
-        "state": token.state.value,
+        "state": state_of(token),
         "api_version": token.api_version,
         "access_rights": list(token.access_rights),
         "primary_contact": token.primary_contact,
+        "expires_on": iso_date(token.expires_on),
     }
 
 

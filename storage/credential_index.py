@@ -45,7 +45,36 @@ class Verdict:
 class _Credential:
     digest: bytes
     enabled: bool
+    stops_at: int | None
     authorized: AuthorizedToken
+
+
+def _credential(
+    *,
+    digest: bytes,
+    token_id: int,
+    sid: str,
+    name: str,
+    enabled: bool,
+    api_version: str,
+    access_rights: tuple[str, ...],
+    stops_at: int | None,
+) -> _Credential:
+    """Everything a check may answer, built once per change rather than on every check."""
+    return _Credential(
+        digest=digest,
+        enabled=enabled,
+        stops_at=stops_at,
+        authorized=AuthorizedToken(
+            id=token_id,
+            sid=sid,
+            name=name,
+            api_version=api_version,
+            access_rights=access_rights,
+            expires_at=None if stops_at is None else datetime.fromtimestamp(stops_at, UTC),
+            secret_used="current",
+        ),
+    )
 
 
 class CredentialIndex:
@@ -68,31 +97,32 @@ class CredentialIndex:
     async def load(self) -> None:
         """Fill the index from the database (once, when the store opens)."""
         rows = await self._database.fetch_all(
-            "SELECT id, sid, name, enabled, api_version, access_rights, secret_hash FROM tokens"
+            "SELECT id, sid, name, enabled, api_version, access_rights, secret_hash, expires_at"
+            " FROM tokens"
         )
-        for token_id, sid, name, enabled, api_version, rights, digest in rows:
+        for token_id, sid, name, enabled, api_version, rights, digest, stops_at in rows:
             self._put(
-                _Credential(
+                _credential(
                     digest=digest,
+                    token_id=token_id,
+                    sid=sid,
+                    name=name,
                     enabled=bool(enabled),
-                    authorized=AuthorizedToken(
-                        id=token_id,
-                        sid=sid,
-                        name=name,
-                        api_version=api_version,
-                        access_rights=tuple(json.loads(rights)),
-                    ),
+                    api_version=api_version,
+                    access_rights=tuple(json.loads(rights)),
+                    stops_at=stops_at,
                 )
             )
 
     # The auth check ---------------------------------------------------------------------
 
     def check(self, secret: str, sid: str | None = None) -> Verdict:
-        """The token `secret` authenticates, if it is enabled and API access is on; else the
-        reason of the refusal (for a debug log line, never for the caller of the auth
-        check). A malformed secret or a bad checksum is refused before any look-up; the
-        look-up is by HMAC digest, so its timing depends on the keyed digest, never on the
-        secret."""
+        """The token `secret` authenticates, if it is enabled, has not reached its stop
+        instant by the clock (compared on every check: expiry needs no job to take effect)
+        and API access is on; else the reason of the refusal (for a debug log line, never
+        for the caller of the auth check). A malformed secret or a bad checksum is refused
+        before any look-up; the look-up is by HMAC digest, so its timing depends on the
+        keyed digest, never on the secret."""
         if not is_valid_secret(secret):
             return Verdict(None, "malformed or bad checksum")
         credential = self._by_digest.get(self._hasher.digest(secret))
@@ -104,9 +134,12 @@ class CredentialIndex:
             return Verdict(None, "SID does not match")
         if not credential.enabled:
             return Verdict(None, "token disabled")
+        now = self._clock()
+        if credential.stops_at is not None and now >= credential.stops_at:
+            return Verdict(None, "expired")
         if not self._account.api_access:
             return Verdict(None, "API access off")
-        self._last_used[credential.authorized.id] = int(self._clock())
+        self._last_used[credential.authorized.id] = int(now)
         return Verdict(credential.authorized, "valid")
 
     def token_id_of(self, secret: str) -> int | None:
@@ -131,17 +164,17 @@ class CredentialIndex:
             if known is None:
                 return
             digest = known.digest
+        stops_at = token.stops_at
         self._put(
-            _Credential(
+            _credential(
                 digest=digest,
+                token_id=token.id,
+                sid=token.sid,
+                name=token.name,
                 enabled=token.enabled,
-                authorized=AuthorizedToken(
-                    id=token.id,
-                    sid=token.sid,
-                    name=token.name,
-                    api_version=token.api_version,
-                    access_rights=token.access_rights,
-                ),
+                api_version=token.api_version,
+                access_rights=token.access_rights,
+                stops_at=None if stops_at is None else int(stops_at.timestamp()),
             )
         )
 
@@ -162,17 +195,34 @@ class CredentialIndex:
     # Last-used times --------------------------------------------------------------------
 
     def with_last_used(self, token: Token) -> Token:
-        """`token` as read from the database, showing a last-used time not written yet."""
+        """`token` as read from the database, showing a last-used time not written yet
+        (and so active since then)."""
         pending = self._last_used.get(token.id)
         if pending is None:
             return token
         known = token.last_used_at.timestamp() if token.last_used_at else 0
         if pending <= known:
             return token
-        return replace(token, last_used_at=datetime.fromtimestamp(pending, UTC))
+        used_at = datetime.fromtimestamp(pending, UTC)
+        return replace(
+            token, last_used_at=used_at, last_active_at=max(token.last_active_at, used_at)
+        )
+
+    def pending_use(self, token_id: int) -> int | None:
+        """When the token was last used, if that is not written yet."""
+        return self._last_used.get(token_id)
+
+    def used_since(self, moment: int | None) -> list[int]:
+        """The tokens used at or after `moment` (None: ever) whose use is not written yet."""
+        return [
+            token_id
+            for token_id, used_at in self._last_used.items()
+            if moment is None or used_at >= moment
+        ]
 
     async def flush_last_used(self) -> int:
-        """Write the last-used times gathered since the previous flush; how many tokens."""
+        """Write the last-used times gathered since the previous flush, and the tokens'
+        activity with them; how many tokens. Neither moves a row version."""
         pending = dict(self._last_used)
         if not pending:
             return 0
@@ -183,6 +233,10 @@ class CredentialIndex:
                 " SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?1)"
                 " ON CONFLICT (token_id) DO UPDATE"
                 " SET last_used_at = max(last_used_at, excluded.last_used_at)",
+                pending.items(),
+            )
+            await connection.executemany(
+                "UPDATE tokens SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
                 pending.items(),
             )
 

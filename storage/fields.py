@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable
+from datetime import date, timedelta
 from typing import Any
 
 from storage.credentials import contains_secret
@@ -129,6 +130,46 @@ def copy_name(name: str, attempt: int) -> str:
     base = _COPY_SUFFIX.sub("", name)
     suffix = " (copy)" if attempt == 1 else f" (copy {attempt})"
     return base[: NAME_MAX - len(suffix)].rstrip() + suffix
+
+
+def latest_expiry(*, secret_issued_on: date, max_lifetime_days: int) -> date | None:
+    """The last day a secret issued on `secret_issued_on` may work through; None when
+    lifetimes are not capped (`max_lifetime_days` 0). Counted from the secret's issue day,
+    not from the day the expiry is chosen: extending a token never dodges its rotation."""
+    if max_lifetime_days == 0:
+        return None
+    return secret_issued_on + timedelta(days=max_lifetime_days)
+
+
+def day_month_year(day: date) -> str:
+    """`5 Mar 2027`: unambiguous whatever the reader's locale."""
+    return f"{day.day} {day:%b %Y}"
+
+
+def expiry_error(
+    expires_on: date | None,
+    *,
+    today: date,
+    latest: date | None,
+    max_lifetime_days: int | None = None,
+) -> str | None:
+    """What is wrong with `expires_on` as a token's expiry (a UTC date it works through,
+    None for none), or None. Today is allowed; `latest` is `latest_expiry`'s answer, and
+    `max_lifetime_days`, when given, is named in the message about it."""
+    if expires_on is None:
+        return None if latest is None else "Choose a date: tokens must expire"
+    if expires_on < today:
+        return "must not be in the past"
+    if latest is not None and expires_on > latest:
+        after = (
+            f"{max_lifetime_days} days after this secret was issued"
+            if max_lifetime_days
+            else "the latest allowed for this secret"
+        )
+        return (
+            f"must be on or before {day_month_year(latest)}, {after}; reset the token to go further"
+        )
+    return None
 
 
 def clean_token_fields(scopes: Collection[str], **values: Any) -> dict[str, Any]:

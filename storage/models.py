@@ -3,14 +3,62 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import IntEnum, StrEnum
-from typing import Any
+from datetime import UTC, date, datetime, time, timedelta
+from enum import Enum, IntEnum, StrEnum
+from typing import Any, Final
+
+# `Token.disabled_reason` when Token Desk disabled a token itself for being unused.
+IDLE: Final = "idle"
 
 
 class TokenState(StrEnum):
+    """What a token is at a given moment: an enabled token past its stop instant is
+    expired; a disabled one is disabled, expired or not."""
+
     ENABLED = "enabled"
+    EXPIRED = "expired"
     DISABLED = "disabled"
+
+
+class StateFilter(StrEnum):
+    """The list's State filter. The first three partition the tokens; Expiring soon is a
+    part of Enabled."""
+
+    ENABLED = "enabled"
+    EXPIRED = "expired"
+    DISABLED = "disabled"
+    EXPIRING_SOON = "expiring_soon"
+
+
+EXPIRING_SOON_DAYS = 7
+
+
+class LastUsedFilter(StrEnum):
+    """The list's Last used filter; "not in N days" includes tokens never used."""
+
+    NEVER = "never"
+    NOT_30_DAYS = "not_30_days"
+    NOT_90_DAYS = "not_90_days"
+
+    @property
+    def days(self) -> int | None:
+        """The window of a "not in N days" filter; None for Never used."""
+        return {LastUsedFilter.NOT_30_DAYS: 30, LastUsedFilter.NOT_90_DAYS: 90}.get(self)
+
+
+class KeepExpiry(Enum):
+    """`TokenEdit.expires_on` when the edit leaves the expiry as it is (None means "no
+    expiry", so it cannot mean "unchanged" too)."""
+
+    KEEP = "keep"
+
+
+KEEP: Final = KeepExpiry.KEEP
+
+
+def stop_instant(expires_on: date) -> datetime:
+    """When a token that works through `expires_on` stops: the next 00:00 UTC."""
+    return datetime.combine(expires_on + timedelta(days=1), time(), UTC)
 
 
 class CreatedOn(StrEnum):
@@ -55,7 +103,7 @@ class Token:
     sid: str
     name: str
     description: str
-    state: TokenState
+    enabled: bool
     api_version: str
     access_rights: tuple[str, ...]
     primary_contact: str
@@ -67,10 +115,33 @@ class Token:
     reset_at: datetime | None
     last_used_at: datetime | None
     row_version: int
+    expires_on: date | None
+    last_active_at: datetime
+    disabled_reason: str | None
 
     @property
-    def enabled(self) -> bool:
-        return self.state is TokenState.ENABLED
+    def secret_issued_at(self) -> datetime:
+        """When the current secret was issued: the last Reset, else the creation."""
+        return self.reset_at or self.created_at
+
+    @property
+    def stops_at(self) -> datetime | None:
+        """The stop instant (see `stop_instant`), or None for a token without expiry."""
+        return None if self.expires_on is None else stop_instant(self.expires_on)
+
+    def state_at(self, now: datetime) -> TokenState:
+        """Disabled wins over expired."""
+        if not self.enabled:
+            return TokenState.DISABLED
+        stops_at = self.stops_at
+        if stops_at is not None and stops_at <= now:
+            return TokenState.EXPIRED
+        return TokenState.ENABLED
+
+    def expires_within(self, now: datetime, days: int) -> bool:
+        """Whether it has not stopped yet at `now` but will within `days` days."""
+        stops_at = self.stops_at
+        return stops_at is not None and now < stops_at <= now + timedelta(days=days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,11 +168,17 @@ class TokenChange:
 class TokenFilter:
     name: str = ""
     created_on: CreatedOn | None = None
-    state: TokenState | None = None
+    state: StateFilter | None = None
+    last_used: LastUsedFilter | None = None
 
     @property
     def is_empty(self) -> bool:
-        return not self.name.strip() and self.created_on is None and self.state is None
+        return (
+            not self.name.strip()
+            and self.created_on is None
+            and self.state is None
+            and self.last_used is None
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,23 +190,46 @@ class TokenPage:
 
 @dataclass(frozen=True, slots=True)
 class TokenEdit:
-    """The fields an edit may change; `None` leaves a field as it is."""
+    """The fields an edit may change; `None` leaves a field as it is, except the expiry,
+    which `KEEP` leaves as it is (None removes it)."""
 
     name: str | None = None
     description: str | None = None
     access_rights: frozenset[str] | None = None
     primary_contact: str | None = None
+    expires_on: date | None | KeepExpiry = KEEP
 
 
 @dataclass(frozen=True, slots=True)
 class AuthorizedToken:
-    """What the auth check may tell a gateway about a token whose secret matched."""
+    """What the auth check may tell a gateway about a token whose secret matched:
+    `expires_at` is its stop instant, `secret_used` which of its secrets matched
+    (`current`, the only one a token has for now)."""
 
     id: int
     sid: str
     name: str
     api_version: str
     access_rights: tuple[str, ...]
+    expires_at: datetime | None
+    secret_used: str
+
+
+@dataclass(frozen=True, slots=True)
+class DueReminder:
+    """A reminder whose moment has come: `days` before the stop instant, 0 once stopped."""
+
+    token: Token
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
+class IdleToken:
+    """An enabled token unused since `idle_since` (its creation, last enable, last Reset
+    or last use, whichever is latest)."""
+
+    token: Token
+    idle_since: datetime
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,6 +102,52 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             learned_at REAL NOT NULL
         ) STRICT""",
     ),
+    # 6: tokens that expire, reminders of it, and tokens switched off when unused.
+    (
+        # The stop instant (a 00:00 UTC), NULL for no expiry: tokens from before stay so.
+        "ALTER TABLE tokens ADD COLUMN expires_at INTEGER",
+        # When the expiry was chosen: no reminder is sent for a day already past then.
+        "ALTER TABLE tokens ADD COLUMN expiry_set_at INTEGER",
+        "ALTER TABLE tokens ADD COLUMN enabled_at INTEGER",
+        # The latest of creation, last enable, last Reset and last use (a token is idle
+        # since then); the default only lets the column be added, the backfill below sets it.
+        "ALTER TABLE tokens ADD COLUMN last_active_at INTEGER NOT NULL DEFAULT 0",
+        """ALTER TABLE tokens ADD COLUMN disabled_reason TEXT
+            CHECK (disabled_reason IN ('idle'))""",
+        # The last enable of a token from before is in the audit log, by SID (never reused).
+        """UPDATE tokens SET enabled_at = enables.at
+        FROM (SELECT token_sid, max(at) AS at FROM audit_log
+              WHERE action = 'enable' GROUP BY token_sid) AS enables
+        WHERE enables.token_sid = tokens.sid""",
+        """UPDATE tokens SET last_active_at = max(
+            created_at,
+            coalesce(reset_at, 0),
+            coalesce(enabled_at, 0),
+            coalesce((SELECT last_used_at FROM token_usage WHERE token_id = tokens.id), 0)
+        )""",
+        # The scheduler's reads: reminders of enabled tokens with an expiry, idle tokens.
+        """CREATE INDEX tokens_by_expiry ON tokens (expires_at)
+        WHERE expires_at IS NOT NULL AND enabled = 1""",
+        # Partial, not (enabled, last_active_at): an index led by `enabled` would tempt the
+        # planner away from tokens_by_expiry for the reminders' `enabled = 1`.
+        """CREATE INDEX tokens_by_activity ON tokens (last_active_at)
+        WHERE enabled = 1""",
+        # A reminder sent, or about to be: marked before it is posted, so it is sent at
+        # most once per token, reminder day (0: on expiry) and stop instant.
+        """CREATE TABLE reminder_marks (
+            token_id INTEGER NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+            expires_at INTEGER NOT NULL,
+            days INTEGER NOT NULL CHECK (days >= 0),
+            marked_at INTEGER NOT NULL,
+            PRIMARY KEY (token_id, expires_at, days)
+        ) STRICT""",
+        # The idle period (its `last_active_at`) a token's contact was warned about.
+        """CREATE TABLE idle_warnings (
+            token_id INTEGER PRIMARY KEY REFERENCES tokens (id) ON DELETE CASCADE,
+            idle_since INTEGER NOT NULL,
+            warned_at INTEGER NOT NULL
+        ) STRICT""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -6,6 +6,7 @@ Each attribute of `Store` has one job, in one module:
 - `token_reads` (token_reads.py): a token, a filtered page, the token of a secret;
 - `tokens` (token_lifecycle.py): create, duplicate, edit, reset, upgrade, enable or
   disable, delete;
+- `expiry` (expiry.py): what the scheduler finds due (reminders, idle tokens) and marks;
 - `roles` (roles.py): role mappings, users' Slack statuses, the effective role;
 - `audit` (audit.py): the audit log.
 
@@ -28,12 +29,14 @@ from storage.credential_index import CredentialIndex
 from storage.credentials import SecretHasher
 from storage.database import Database
 from storage.errors import StartupRefused
+from storage.expiry import ExpiryWork
 from storage.roles import Roles
 from storage.token_lifecycle import TokenLifecycle
 from storage.token_reads import TokenReads
 
 KEY_CHECK_SETTING = "key_check"
 LAST_USED_FLUSH_SECONDS = 60.0
+MAX_LIFETIME_DAYS = 365
 _NAMES_SHOWN = 5
 
 
@@ -48,15 +51,22 @@ class Store:
         account: AccountSettings,
         token_reads: TokenReads,
         tokens: TokenLifecycle,
+        expiry: ExpiryWork,
         roles: Roles,
         audit: AuditLog,
         flush_seconds: float,
+        clock: Callable[[], float],
+        max_lifetime_days: int,
     ) -> None:
         self._database = database
+        # What the app reads "now" and the expiry rules from, so that it agrees with the store.
+        self.clock = clock
+        self.max_lifetime_days = max_lifetime_days
         self.credentials = credentials
         self.account = account
         self.token_reads = token_reads
         self.tokens = tokens
+        self.expiry = expiry
         self.roles = roles
         self.audit = audit
         self.closed = False
@@ -71,10 +81,14 @@ class Store:
         api_versions: Sequence[str],
         scopes: Sequence[str],
         admins: Collection[str] = (),
+        max_lifetime_days: int = MAX_LIFETIME_DAYS,
         clock: Callable[[], float] = time.time,
         flush_seconds: float = LAST_USED_FLUSH_SECONDS,
     ) -> Store:
         """Lock, create or upgrade, check the key and the catalog, and load the credentials.
+
+        `max_lifetime_days` caps the expiry a secret may be given (0: no cap, and tokens
+        may have none); `clock` is the wall clock every expiry and idle rule reads.
 
         Raises StartupRefused, with a message naming the variable or file and the rule,
         when another instance holds the database, when it cannot be created or is not a
@@ -82,6 +96,8 @@ class Store:
         API version or scope still in use is missing from the catalogs."""
         if not api_versions or not scopes:
             raise ValueError("the API version and scope catalogs must not be empty")
+        if max_lifetime_days < 0:
+            raise ValueError("the maximum lifetime must be 0 (no cap) or a number of days")
         hasher = SecretHasher(secret_key)
 
         def check(connection: sqlite3.Connection) -> None:
@@ -110,11 +126,15 @@ class Store:
                 hasher=hasher,
                 api_versions=api_versions,
                 scopes=scopes,
+                max_lifetime_days=max_lifetime_days,
                 clock=clock,
             ),
+            expiry=ExpiryWork(database, credentials=credentials, clock=clock),
             roles=Roles(database, admins=admins, clock=clock),
             audit=AuditLog(database),
             flush_seconds=flush_seconds,
+            clock=clock,
+            max_lifetime_days=max_lifetime_days,
         )
 
     async def close(self) -> None:

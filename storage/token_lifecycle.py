@@ -7,6 +7,11 @@ version. In-place changes all go through
 `_change`; create, duplicate and delete, which add or remove a row, have their own.
 Every one updates the credential index from its `after_commit`, before the change is
 returned to anyone: that is what keeps the auth check exact (storage/credential_index.py).
+
+Create, duplicate and reset issue a secret and choose the expiry with it; edit may change
+the expiry. Either way the expiry may not lie beyond the maximum lifetime counted from the
+day the token's current secret was issued (storage/fields.py), so only a Reset lets a token
+live on past that day.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiosqlite
@@ -25,8 +31,17 @@ from storage.credential_index import CredentialIndex
 from storage.credentials import SecretHasher, generate_secret, secret_hint
 from storage.database import Database
 from storage.errors import AlreadyNewestVersion, InvalidInput, NameTaken
-from storage.fields import clean_token_fields, name_key
-from storage.models import IssuedToken, Token, TokenChange, TokenEdit, TokenState
+from storage.fields import clean_token_fields, expiry_error, latest_expiry, name_key
+from storage.models import (
+    IDLE,
+    KEEP,
+    IssuedToken,
+    KeepExpiry,
+    Token,
+    TokenChange,
+    TokenEdit,
+    stop_instant,
+)
 from storage.request_keys import claim
 from storage.token_reads import free_copy_name, read_token, read_token_at_version
 
@@ -40,6 +55,7 @@ class _NewToken:
     api_version: str
     access_rights: tuple[str, ...]
     primary_contact: str
+    expires_on: date | None
     copy_of: str | None = None
 
 
@@ -57,6 +73,16 @@ def _new_sid() -> str:
     return "TD" + secrets.token_hex(10).upper()
 
 
+def _utc_date(moment: int) -> date:
+    return datetime.fromtimestamp(moment, UTC).date()
+
+
+def _expiry_columns(expires_on: date | None, now: int) -> dict[str, Any]:
+    """The columns of an expiry chosen at `now`."""
+    stops_at = None if expires_on is None else int(stop_instant(expires_on).timestamp())
+    return {"expires_at": stops_at, "expiry_set_at": now}
+
+
 class TokenLifecycle:
     def __init__(
         self,
@@ -66,6 +92,7 @@ class TokenLifecycle:
         hasher: SecretHasher,
         api_versions: Sequence[str],
         scopes: Sequence[str],
+        max_lifetime_days: int,
         clock: Callable[[], float],
     ) -> None:
         self._database = database
@@ -73,6 +100,7 @@ class TokenLifecycle:
         self._hasher = hasher
         self._api_versions = tuple(api_versions)
         self._scopes = tuple(scopes)
+        self._max_lifetime_days = max_lifetime_days
         self._clock = clock
 
     # Adding and removing tokens --------------------------------------------------------
@@ -85,36 +113,61 @@ class TokenLifecycle:
         description: str = "",
         access_rights: Iterable[str],
         primary_contact: str,
+        expires_on: date | None,
         request_key: str | None = None,
     ) -> IssuedToken:
-        """A new enabled token on the newest API version, with its secret (shown once).
+        """A new enabled token on the newest API version, with its secret (shown once),
+        working through `expires_on` (a UTC date; None for no expiry, refused while
+        lifetimes are capped).
 
         Every change takes an optional `request_key`: a second change with the same key
         raises AlreadyApplied instead of applying again (storage/request_keys.py)."""
-        fields = clean_token_fields(
-            self._scopes,
-            name=name,
-            description=description,
-            access_rights=access_rights,
-            primary_contact=primary_contact,
-        )
+        now = int(self._clock())
+        errors: dict[str, str] = {}
+        try:
+            fields = clean_token_fields(
+                self._scopes,
+                name=name,
+                description=description,
+                access_rights=access_rights,
+                primary_contact=primary_contact,
+            )
+        except InvalidInput as refused:
+            errors = refused.errors
+        expiry_refused = self._expiry_error(expires_on, now=now, secret_issued_on=_utc_date(now))
+        if expiry_refused is not None:
+            errors["expires_on"] = expiry_refused
+        if errors:
+            raise InvalidInput(errors)
         new = _NewToken(
             name=fields["name"],
             description=fields["description"],
             api_version=self._api_versions[-1],
             access_rights=tuple(fields["access_rights"]),
             primary_contact=fields["primary_contact"],
+            expires_on=expires_on,
         )
 
         async def describe(_: aiosqlite.Connection) -> _NewToken:
             return new
 
-        return await self._issue("create", actor=actor, request_key=request_key, new=describe)
+        return await self._issue(
+            "create", actor=actor, request_key=request_key, now=now, new=describe
+        )
 
     async def duplicate(
-        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+        self,
+        *,
+        actor: str,
+        token_id: int,
+        row_version: int,
+        expires_on: date | None,
+        request_key: str | None = None,
     ) -> IssuedToken:
-        """A copy named `<base> (copy)`, `(copy 2)`, …, enabled, with a new SID and secret."""
+        """A copy named `<base> (copy)`, `(copy 2)`, …, enabled, with a new SID and secret,
+        working through `expires_on` (its secret is new: the cap counts from today)."""
+        now = int(self._clock())
+        self._check_expiry(expires_on, now=now, secret_issued_on=_utc_date(now))
 
         async def describe(connection: aiosqlite.Connection) -> _NewToken:
             source = await read_token_at_version(connection, token_id, row_version)
@@ -124,10 +177,13 @@ class TokenLifecycle:
                 api_version=source.api_version,
                 access_rights=source.access_rights,
                 primary_contact=source.primary_contact,
+                expires_on=expires_on,
                 copy_of=source.sid,
             )
 
-        return await self._issue("duplicate", actor=actor, request_key=request_key, new=describe)
+        return await self._issue(
+            "duplicate", actor=actor, request_key=request_key, now=now, new=describe
+        )
 
     async def _issue(
         self,
@@ -135,12 +191,12 @@ class TokenLifecycle:
         *,
         actor: str,
         request_key: str | None,
+        now: int,
         new: Callable[[aiosqlite.Connection], Awaitable[_NewToken]],
     ) -> IssuedToken:
         """Insert the token `new` describes (read inside the transaction), with a new secret."""
         secret = generate_secret()
         digest = self._hasher.digest(secret)
-        now = int(self._clock())
 
         async def write(connection: aiosqlite.Connection) -> Token:
             await claim(connection, request_key, now)
@@ -161,6 +217,8 @@ class TokenLifecycle:
                 "updated_at": now,
                 "updated_by": actor,
                 "row_version": 1,
+                "last_active_at": now,
+                **_expiry_columns(fields.expires_on, now),
             }
             cursor = await _write_row(
                 connection,
@@ -221,7 +279,10 @@ class TokenLifecycle:
         edit: TokenEdit,
         request_key: str | None = None,
     ) -> TokenChange:
-        """Apply the fields of `edit` that differ from the token; nothing else moves."""
+        """Apply the fields of `edit` that differ from the token; nothing else moves.
+
+        A new expiry is checked only when it differs from the token's (an expired token's
+        other fields stay editable); it counts from the current secret's issue day."""
         cleaned = clean_token_fields(
             self._scopes,
             name=edit.name,
@@ -232,9 +293,15 @@ class TokenLifecycle:
 
         def plan(token: Token, now: int) -> _Update | None:
             before, after = audit.changes(audit.token_fields(token), cleaned)
-            if not after:
-                return None
             columns = dict(after)
+            if not isinstance(edit.expires_on, KeepExpiry) and edit.expires_on != token.expires_on:
+                issued_on = token.secret_issued_at.date()
+                self._check_expiry(edit.expires_on, now=now, secret_issued_on=issued_on)
+                columns |= _expiry_columns(edit.expires_on, now)
+                before["expires_on"] = audit.iso_date(token.expires_on)
+                after["expires_on"] = audit.iso_date(edit.expires_on)
+            if not columns:
+                return None
             if "name" in columns:
                 columns["name_key"] = name_key(columns["name"])
             if "access_rights" in columns:
@@ -250,17 +317,35 @@ class TokenLifecycle:
         )
 
     async def reset(
-        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+        self,
+        *,
+        actor: str,
+        token_id: int,
+        row_version: int,
+        expires_on: date | None,
+        request_key: str | None = None,
     ) -> IssuedToken:
-        """A new secret; from the commit on, the previous one fails the auth check."""
+        """A new secret, working through `expires_on` (the cap counts from today, the new
+        secret's issue day); from the commit on, the previous secret fails the auth check."""
         secret = generate_secret()
         digest = self._hasher.digest(secret)
 
         def plan(token: Token, now: int) -> _Update:
-            return _Update(
+            self._check_expiry(expires_on, now=now, secret_issued_on=_utc_date(now))
+            update = _Update(
                 "reset",
-                {"secret_hash": digest, "secret_hint": secret_hint(secret), "reset_at": now},
+                {
+                    "secret_hash": digest,
+                    "secret_hint": secret_hint(secret),
+                    "reset_at": now,
+                    "last_active_at": now,
+                    **_expiry_columns(expires_on, now),
+                },
             )
+            if expires_on != token.expires_on:
+                update.before["expires_on"] = audit.iso_date(token.expires_on)
+                update.after["expires_on"] = audit.iso_date(expires_on)
+            return update
 
         change = await self._change(
             actor=actor,
@@ -296,19 +381,31 @@ class TokenLifecycle:
         )
         return change.after
 
-    async def set_enabled(self, *, actor: str, token_id: int, enabled: bool) -> TokenChange:
-        """Enable or disable whatever state the caller last saw: idempotent, no version."""
-        state = TokenState.ENABLED if enabled else TokenState.DISABLED
+    async def set_enabled(
+        self, *, actor: str, token_id: int, enabled: bool, reason: str | None = None
+    ) -> TokenChange:
+        """Enable or disable whatever state the caller last saw: idempotent, no version.
+
+        Token Desk disables an unused token itself with `reason` `idle` (actor `tokendesk`);
+        an enable clears the reason and starts a new idle period."""
+        if reason is not None and (enabled or reason != IDLE):
+            raise ValueError(f"only a disable has a reason, and it is {IDLE!r}")
 
         def plan(token: Token, now: int) -> _Update | None:
-            if token.state is state:
+            if token.enabled is enabled:
                 return None
-            return _Update(
+            update = _Update(
                 "enable" if enabled else "disable",
-                {"enabled": int(enabled)},
-                {"state": token.state.value},
-                {"state": state.value},
+                {"enabled": int(enabled), "disabled_reason": reason},
+                {"state": audit.state_of(token)},
+                {"state": "enabled" if enabled else "disabled"},
             )
+            if enabled:
+                active = max(int(token.last_active_at.timestamp()), now)
+                update.columns |= {"enabled_at": now, "last_active_at": active}
+            if reason is not None:
+                update.after["reason"] = reason
+            return update
 
         return await self._change(actor=actor, token_id=token_id, row_version=None, plan=plan)
 
@@ -373,8 +470,13 @@ class TokenLifecycle:
         description: str | None = None,
         access_rights: Iterable[str] | None = None,
         primary_contact: str | None = None,
+        expires_on: date | None | KeepExpiry = KEEP,
+        secret_issued_on: date | None = None,
     ) -> dict[str, str]:
-        """What `create` or `edit` would refuse in these fields (uniqueness aside)."""
+        """What `create`, `duplicate`, `reset` or `edit` would refuse in these fields
+        (uniqueness aside). `expires_on` is checked against the maximum counted from
+        `secret_issued_on`: the token's for an edit, today (the default) for a new secret."""
+        errors: dict[str, str] = {}
         try:
             clean_token_fields(
                 self._scopes,
@@ -384,8 +486,34 @@ class TokenLifecycle:
                 primary_contact=primary_contact,
             )
         except InvalidInput as refused:
-            return refused.errors
-        return {}
+            errors = refused.errors
+        if not isinstance(expires_on, KeepExpiry):
+            now = int(self._clock())
+            refused_expiry = self._expiry_error(
+                expires_on, now=now, secret_issued_on=secret_issued_on or _utc_date(now)
+            )
+            if refused_expiry is not None:
+                errors["expires_on"] = refused_expiry
+        return errors
+
+    def _expiry_error(
+        self, expires_on: date | None, *, now: int, secret_issued_on: date
+    ) -> str | None:
+        latest = latest_expiry(
+            secret_issued_on=secret_issued_on, max_lifetime_days=self._max_lifetime_days
+        )
+        return expiry_error(
+            expires_on,
+            today=_utc_date(now),
+            latest=latest,
+            max_lifetime_days=self._max_lifetime_days,
+        )
+
+    def _check_expiry(self, expires_on: date | None, *, now: int, secret_issued_on: date) -> None:
+        """InvalidInput, under the field `expires_on`, for an expiry the rules refuse."""
+        refused = self._expiry_error(expires_on, now=now, secret_issued_on=secret_issued_on)
+        if refused is not None:
+            raise InvalidInput({"expires_on": refused})
 
 
 async def _write_row(

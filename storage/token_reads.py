@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import aiosqlite
@@ -18,17 +18,27 @@ from storage.credential_index import CredentialIndex
 from storage.database import Database, Row
 from storage.errors import StaleVersion, TokenNotFound
 from storage.fields import copy_name, name_key
-from storage.models import CreatedOn, Token, TokenFilter, TokenPage, TokenState
+from storage.models import (
+    EXPIRING_SOON_DAYS,
+    CreatedOn,
+    LastUsedFilter,
+    StateFilter,
+    Token,
+    TokenFilter,
+    TokenPage,
+)
 
 DAY = 86_400
 PAGE_MAX = 100
 _BUCKET_DAYS = {CreatedOn.LAST_7_DAYS: 7, CreatedOn.LAST_30_DAYS: 30}
-_COLUMNS = (
+COLUMNS = (
     "t.id, t.sid, t.name, t.description, t.enabled, t.api_version, t.access_rights,"
     " t.primary_contact, t.secret_hint, t.created_at, t.created_by, t.updated_at,"
-    " t.updated_by, t.reset_at, u.last_used_at, t.row_version"
+    " t.updated_by, t.reset_at, u.last_used_at, t.row_version, t.expires_at,"
+    " t.last_active_at, t.disabled_reason"
 )
-_SELECT = f"SELECT {_COLUMNS} FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
+_FROM = " FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
+_SELECT = f"SELECT {COLUMNS}{_FROM}"
 _BY_ID = f"{_SELECT} WHERE t.id = ?"
 
 
@@ -36,13 +46,19 @@ def _time(value: int | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-def _token(row: Row) -> Token:
+def expiry_date(stops_at: int | None) -> date | None:
+    """The date a token works through, from its stop instant (the next 00:00 UTC)."""
+    return None if stops_at is None else datetime.fromtimestamp(stops_at - DAY, UTC).date()
+
+
+def token_of(row: Row) -> Token:
+    """A token from a row of `COLUMNS` (`token_usage` joined as `u`)."""
     return Token(
         id=row[0],
         sid=row[1],
         name=row[2],
         description=row[3],
-        state=TokenState.ENABLED if row[4] else TokenState.DISABLED,
+        enabled=bool(row[4]),
         api_version=row[5],
         access_rights=tuple(json.loads(row[6])),
         primary_contact=row[7],
@@ -54,6 +70,9 @@ def _token(row: Row) -> Token:
         reset_at=_time(row[13]),
         last_used_at=_time(row[14]),
         row_version=row[15],
+        expires_on=expiry_date(row[16]),
+        last_active_at=datetime.fromtimestamp(row[17], UTC),
+        disabled_reason=row[18],
     )
 
 
@@ -64,7 +83,7 @@ async def read_token(connection: aiosqlite.Connection, token_id: int | None) -> 
         row = await cursor.fetchone()
     if row is None:
         raise TokenNotFound()
-    return _token(tuple(row))
+    return token_of(tuple(row))
 
 
 async def read_token_at_version(
@@ -116,7 +135,7 @@ class TokenReads:
         row = await self._database.fetch_one(_BY_ID, (token_id,))
         if row is None:
             raise TokenNotFound()
-        return self._credentials.with_last_used(_token(row))
+        return self._credentials.with_last_used(token_of(row))
 
     async def find_by_secret(self, *, secret: str) -> Token | None:
         """The token a pasted secret belongs to, whatever its state (for `/tokens search`)."""
@@ -135,7 +154,7 @@ class TokenReads:
         filters = filters or TokenFilter()
         if offset < 0 or not 1 <= limit <= PAGE_MAX:
             raise ValueError("offset must be ≥ 0 and limit between 1 and 100")
-        where, parameters = self._where(filters)
+        where, parameters = self._where(filters, now=int(self._clock()))
         rows = await self._database.fetch_all(
             f"{_SELECT}{where} ORDER BY t.created_at DESC, t.id DESC LIMIT ? OFFSET ?",
             (*parameters, limit, offset),
@@ -145,17 +164,17 @@ class TokenReads:
             # the whole index on every first page.
             total = self._credentials.count
         else:
-            counted = await self._database.fetch_one(
-                f"SELECT count(*) FROM tokens t{where}", parameters
-            )
+            # The last-used times are joined only for the filter that reads them.
+            tables = _FROM if filters.last_used is not None else " FROM tokens t"
+            counted = await self._database.fetch_one(f"SELECT count(*){tables}{where}", parameters)
             total = counted[0] if counted else 0
         return TokenPage(
-            tokens=tuple(self._credentials.with_last_used(_token(row)) for row in rows),
+            tokens=tuple(self._credentials.with_last_used(token_of(row)) for row in rows),
             total=total,
             offset=offset,
         )
 
-    def _where(self, filters: TokenFilter) -> tuple[str, tuple[Any, ...]]:
+    def _where(self, filters: TokenFilter, *, now: int) -> tuple[str, tuple[Any, ...]]:
         conditions: list[str] = []
         parameters: list[Any] = []
         if filters.name.strip():
@@ -166,9 +185,43 @@ class TokenReads:
             days = _BUCKET_DAYS.get(filters.created_on, 30)
             operator = "<" if filters.created_on is CreatedOn.MORE_THAN_30_DAYS else ">="
             conditions.append(f"t.created_at {operator} ?")
-            parameters.append(int(self._clock()) - days * DAY)
+            parameters.append(now - days * DAY)
         if filters.state is not None:
-            conditions.append("t.enabled = ?")
-            parameters.append(1 if filters.state is TokenState.ENABLED else 0)
+            condition, values = _STATE_CONDITIONS[filters.state]
+            conditions.append(condition)
+            parameters.extend(now + days * DAY for days in values)
+        if filters.last_used is not None:
+            self._last_used_condition(filters.last_used, now, conditions, parameters)
         where = " WHERE " + " AND ".join(conditions) if conditions else ""
         return where, tuple(parameters)
+
+    def _last_used_condition(
+        self, last_used: LastUsedFilter, now: int, conditions: list[str], parameters: list[Any]
+    ) -> None:
+        """Unused within the window (or ever): by the stored time, and not among the uses
+        the auth check gathered but has not written yet, which the cards already show."""
+        window = last_used.days
+        if window is None:
+            conditions.append("u.last_used_at IS NULL")
+            since = None
+        else:
+            since = now - window * DAY
+            conditions.append("(u.last_used_at IS NULL OR u.last_used_at < ?)")
+            parameters.append(since)
+        recently_used = self._credentials.used_since(since)
+        if recently_used:
+            conditions.append("t.id NOT IN (SELECT value FROM json_each(?))")
+            parameters.append(json.dumps(recently_used))
+
+
+# Each state as a condition, and the day offsets from now of its `?` parameters: expired
+# from the stop instant on, as the auth check refuses it.
+_STATE_CONDITIONS: dict[StateFilter, tuple[str, tuple[int, ...]]] = {
+    StateFilter.ENABLED: ("t.enabled = 1 AND (t.expires_at IS NULL OR t.expires_at > ?)", (0,)),
+    StateFilter.EXPIRED: ("t.enabled = 1 AND t.expires_at <= ?", (0,)),
+    StateFilter.DISABLED: ("t.enabled = 0", ()),
+    StateFilter.EXPIRING_SOON: (
+        "t.enabled = 1 AND t.expires_at > ? AND t.expires_at <= ?",
+        (0, EXPIRING_SOON_DAYS),
+    ),
+}

@@ -13,7 +13,8 @@ from storage.credentials import load_or_create_key
 
 def app_store_options(settings: Settings) -> dict[str, Any]:
     """`Store.open`'s options as `python -m bot` sets them: the database, the secret key
-    (configured, or the key file beside the database), the catalogs, the bootstrap admins."""
+    (configured, or the key file beside the database), the catalogs, the bootstrap admins,
+    the maximum lifetime."""
     configured = settings.tokendesk_secret_key
     key = load_or_create_key(
         settings.tokendesk_db, configured.get_secret_value() if configured else None
@@ -24,4 +25,5 @@ def app_store_options(settings: Settings) -> dict[str, Any]:
         "api_versions": settings.tokendesk_api_versions,
         "scopes": settings.tokendesk_scopes,
         "admins": settings.tokendesk_admins,
+        "max_lifetime_days": settings.tokendesk_max_lifetime_days,
     }

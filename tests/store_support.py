@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+
 from storage.errors import TokenNotFound
 from storage.models import AuthorizedToken, Token
 from storage.store import Store
 from storage.token_reads import PAGE_MAX
+
+
+def days_ahead(days: int = 90, *, clock: Callable[[], float] = time.time) -> date:
+    """The UTC date `days` after the clock's today: an expiry within the default maximum."""
+    return datetime.fromtimestamp(clock(), UTC).date() + timedelta(days=days)
 
 
 def verify(store: Store, secret: str, sid: str | None = None) -> AuthorizedToken | None:

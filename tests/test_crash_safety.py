@@ -62,7 +62,7 @@ from tests.storage.support_durability import (
     user_version,
 )
 from tests.storage.test_durability import integrity, read_into
-from tests.store_support import tokens_by_sid, verify
+from tests.store_support import days_ahead, tokens_by_sid, verify
 
 LONG = os.environ.get("TOKENDESK_LONG_TESTS") == "1"
 TRIALS = 200 if LONG else 20
@@ -201,7 +201,9 @@ class Driver:
             "primary_contact": self.rng.choice(CONTACTS),
         }
         self.begin("create", key=key, **detail)
-        issued = await self.tokens.create(actor=CHILD_ACTOR, request_key=key, **detail)
+        issued = await self.tokens.create(
+            actor=CHILD_ACTOR, request_key=key, expires_on=days_ahead(), **detail
+        )
         token = issued.token
         self.known[token.sid] = Known(
             token.id, token.row_version, token.name, True, token.api_version, issued.secret
@@ -220,7 +222,11 @@ class Driver:
         key = self.new_key()
         self.begin("duplicate", key=key, source=sid)
         issued = await self.tokens.duplicate(
-            actor=CHILD_ACTOR, token_id=source.id, row_version=source.row_version, request_key=key
+            actor=CHILD_ACTOR,
+            token_id=source.id,
+            row_version=source.row_version,
+            expires_on=days_ahead(),
+            request_key=key,
         )
         token = issued.token
         self.known[token.sid] = Known(
@@ -241,7 +247,11 @@ class Driver:
         key = self.new_key()
         self.begin("reset", key=key, sid=sid)
         issued = await self.tokens.reset(
-            actor=CHILD_ACTOR, token_id=known.id, row_version=known.row_version, request_key=key
+            actor=CHILD_ACTOR,
+            token_id=known.id,
+            row_version=known.row_version,
+            expires_on=days_ahead(),
+            request_key=key,
         )
         known.row_version, known.secret = issued.token.row_version, issued.secret
         self.applied_keys.append(key)
@@ -335,6 +345,7 @@ class Driver:
                 name=f"Replayed {self.seq}",
                 access_rights=[SCOPES[0]],
                 primary_contact=CONTACTS[0],
+                expires_on=days_ahead(),
                 request_key=key,
             )
         except AlreadyApplied:
@@ -372,6 +383,7 @@ class Driver:
                 name=known.name.upper(),
                 access_rights=[SCOPES[0]],
                 primary_contact=CONTACTS[0],
+                expires_on=days_ahead(),
                 request_key=key,
             )
         except NameTaken:

@@ -6,10 +6,13 @@ Pure builders. Token names reach mrkdwn only escaped, in `verbatim` texts.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 
 from slack_sdk.models.blocks import (
     Block,
     ContextBlock,
+    DatePickerElement,
     InputBlock,
     Option,
     PlainTextInputElement,
@@ -23,12 +26,14 @@ from slack_sdk.models.views import View
 
 from bot.blocks.common import escape, mrkdwn
 from bot.blocks.notices import Issued
-from bot.ids import COMMAND, CallbackId, FormField, MenuChoice
+from bot.ids import COMMAND, ActionId, BlockId, CallbackId, ExpiryChoice, FormField, MenuChoice
 from bot.inputs.modal_context import ModalContext
-from storage.fields import DESCRIPTION_MAX, NAME_MAX
+from storage.fields import DESCRIPTION_MAX, NAME_MAX, day_month_year, latest_expiry
 from storage.models import IssuedToken, Token
 
 TITLE = "Token Desk"
+EXPIRY_PRESETS = ((7, "7 days"), (30, "30 days"), (60, "60 days"), (90, "90 days"), (365, "1 year"))
+EXPIRY_DATE_HINT = "Read as a UTC date. Used when Works until is On a date…"
 
 
 def _plain(text: str) -> PlainTextObject:
@@ -50,17 +55,127 @@ def _scope_option(scope: str) -> Option:
     return Option(text=_plain(scope), value=scope)
 
 
+# -- the expiry choice --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryOffer:
+    """What the expiry choice offers. Dates are counted from `today` (UTC) and none is after
+    `latest`, `max_lifetime_days` after the day the secret was (or, for a new one, is)
+    issued; `latest` None means no maximum, and then Never is offered too. It starts on
+    `default_days` (0: Never) or, when `editing`, on the token's `current` expiry."""
+
+    today: date
+    latest: date | None
+    max_lifetime_days: int
+    default_days: int
+    editing: bool = False
+    current: date | None = None
+
+    @classmethod
+    def for_new_secret(
+        cls, *, today: date, max_lifetime_days: int, default_days: int
+    ) -> ExpiryOffer:
+        """Create, Duplicate and Reset: the secret is issued today."""
+        latest = latest_expiry(secret_issued_on=today, max_lifetime_days=max_lifetime_days)
+        return cls(today, latest, max_lifetime_days, default_days)
+
+    @classmethod
+    def for_edit(
+        cls, token: Token, *, today: date, max_lifetime_days: int, default_days: int
+    ) -> ExpiryOffer:
+        """Edit: the maximum counts from the current secret's issue day, so extending a
+        token never dodges its rotation."""
+        latest = latest_expiry(
+            secret_issued_on=token.secret_issued_at.date(), max_lifetime_days=max_lifetime_days
+        )
+        return cls(today, latest, max_lifetime_days, default_days, True, token.expires_on)
+
+
+def _days_option(offer: ExpiryOffer, days: int, label: str) -> Option | None:
+    until = offer.today + timedelta(days=days)
+    if offer.latest is not None and until > offer.latest:
+        return None
+    return Option(text=_plain(f"{label} ({day_month_year(until)})"), value=until.isoformat())
+
+
+def _latest_hint(offer: ExpiryOffer) -> str | None:
+    if offer.latest is None:
+        return None
+    latest = day_month_year(offer.latest)
+    if offer.editing:
+        return (
+            f"At the latest {latest}, {offer.max_lifetime_days} days after this secret was"
+            " issued; only Reset goes further."
+        )
+    return f"At the latest {latest}, {offer.max_lifetime_days} days from today."
+
+
+def expiry_blocks(offer: ExpiryOffer) -> list[Block]:
+    """`Works until`: the presets within the maximum, each with its date, the default among
+    them when it is not one; `On a date…` with its date picker; `Never` without a maximum.
+    A token edited without an expiry while a maximum is set starts on nothing chosen, which
+    keeps it as it is."""
+    days = dict(EXPIRY_PRESETS)
+    if offer.default_days and offer.default_days not in days:
+        days[offer.default_days] = f"{offer.default_days} days"
+    offered = [_days_option(offer, count, days[count]) for count in sorted(days)]
+    options = [option for option in offered if option is not None]
+    on_a_date = Option(text=_plain("On a date…"), value=ExpiryChoice.ON_A_DATE)
+    never = Option(text=_plain("Never"), value=ExpiryChoice.NEVER)
+    options.append(on_a_date)
+    if offer.latest is None:
+        options.append(never)
+    picked_date: date | None = None
+    initial: Option | None
+    if offer.editing:
+        picked_date = offer.current
+        initial = on_a_date if offer.current else (never if offer.latest is None else None)
+    elif offer.default_days:
+        default = (offer.today + timedelta(days=offer.default_days)).isoformat()
+        initial = next((option for option in options if option.value == default), None)
+    else:
+        initial = never
+    keeps_none = offer.editing and initial is None
+    return [
+        InputBlock(
+            block_id=BlockId.EXPIRY,
+            label="Works until",
+            hint=_latest_hint(offer),
+            optional=keeps_none,
+            element=StaticSelectElement(
+                action_id=ActionId.EXPIRY_CHOICE,
+                placeholder="No expiry: choose one" if keeps_none else "Choose",
+                options=options,
+                initial_option=initial,
+            ),
+        ),
+        InputBlock(
+            block_id=BlockId.EXPIRY_DATE,
+            label="Date",
+            hint=EXPIRY_DATE_HINT,
+            optional=True,
+            element=DatePickerElement(
+                action_id=ActionId.EXPIRY_DATE,
+                initial_date=picked_date.isoformat() if picked_date else None,
+            ),
+        ),
+    ]
+
+
 def token_form(
     *,
     context: ModalContext,
     newest_version: str,
     scopes: Sequence[str],
     contact: str,
+    expiry: ExpiryOffer,
     token: Token | None = None,
     name: str = "",
 ) -> View:
     """Create (no `token`) or Edit (`token`, prefilled; its API version read-only: only
-    Upgrade Version changes it, and a new token always gets the newest)."""
+    Upgrade Version changes it, and a new token always gets the newest), with the expiry
+    choice last."""
     rights = [_scope_option(scope) for scope in scopes]
     chosen = [option for option in rights if token and option.value in token.access_rights]
     blocks: list[Block] = [
@@ -129,6 +244,7 @@ def token_form(
             hint="Hears about resets, disabling and deletion of this token.",
             element=UserSelectElement(action_id=FormField.PRIMARY_CONTACT, initial_user=contact),
         ),
+        *expiry_blocks(expiry),
     ]
     return View(
         type="modal",
@@ -146,13 +262,15 @@ _CONFIRMATIONS = {
         "Duplicate token",
         "Duplicate",
         "Create a copy of *{name}* with the same description, API version, access rights and"
-        " primary contact? The copy gets its own SID and secret, shown to you once.",
+        " primary contact? The copy gets its own SID and secret, shown to you once, and works"
+        " until the date you choose below.",
     ),
     MenuChoice.RESET: (
         "Reset token",
         "Reset",
         "Reset the secret of *{name}*? Integrations using the current value will stop"
-        " working as soon as you confirm. The new secret is shown to you once.",
+        " working as soon as you confirm. The new secret is shown to you once, and works"
+        " until the date you choose below.",
     ),
     MenuChoice.UPGRADE: (
         "Upgrade version",
@@ -169,15 +287,30 @@ _CONFIRMATIONS = {
 }
 
 
+ISSUING_A_SECRET = (MenuChoice.DUPLICATE, MenuChoice.RESET)
+
+
 def confirm_view(
-    choice: MenuChoice, *, token: Token, newest_version: str, context: ModalContext
+    choice: MenuChoice,
+    *,
+    token: Token,
+    newest_version: str,
+    context: ModalContext,
+    expiry: ExpiryOffer | None = None,
 ) -> View:
+    """The confirmation of a card menu choice; Duplicate and Reset, which issue a secret,
+    also ask until when it works (`expiry`)."""
     title, submit, text = _CONFIRMATIONS[choice]
     body = text.format(
         name=escape(token.name),
         version=escape(token.api_version),
         newest=escape(newest_version),
     )
+    blocks: list[Block] = [SectionBlock(text=mrkdwn(body))]
+    if choice in ISSUING_A_SECRET:
+        if expiry is None:
+            raise ValueError(f"{choice} asks until when the new secret works")
+        blocks += expiry_blocks(expiry)
     return View(
         type="modal",
         callback_id=CallbackId.CONFIRM,
@@ -185,7 +318,7 @@ def confirm_view(
         submit=submit,
         close="Cancel",
         private_metadata=context.dump(),
-        blocks=[SectionBlock(text=mrkdwn(body))],
+        blocks=blocks,
     )
 
 

@@ -131,6 +131,12 @@ def list_unreachable(notice: Notice) -> str:
     return f"{notice.text}\n\nRun `{COMMAND}` again to see the list."
 
 
+# -- the expiry choice's own field errors (the store words those about the date) ----------
+
+EXPIRY_NOT_CHOSEN = "Choose until when the token works."
+EXPIRY_DATE_MISSING = "Pick a date here, or another choice in Works until."
+
+
 # -- the primary contact field ------------------------------------------------------------
 
 CONTACT_NOT_CONFIRMED = "Slack did not confirm this person in time. Please try again."

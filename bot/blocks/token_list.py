@@ -4,11 +4,15 @@ filters, cards, pager (bot/list_message.py reads the page from the store).
 Pure: domain models in, Block Kit out. User text reaches mrkdwn only escaped and in
 `verbatim` texts; token names are `plain_text` (card headers). The worst case — banner,
 notice, filters, 10 cards and the pager — is 38 blocks, within Slack's 50.
+
+A card shows the token as it is at `now` (expired once past its stop instant), which the
+caller reads from the store's clock.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
@@ -29,7 +33,16 @@ from slack_sdk.models.blocks.basic_components import DispatchActionConfig
 from bot.blocks.common import Message, escape, mention, mrkdwn, slack_date
 from bot.ids import ActionId, BlockId
 from bot.list_view import ANY, NAME_FILTER_MAX, PAGE_SIZE, ListView, stateful_block_id
-from storage.models import CreatedOn, Token, TokenPage, TokenState
+from storage.models import (
+    EXPIRING_SOON_DAYS,
+    IDLE,
+    CreatedOn,
+    LastUsedFilter,
+    StateFilter,
+    Token,
+    TokenPage,
+    TokenState,
+)
 
 TITLE = "API Access Tokens"
 
@@ -49,7 +62,23 @@ CREATED_ON_LABELS = {
     CreatedOn.LAST_30_DAYS: "Last 30 days",
     CreatedOn.MORE_THAN_30_DAYS: "More than 30 days",
 }
-STATE_LABELS = {TokenState.ENABLED: "Enabled", TokenState.DISABLED: "Disabled"}
+STATE_LABELS = {
+    TokenState.ENABLED: "Enabled",
+    TokenState.EXPIRED: "Expired",
+    TokenState.DISABLED: "Disabled",
+}
+STATE_FILTER_LABELS = {
+    StateFilter.ENABLED: "Enabled",
+    StateFilter.EXPIRED: "Expired",
+    StateFilter.DISABLED: "Disabled",
+    StateFilter.EXPIRING_SOON: "Expiring soon",
+}
+LAST_USED_LABELS = {
+    LastUsedFilter.NEVER: "Never used",
+    LastUsedFilter.NOT_30_DAYS: "Not in 30 days",
+    LastUsedFilter.NOT_90_DAYS: "Not in 90 days",
+}
+FilterChoice = CreatedOn | StateFilter | LastUsedFilter
 
 
 def _option(text: str, value: str) -> Option:
@@ -60,8 +89,8 @@ def _select(
     action_id: ActionId,
     label: str,
     any_label: str,
-    choices: dict[CreatedOn, str] | dict[TokenState, str],
-    current: CreatedOn | TokenState | None,
+    choices: dict[CreatedOn, str] | dict[StateFilter, str] | dict[LastUsedFilter, str],
+    current: FilterChoice | None,
 ) -> StaticSelectElement:
     """A filter select: its placeholder names the filter until a value is chosen, and an
     "Any …" option clears this one filter alone."""
@@ -76,7 +105,7 @@ def _select(
 
 
 def filter_blocks(view: ListView, nonce: str) -> list[Block]:
-    """Search by Name (fires on Enter), Created On, State and Clear All."""
+    """Search by Name (fires on Enter), Created On, State, Last used and Clear All."""
     filters = view.filters
     search = InputBlock(
         block_id=stateful_block_id(BlockId.SEARCH, view, nonce),
@@ -101,7 +130,16 @@ def filter_blocks(view: ListView, nonce: str) -> list[Block]:
                 CREATED_ON_LABELS,
                 filters.created_on,
             ),
-            _select(ActionId.FILTER_STATE, "State", "Any state", STATE_LABELS, filters.state),
+            _select(
+                ActionId.FILTER_STATE, "State", "Any state", STATE_FILTER_LABELS, filters.state
+            ),
+            _select(
+                ActionId.FILTER_LAST_USED,
+                "Last used",
+                "Any last use",
+                LAST_USED_LABELS,
+                filters.last_used,
+            ),
             ButtonElement(text="Clear All", action_id=ActionId.CLEAR_FILTERS, value="clear"),
         ],
     )
@@ -115,7 +153,7 @@ def _rights(rights: tuple[str, ...]) -> str:
 
 
 def _menu(token: Token) -> OverflowMenuElement:
-    toggle = ("enable", "Enable") if token.state is TokenState.DISABLED else ("disable", "Disable")
+    toggle = ("disable", "Disable") if token.enabled else ("enable", "Enable")
     choices = [
         ("duplicate", "Duplicate"),
         ("reset", "Reset"),
@@ -131,22 +169,46 @@ def _menu(token: Token) -> OverflowMenuElement:
     )
 
 
-def card_blocks(token: Token, *, newest_version: str) -> list[Block]:
-    """One token: its name as a header, its details with the action menu, an Edit button."""
+def works_until(token: Token, *, now: datetime, expiry_required: bool) -> str:
+    """When the token stops, in each viewer's time zone: marked when that is a week away or
+    less, and a token without expiry flagged while every new secret must expire."""
+    stops_at = token.stops_at
+    if stops_at is None:
+        if expiry_required:
+            return ":warning: *No expiry*: choose a date with Edit"
+        return "*Works until* no expiry"
+    if stops_at <= now:
+        return f"*Stopped* {slack_date(stops_at)}"
+    if token.expires_within(now, EXPIRING_SOON_DAYS):
+        return f":hourglass_flowing_sand: *Works until {slack_date(stops_at)}*"
+    return f"*Works until* {slack_date(stops_at)}"
+
+
+def card_blocks(
+    token: Token, *, newest_version: str, now: datetime, expiry_required: bool
+) -> list[Block]:
+    """One token as it is at `now`: its name as a header, its details with the action menu,
+    an Edit button. `expiry_required`: a maximum lifetime is set."""
     version = f"`{escape(token.api_version)}`"
     if token.api_version != newest_version:
         version += f" (upgrade to `{escape(newest_version)}` available)"
     last_used = slack_date(token.last_used_at, ago=True) if token.last_used_at else "never"
-    details = "\n".join(
-        (
-            f"*SID* `{token.sid}`   *State* {STATE_LABELS[token.state]}   *API version* {version}",
-            f"*Access rights* {_rights(token.access_rights)}",
-            f"*Created* {slack_date(token.created_at, with_time=False)}"
-            f" by {mention(token.created_by)}   *Last used* {last_used}",
-            f"*Secret* ends in `{escape(token.secret_hint)}`"
-            f"   *Primary contact* {mention(token.primary_contact)}",
+    state = STATE_LABELS[token.state_at(now)]
+    lines = [
+        f"*SID* `{token.sid}`   *State* {state}   *API version* {version}",
+        works_until(token, now=now, expiry_required=expiry_required),
+        f"*Access rights* {_rights(token.access_rights)}",
+        f"*Created* {slack_date(token.created_at, with_time=False)}"
+        f" by {mention(token.created_by)}   *Last used* {last_used}",
+        f"*Secret* ends in `{escape(token.secret_hint)}`"
+        f"   *Primary contact* {mention(token.primary_contact)}",
+    ]
+    if not token.enabled and token.disabled_reason == IDLE:
+        lines.append(
+            ":zzz: *Disabled by Token Desk*: unused since"
+            f" {slack_date(token.last_active_at, with_time=False)}"
         )
-    )
+    details = "\n".join(lines)
     return [
         HeaderBlock(
             block_id=f"card.{token.id}", text=PlainTextObject(text=token.name, emoji=False)
@@ -212,10 +274,12 @@ def render_token_list(
     view: ListView,
     newest_version: str,
     api_access: bool,
+    now: datetime,
+    expiry_required: bool,
     notice: Notice | None = None,
     nonce: str,
 ) -> Message:
-    """The whole list message."""
+    """The whole list message, its cards as they are at `now`."""
     blocks: list[Block] = [HeaderBlock(block_id="title", text=TITLE)]
     if not api_access:
         blocks.append(
@@ -264,7 +328,9 @@ def render_token_list(
     )
     blocks += filter_blocks(view, nonce)
     for token in page.tokens:
-        blocks += card_blocks(token, newest_version=newest_version)
+        blocks += card_blocks(
+            token, newest_version=newest_version, now=now, expiry_required=expiry_required
+        )
     if page.tokens:
         blocks += _pager(page)
     else:

@@ -3,25 +3,57 @@ when Slack sends it back with the submission (it is still untrusted input).
 
 The `response_url` it holds is followed only if it points at Slack (or at SLACK_API_URL's
 host, for a stand-in), so a crafted payload can never make Token Desk post token data
-elsewhere.
+elsewhere; a reminder DM it names is a DM channel (`D…`), where chat.update reaches only the
+app's own messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yarl import URL
 
 from bot.ids import MenuChoice
-from bot.inputs.payloads import enum_member, list_view_of, response_url_of
+from bot.inputs.payloads import (
+    BLOCKS_MAX,
+    enum_member,
+    list_view_of,
+    reminder_dm_of,
+    response_url_of,
+)
 from bot.list_view import NAME_FILTER_MAX, ListView
-from storage.models import CreatedOn, TokenFilter, TokenState
+from storage.models import CreatedOn, LastUsedFilter, StateFilter, TokenFilter
 
 PRIVATE_METADATA_MAX = 3000
 SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
+
+
+class ReminderDm(BaseModel):
+    """The reminder DM a modal was opened from, and the tokens it lists: the modal's outcome
+    is shown by updating it (chat.update), not a list."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channel: str = Field(pattern=r"^D[A-Z0-9]{2,30}$")
+    ts: str = Field(pattern=r"^[0-9]{1,12}\.[0-9]{1,9}$")
+    token_ids: tuple[Annotated[int, Field(ge=1, lt=2**53)], ...] = Field(
+        min_length=1, max_length=BLOCKS_MAX
+    )
+
+    @classmethod
+    def of_click(cls, body: Mapping[str, Any]) -> ReminderDm | None:
+        """The reminder DM a click came from, or None when it came from elsewhere."""
+        found = reminder_dm_of(body)
+        if found is None:
+            return None
+        channel, ts, token_ids = found
+        try:
+            return cls(channel=channel, ts=ts, token_ids=tuple(dict.fromkeys(token_ids)))
+        except ValidationError:
+            return None
 
 
 class ModalContext(BaseModel):
@@ -36,8 +68,10 @@ class ModalContext(BaseModel):
     response_url_at: float | None = None
     name: str = Field(default="", max_length=NAME_FILTER_MAX)
     created_on: CreatedOn | None = None
-    state: TokenState | None = None
+    state: StateFilter | None = None
+    last_used: LastUsedFilter | None = None
     offset: int = Field(default=0, ge=0, le=10_000_000)
+    reminder: ReminderDm | None = None
 
     @classmethod
     def of(
@@ -60,6 +94,7 @@ class ModalContext(BaseModel):
             name=filters.name,
             created_on=filters.created_on,
             state=filters.state,
+            last_used=filters.last_used,
             offset=view.offset if view else 0,
         )
 
@@ -73,8 +108,9 @@ class ModalContext(BaseModel):
         row_version: int | None = None,
         action: str = "",
     ) -> ModalContext:
-        """For a modal opened from the list: the list to refresh when it is done."""
-        return cls.of(
+        """For a modal opened from the list (the list to refresh when it is done) or from a
+        reminder DM (the DM to update instead)."""
+        context = cls.of(
             view=list_view_of(body),
             response_url=response_url_of(body),
             now=now,
@@ -82,6 +118,8 @@ class ModalContext(BaseModel):
             row_version=row_version,
             action=action,
         )
+        reminder = ReminderDm.of_click(body)
+        return context if reminder is None else context.model_copy(update={"reminder": reminder})
 
     @classmethod
     def parse(cls, metadata: object) -> ModalContext | None:
@@ -97,7 +135,12 @@ class ModalContext(BaseModel):
 
     @property
     def list_view(self) -> ListView:
-        filters = TokenFilter(name=self.name, created_on=self.created_on, state=self.state)
+        filters = TokenFilter(
+            name=self.name,
+            created_on=self.created_on,
+            state=self.state,
+            last_used=self.last_used,
+        )
         return ListView(filters=filters, offset=self.offset)
 
     @property

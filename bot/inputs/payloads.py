@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from bot.ids import ActionId, BlockId, FormField, MenuChoice
+from bot.ids import ActionId, BlockId, ExpiryChoice, FormField, MenuChoice
 from bot.inputs.command_text import AUDIT_NAME_MAX
 from bot.list_view import ListView
 from storage.credentials import has_secret_part
 from storage.fields import is_user_id
-from storage.models import CreatedOn, TokenEdit, TokenFilter, TokenState
+from storage.models import CreatedOn, LastUsedFilter, StateFilter, TokenEdit, TokenFilter
 
 E = TypeVar("E", bound=StrEnum)
 # What a search box or form field may hold before the store's own rules look at it.
@@ -126,6 +128,34 @@ def audit_page(action: Mapping[str, Any]) -> tuple[int, str] | None:
     return offset, "" if has_secret_part(name) else name
 
 
+# -- a reminder DM ------------------------------------------------------------------------
+# Its buttons are on a normal message, whose copy comes with the click: where it is, and the
+# tokens it lists (its blocks `reminder.<token id>`), so that the outcome updates it in place.
+
+BLOCKS_MAX = 50
+
+
+def reminder_dm_of(body: Mapping[str, Any]) -> tuple[str, str, list[int]] | None:
+    """(channel, ts, token ids) of the reminder DM a click came from, unchecked beyond their
+    types (bot.inputs.modal_context.ReminderDm checks them); None for a click elsewhere."""
+    container = _mapping(body, "container")
+    channel, ts = container.get("channel_id"), container.get("message_ts")
+    blocks = _mapping(body, "message").get("blocks")
+    if container.get("type") != "message" or container.get("is_ephemeral") is not False:
+        return None
+    if not isinstance(channel, str) or not isinstance(ts, str) or not isinstance(blocks, list):
+        return None
+    prefix = f"{BlockId.REMINDER}."
+    token_ids = []
+    for block in blocks[:BLOCKS_MAX]:
+        block_id = block.get("block_id") if isinstance(block, Mapping) else None
+        if isinstance(block_id, str) and block_id.startswith(prefix):
+            token_id = small_number(block_id.removeprefix(prefix), digits=15)
+            if token_id is not None:
+                token_ids.append(token_id)
+    return (channel, ts, token_ids) if token_ids else None
+
+
 # -- the list's filters and page ----------------------------------------------------------
 # An action on an ephemeral message brings no copy of the message, only `state.values`,
 # keyed by block id, for its inputs and selects: the list's stateful blocks carry the page
@@ -143,7 +173,7 @@ def view_from_state(values: Any) -> ListView:
     missing or malformed counts as "no filter"."""
     if not isinstance(values, Mapping):
         return ListView()
-    name, created_on, state, offset = "", None, None, 0
+    name, created_on, state, last_used, offset = "", None, None, None, 0
     for block_id, actions in values.items():
         if not isinstance(block_id, str) or not isinstance(actions, Mapping):
             continue
@@ -159,8 +189,12 @@ def view_from_state(values: Any) -> ListView:
             elif action_id == ActionId.FILTER_CREATED:
                 created_on = enum_member(CreatedOn, selected)
             elif action_id == ActionId.FILTER_STATE:
-                state = enum_member(TokenState, selected)
-    filters = TokenFilter(name=name.strip(), created_on=created_on, state=state)
+                state = enum_member(StateFilter, selected)
+            elif action_id == ActionId.FILTER_LAST_USED:
+                last_used = enum_member(LastUsedFilter, selected)
+    filters = TokenFilter(
+        name=name.strip(), created_on=created_on, state=state, last_used=last_used
+    )
     return ListView(filters=filters, offset=offset)
 
 
@@ -172,8 +206,11 @@ def list_view_of(body: Mapping[str, Any]) -> ListView:
 # -- the create/edit form -----------------------------------------------------------------
 
 
-def _entry(view: Mapping[str, Any], field: FormField) -> Mapping[str, Any]:
-    return _mapping(_mapping(_mapping(view, "state"), "values").get(field), field)
+def _entry(
+    view: Mapping[str, Any], block_id: str, action_id: str | None = None
+) -> Mapping[str, Any]:
+    values = _mapping(_mapping(view, "state"), "values")
+    return _mapping(values.get(block_id), action_id or block_id)
 
 
 def form_fields(view: Mapping[str, Any]) -> TokenEdit:
@@ -194,6 +231,44 @@ def form_fields(view: Mapping[str, Any]) -> TokenEdit:
         ),
         primary_contact=contact if isinstance(contact, str) else "",
     )
+
+
+def iso_date(value: object) -> date | None:
+    """A `YYYY-MM-DD` date, as a date picker and the expiry choice's options send one."""
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChosenExpiry:
+    """What a form's `Works until` asks for: `expires_on` (None: Never) when `chosen`;
+    otherwise nothing usable was chosen (nothing at all, an option Token Desk never offers,
+    or On a date… without a date). `on_a_date`: the date came, or should have come, from
+    the date picker, under which its field errors then belong."""
+
+    expires_on: date | None = None
+    chosen: bool = False
+    on_a_date: bool = False
+
+
+def chosen_expiry(view: Mapping[str, Any]) -> ChosenExpiry:
+    """The expiry a form (create, edit, or a Reset or Duplicate confirmation) asks for. The
+    date picker counts only with On a date…; a preset's value is the date it stands for,
+    so that the date the user read in its label is the one applied."""
+    selected = _mapping(_entry(view, BlockId.EXPIRY, ActionId.EXPIRY_CHOICE), "selected_option")
+    choice = selected.get("value")
+    if choice == ExpiryChoice.NEVER:
+        return ChosenExpiry(expires_on=None, chosen=True)
+    if choice == ExpiryChoice.ON_A_DATE:
+        picked = _entry(view, BlockId.EXPIRY_DATE, ActionId.EXPIRY_DATE).get("selected_date")
+        day = iso_date(picked)
+        return ChosenExpiry(expires_on=day, chosen=day is not None, on_a_date=True)
+    day = iso_date(choice)
+    return ChosenExpiry(expires_on=day, chosen=day is not None)
 
 
 def request_key(kind: str, view: Mapping[str, Any]) -> str:

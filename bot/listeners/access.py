@@ -1,12 +1,15 @@
 """API access for the whole account: `/tokens access on|off`, the confirmation of turning it
-off, and the list banner's Enable API Access. Both roles may switch it."""
+off, and the list banner's Enable API Access. Both roles may switch it; each switch is told
+to the alerts channel, if there is one (bot/alerts.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import alerts
 from bot.background import after_ack
 from bot.blocks import administration as replies
 from bot.blocks import notices
@@ -15,6 +18,7 @@ from bot.inputs.command_text import switch
 from bot.inputs.payloads import list_view_of, response_url_of
 from bot.list_message import refresh_list
 from bot.listeners.subcommand import SubCommand
+from bot.settings import Settings
 from storage.store import Store
 
 
@@ -31,6 +35,11 @@ async def access_command(command: SubCommand) -> None:
     if wanted is True:
         changed = await store.account.set_api_access(actor=command.actor, enabled=True)
         await command.reply(text=replies.access_switched_on(changed=changed))
+        if changed:
+            alert = alerts.api_access_switched(
+                command.client, command.settings, actor=command.actor, enabled=True
+            )
+            after_ack(alert, respond=None)
     elif wanted is False and not store.account.api_access:
         await command.reply(text=replies.ACCESS_ALREADY_OFF)
     elif wanted is False:
@@ -40,15 +49,22 @@ async def access_command(command: SubCommand) -> None:
 
 
 async def access_off_confirmed(
-    ack: AsyncAck, respond: AsyncRespond, store: Store, actor: str
+    ack: AsyncAck,
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    store: Store,
+    settings: Settings,
+    actor: str,
 ) -> None:
     await ack()
 
     async def turn_off() -> None:
-        await store.account.set_api_access(actor=actor, enabled=False)
+        changed = await store.account.set_api_access(actor=actor, enabled=False)
         await respond(
             replace_original=True, response_type="ephemeral", text=replies.ACCESS_TURNED_OFF
         )
+        if changed:
+            await alerts.api_access_switched(client, settings, actor=actor, enabled=False)
 
     after_ack(turn_off(), respond=respond)
 
@@ -59,13 +75,21 @@ async def access_off_cancelled(ack: AsyncAck, respond: AsyncRespond) -> None:
 
 
 async def api_access_enabled(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, store: Store, actor: str
+    ack: AsyncAck,
+    body: dict[str, Any],
+    respond: AsyncRespond,
+    client: AsyncWebClient,
+    store: Store,
+    settings: Settings,
+    actor: str,
 ) -> None:
     await ack()
 
     async def enable() -> None:
-        await store.account.set_api_access(actor=actor, enabled=True)
+        changed = await store.account.set_api_access(actor=actor, enabled=True)
         view, notice = list_view_of(body), notices.api_access_on()
         await refresh_list(store, response_url_of(body), view=view, notice=notice)
+        if changed:
+            await alerts.api_access_switched(client, settings, actor=actor, enabled=True)
 
     after_ack(enable(), respond=respond)

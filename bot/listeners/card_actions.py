@@ -1,5 +1,6 @@
 """Clicks on a token card: Edit, the card menu (Duplicate, Reset, Upgrade Version, Disable
-or Enable, Delete) and the notice's Reset now.
+or Enable, Delete) and the notice's Reset now; and a reminder DM's Extend… and Reset…, which
+work as Edit and Reset now but answer in that DM.
 
 Each listener acknowledges at once, then works after the ack: Edit and the confirmations
 open a modal with the click's trigger, carrying the row version the card showed; Disable and
@@ -16,11 +17,13 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import after_ack
 from bot.blocks import notices, notifications
-from bot.blocks.modals import confirm_view, token_form
+from bot.blocks.modals import ISSUING_A_SECRET, confirm_view, token_form
 from bot.ids import ActionId, MenuChoice
 from bot.inputs.modal_context import ModalContext
 from bot.inputs.payloads import list_view_of, menu_choice, response_url_of, token_ref, trigger_id_of
 from bot.list_message import refresh_list
+from bot.listeners.token_forms import edit_expiry, new_secret_expiry
+from bot.reminder_dm import show_notice
 from bot.settings import Settings
 from bot.slack_client import open_modal, send_direct_messages
 from storage.store import Store
@@ -30,6 +33,10 @@ def register(app: AsyncApp) -> None:
     app.action(ActionId.TOKEN_EDIT)(edit_clicked)
     app.action(ActionId.TOKEN_MENU)(menu_chosen)
     app.action(ActionId.RESET_NOW)(reset_now_clicked)
+    # A reminder DM's buttons: as the card's Edit and the notice's Reset now, answered in
+    # that DM instead of a list (the modal's context carries where it is).
+    app.action(ActionId.REMINDER_EXTEND)(edit_clicked)
+    app.action(ActionId.REMINDER_RESET)(reset_now_clicked)
 
 
 async def edit_clicked(
@@ -55,6 +62,7 @@ async def edit_clicked(
             newest_version=store.token_reads.newest_version,
             scopes=settings.tokendesk_scopes,
             contact=token.primary_contact,
+            expiry=edit_expiry(store, settings, token),
             token=token,
         )
         await open_modal(client, trigger_id_of(body), form)
@@ -69,6 +77,7 @@ async def menu_chosen(
     client: AsyncWebClient,
     respond: AsyncRespond,
     store: Store,
+    settings: Settings,
     actor: str,
 ) -> None:
     await ack()
@@ -80,7 +89,7 @@ async def menu_chosen(
         enabled = choice is MenuChoice.ENABLE
         work = set_enabled(body, client, store, actor=actor, token_id=token_id, enabled=enabled)
     else:
-        work = confirm(body, client, store, choice, token_id, row_version)
+        work = confirm(body, client, store, settings, choice, token_id, row_version)
     after_ack(work, respond=respond)
 
 
@@ -91,11 +100,13 @@ async def reset_now_clicked(
     client: AsyncWebClient,
     respond: AsyncRespond,
     store: Store,
+    settings: Settings,
 ) -> None:
     await ack()
     ref = token_ref(action.get("value"))
     if ref is not None:
-        after_ack(confirm(body, client, store, MenuChoice.RESET, *ref), respond=respond)
+        work = confirm(body, client, store, settings, MenuChoice.RESET, *ref)
+        after_ack(work, respond=respond)
 
 
 async def set_enabled(
@@ -121,12 +132,14 @@ async def confirm(
     body: dict[str, Any],
     client: AsyncWebClient,
     store: Store,
+    settings: Settings,
     choice: MenuChoice,
     token_id: int,
     row_version: int,
 ) -> None:
     """Open the confirmation for `choice`, carrying the row version the card showed; if
-    the token moved on since, or there is nothing to confirm, say so in the list instead."""
+    the token moved on since, or there is nothing to confirm, say so in the list (or the
+    reminder DM) the click came from instead."""
     token = await store.token_reads.get(token_id=token_id)
     newest = store.token_reads.newest_version
     if token.row_version != row_version:
@@ -137,7 +150,10 @@ async def confirm(
         context = ModalContext.from_click(
             body, now=time.time(), token_id=token_id, row_version=row_version, action=choice
         )
-        view = confirm_view(choice, token=token, newest_version=newest, context=context)
+        expiry = new_secret_expiry(store, settings) if choice in ISSUING_A_SECRET else None
+        view = confirm_view(
+            choice, token=token, newest_version=newest, context=context, expiry=expiry
+        )
         await open_modal(client, trigger_id_of(body), view)
         return
-    await refresh_list(store, response_url_of(body), view=list_view_of(body), notice=notice)
+    await show_notice(client, store, body, notice)

@@ -3,7 +3,8 @@ Administrators only).
 
 A grant looks the person or the group up with Slack first (no role for bots, guests, people
 who left or people of another organisation; no mapping for a group Slack does not know), so
-every change answers after the ack.
+every change answers after the ack. Every change is told to the alerts channel, if there is
+one (bot/alerts.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import time
 
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot import alerts
 from bot.background import after_ack
 from bot.blocks import administration as replies
 from bot.errors import AdminRequired
@@ -57,25 +59,27 @@ async def _grant(grant: RoleGrant, command: SubCommand) -> str:
         problem = await _why_no_role(command.client, store, grant.target, command.team_id)
         if problem:
             return problem
-        await store.roles.grant_user(
+        previous = await store.roles.grant_user(
             actor=actor,
             user_id=grant.target,
             role=grant.role,
             group_members=memberships.members_by_group(),
         )
+        _alert(command, grant.target, group=False, before=previous, after=grant.role)
         return replies.user_granted(grant.target, grant.role)
     known = await group_exists(command.client, grant.target)
     if not known:
         return (
             replies.GROUP_UNKNOWN if known is False else replies.slack_did_not_confirm("user group")
         )
-    await store.roles.grant_group(
+    previous = await store.roles.grant_group(
         actor=actor,
         group_id=grant.target,
         role=grant.role,
         group_members=memberships.members_by_group(),
     )
     memberships.invalidate(grant.target)
+    _alert(command, grant.target, group=True, before=previous, after=grant.role)
     return replies.group_granted(grant.target, grant.role)
 
 
@@ -86,6 +90,7 @@ async def _revoke(revoke: RoleRevoke, command: SubCommand) -> str:
         previous = await store.roles.revoke_user(
             actor=actor, user_id=user_id, group_members=memberships.members_by_group()
         )
+        _alert(command, user_id, group=False, before=previous, after=None)
         groups = memberships.groups_of(user_id)
         remaining = await store.roles.sources(user_id=user_id, group_ids=groups)
         return replies.user_revoked(user_id, previous, remaining)
@@ -93,7 +98,24 @@ async def _revoke(revoke: RoleRevoke, command: SubCommand) -> str:
         actor=actor, group_id=revoke.target, group_members=memberships.members_by_group()
     )
     memberships.invalidate(revoke.target)
+    _alert(command, revoke.target, group=True, before=previous, after=None)
     return replies.group_revoked(revoke.target, previous)
+
+
+def _alert(
+    command: SubCommand, subject: str, *, group: bool, before: Role | None, after: Role | None
+) -> None:
+    """Tell the alerts channel of the change, without delaying the reply."""
+    alert = alerts.role_changed(
+        command.client,
+        command.settings,
+        actor=command.actor,
+        subject=subject,
+        group=group,
+        before=before,
+        after=after,
+    )
+    after_ack(alert, respond=None)
 
 
 async def _why_no_role(

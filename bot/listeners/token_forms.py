@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -20,20 +21,33 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import after_ack
 from bot.blocks import notices, notifications
-from bot.blocks.modals import message_view, secret_view, token_form
+from bot.blocks.modals import (
+    ISSUING_A_SECRET,
+    ExpiryOffer,
+    message_view,
+    secret_view,
+    token_form,
+)
 from bot.blocks.notices import Issued
 from bot.blocks.token_list import Notice
-from bot.ids import ActionId, CallbackId, MenuChoice
+from bot.ids import ActionId, BlockId, CallbackId, MenuChoice
 from bot.inputs.command_text import prefilled_name
 from bot.inputs.modal_context import ModalContext
-from bot.inputs.payloads import form_fields, request_key, trigger_id_of
+from bot.inputs.payloads import (
+    ChosenExpiry,
+    chosen_expiry,
+    form_fields,
+    request_key,
+    trigger_id_of,
+)
 from bot.list_message import refresh_list
 from bot.listeners.subcommand import SubCommand
+from bot.reminder_dm import update_reminder_dm
 from bot.settings import Settings
-from bot.slack_client import open_modal, send_direct_messages
+from bot.slack_client import create_web_client, open_modal, send_direct_messages
 from bot.user_status import look_up_status, wall_time
 from storage.errors import AlreadyApplied, InvalidInput
-from storage.models import IssuedToken, SlackStatus, Token, TokenEdit
+from storage.models import KEEP, IssuedToken, KeepExpiry, SlackStatus, Token, TokenEdit
 from storage.store import Store
 
 CONTACT_CHECK_SECONDS = 1.5
@@ -46,6 +60,55 @@ def register(app: AsyncApp) -> None:
     app.view(CallbackId.CONFIRM)(confirm_submitted)
 
 
+# -- the expiry choice --------------------------------------------------------------------
+
+
+def utc_today(store: Store) -> date:
+    """Today's UTC date by the store's clock, from which expiry dates are counted."""
+    return datetime.fromtimestamp(store.clock(), UTC).date()
+
+
+def new_secret_expiry(store: Store, settings: Settings) -> ExpiryOffer:
+    """The expiry choice of Create, Duplicate and Reset, whose secret is issued today."""
+    return ExpiryOffer.for_new_secret(
+        today=utc_today(store),
+        max_lifetime_days=store.max_lifetime_days,
+        default_days=settings.tokendesk_default_lifetime_days,
+    )
+
+
+def edit_expiry(store: Store, settings: Settings, token: Token) -> ExpiryOffer:
+    return ExpiryOffer.for_edit(
+        token,
+        today=utc_today(store),
+        max_lifetime_days=store.max_lifetime_days,
+        default_days=settings.tokendesk_default_lifetime_days,
+    )
+
+
+def _expiry_block(chosen: ChosenExpiry) -> BlockId:
+    """Where an expiry's field error shows: under the date picker for On a date…"""
+    return BlockId.EXPIRY_DATE if chosen.on_a_date else BlockId.EXPIRY
+
+
+def _unusable_expiry(chosen: ChosenExpiry) -> dict[str, str]:
+    """The field error of a choice that names no expiry: nothing chosen, or On a date…
+    without a date."""
+    if chosen.on_a_date:
+        return {BlockId.EXPIRY_DATE: notices.EXPIRY_DATE_MISSING}
+    return {BlockId.EXPIRY: notices.EXPIRY_NOT_CHOSEN}
+
+
+def _form_errors_of(refused: dict[str, str], chosen: ChosenExpiry) -> dict[str, str]:
+    """The store's field errors keyed by the form's blocks: the store's `expires_on` goes
+    under the block the expiry came from."""
+    errors = dict(refused)
+    message = errors.pop("expires_on", None)
+    if message is not None:
+        errors[_expiry_block(chosen)] = message
+    return errors
+
+
 # -- opening the create form --------------------------------------------------------------
 
 
@@ -56,6 +119,7 @@ async def create_command(command: SubCommand) -> None:
         newest_version=command.store.token_reads.newest_version,
         scopes=command.settings.tokendesk_scopes,
         contact=command.actor,
+        expiry=new_secret_expiry(command.store, command.settings),
         name=prefilled_name(command.parsed),
     )
     opening = open_modal(command.client, command.trigger_id, form)
@@ -77,6 +141,7 @@ async def create_clicked(
         newest_version=store.token_reads.newest_version,
         scopes=settings.tokendesk_scopes,
         contact=actor,
+        expiry=new_secret_expiry(store, settings),
     )
     after_ack(open_modal(client, trigger_id_of(body), form), respond=respond)
 
@@ -84,16 +149,42 @@ async def create_clicked(
 # -- checking and answering a submission --------------------------------------------------
 
 
+def _asked_expiry(chosen: ChosenExpiry, *, current: Token | None) -> date | None | KeepExpiry:
+    """The expiry a form asks for. An edit (of `current`) that leaves Works until unchosen
+    (a token without expiry while a maximum is set) or unchanged keeps it as it is."""
+    if current is not None:
+        unchosen = not chosen.chosen and not chosen.on_a_date
+        if unchosen or (chosen.chosen and chosen.expires_on == current.expires_on):
+            return KEEP
+    return chosen.expires_on
+
+
 async def _form_errors(
-    client: AsyncWebClient, store: Store, fields: TokenEdit, *, check_contact: bool
+    client: AsyncWebClient,
+    store: Store,
+    fields: TokenEdit,
+    chosen: ChosenExpiry,
+    *,
+    check_contact: bool,
+    current: Token | None = None,
 ) -> dict[str, str]:
-    """Every field error at once; the contact is looked up with Slack only when it is new."""
-    errors = store.tokens.field_errors(
-        name=fields.name,
-        description=fields.description,
-        access_rights=fields.access_rights,
-        primary_contact=fields.primary_contact,
+    """Every field error at once, keyed by the form's blocks; the contact is looked up with
+    Slack only when it is new. The expiry's maximum counts from the issue day of the
+    `current` token's secret, or from today for a new one."""
+    expires_on = _asked_expiry(chosen, current=current)
+    errors = _form_errors_of(
+        store.tokens.field_errors(
+            name=fields.name,
+            description=fields.description,
+            access_rights=fields.access_rights,
+            primary_contact=fields.primary_contact,
+            expires_on=expires_on,
+            secret_issued_on=current.secret_issued_at.date() if current else None,
+        ),
+        chosen,
     )
+    if not chosen.chosen and expires_on is not KEEP:
+        errors |= _unusable_expiry(chosen)
     if check_contact and "primary_contact" not in errors:
         problem = await _contact_error(client, fields.primary_contact or "")
         if problem:
@@ -117,7 +208,14 @@ async def _contact_error(client: AsyncWebClient, user_id: str) -> str | None:
 
 
 def _refresh(store: Store, settings: Settings, context: ModalContext, notice: Notice) -> bool:
-    """Refresh the list the modal came from, after the ack; whether it can be reached."""
+    """Refresh the list the modal came from, or update the reminder DM it came from, after
+    the ack; whether it can be reached."""
+    if context.reminder is not None:
+        # Through a client of its own: the submission's listeners are not handed one.
+        client = create_web_client(settings)
+        update = update_reminder_dm(client, store, context.reminder, notice)
+        after_ack(update, respond=None)
+        return True
     url = context.usable_response_url(api_url=settings.slack_api_url, now=time.time())
     if url is None:
         return False
@@ -169,7 +267,8 @@ async def create_submitted(
 ) -> None:
     context = ModalContext.parse(view.get("private_metadata")) or ModalContext()
     fields = form_fields(view)
-    errors = await _form_errors(client, store, fields, check_contact=True)
+    chosen = chosen_expiry(view)
+    errors = await _form_errors(client, store, fields, chosen, check_contact=True)
     if errors:
         await ack(response_action="errors", errors=errors)
         return
@@ -180,10 +279,11 @@ async def create_submitted(
             description=fields.description or "",
             access_rights=fields.access_rights or (),
             primary_contact=fields.primary_contact or "",
+            expires_on=chosen.expires_on,
             request_key=request_key("create", view),
         )
     except InvalidInput as refused:
-        await ack(response_action="errors", errors=refused.errors)
+        await ack(response_action="errors", errors=_form_errors_of(refused.errors, chosen))
         return
     except AlreadyApplied:
         await _say(ack, notices.ALREADY_CREATED)
@@ -203,10 +303,13 @@ async def edit_submitted(
     if context is None or context.token_id is None or context.row_version is None:
         await _say(ack, notices.FORM_GONE)
         return
-    edit = form_fields(view)
     current = await store.token_reads.get(token_id=context.token_id)
+    chosen = chosen_expiry(view)
+    edit = replace(form_fields(view), expires_on=_asked_expiry(chosen, current=current))
     contact_changed = edit.primary_contact != current.primary_contact
-    errors = await _form_errors(client, store, edit, check_contact=contact_changed)
+    errors = await _form_errors(
+        client, store, edit, chosen, check_contact=contact_changed, current=current
+    )
     if errors:
         await ack(response_action="errors", errors=errors)
         return
@@ -219,7 +322,7 @@ async def edit_submitted(
             request_key=request_key("edit", view),
         )
     except InvalidInput as refused:
-        await ack(response_action="errors", errors=refused.errors)
+        await ack(response_action="errors", errors=_form_errors_of(refused.errors, chosen))
         return
     except AlreadyApplied:
         await ack(response_action="clear")
@@ -254,15 +357,27 @@ async def confirm_submitted(
         return
     token_id, row_version = context.token_id, context.row_version
     key = request_key("confirm", view)
+    chosen = chosen_expiry(view)
+    if choice in ISSUING_A_SECRET and not chosen.chosen:
+        await ack(response_action="errors", errors=_unusable_expiry(chosen))
+        return
     try:
         if choice is MenuChoice.DUPLICATE:
             copy = await store.tokens.duplicate(
-                actor=actor, token_id=token_id, row_version=row_version, request_key=key
+                actor=actor,
+                token_id=token_id,
+                row_version=row_version,
+                expires_on=chosen.expires_on,
+                request_key=key,
             )
             await _show_secret(ack, store, settings, context, copy, Issued.COPIED)
         elif choice is MenuChoice.RESET:
             reset = await store.tokens.reset(
-                actor=actor, token_id=token_id, row_version=row_version, request_key=key
+                actor=actor,
+                token_id=token_id,
+                row_version=row_version,
+                expires_on=chosen.expires_on,
+                request_key=key,
             )
             await _show_secret(ack, store, settings, context, reset, Issued.RESET)
             token = reset.token
@@ -285,5 +400,7 @@ async def confirm_submitted(
             )
         else:
             await _say(ack, notices.FORM_GONE)
+    except InvalidInput as refused:
+        await ack(response_action="errors", errors=_form_errors_of(refused.errors, chosen))
     except AlreadyApplied:
         await _say(ack, notices.ALREADY_DONE)

@@ -21,7 +21,12 @@ from storage.store import Store
 
 
 def register(app: AsyncApp) -> None:
-    for filter_action in (ActionId.FILTER_NAME, ActionId.FILTER_CREATED, ActionId.FILTER_STATE):
+    for filter_action in (
+        ActionId.FILTER_NAME,
+        ActionId.FILTER_CREATED,
+        ActionId.FILTER_STATE,
+        ActionId.FILTER_LAST_USED,
+    ):
         app.action(filter_action)(filters_changed)
     app.action(ActionId.CLEAR_FILTERS)(filters_cleared)
     app.action(ActionId.PREVIOUS_PAGE)(page_turned)

@@ -34,6 +34,7 @@ from tests.app_store import app_store_options
 from tests.bot.doubles import HeldClient, ManualClock, WallClock
 from tests.bot.driver import SlackUser
 from tests.conftest import OpenStore
+from tests.store_support import days_ahead
 
 SIGNING_SECRET = "test-signing-secret"
 ADMIN = "UADMIN001"
@@ -95,7 +96,11 @@ async def store(open_store: OpenStore, settings: Settings, legacy_tokens: tuple[
         older = await open_store(api_versions=settings.tokendesk_api_versions[:-1])
         for name in legacy_tokens:
             await older.tokens.create(
-                actor=ADMIN, name=name, access_rights=["reports:read"], primary_contact=ADMIN
+                actor=ADMIN,
+                name=name,
+                access_rights=["reports:read"],
+                primary_contact=ADMIN,
+                expires_on=days_ahead(clock=older.clock),
             )
         await older.close()
     return await open_store()
@@ -103,7 +108,8 @@ async def store(open_store: OpenStore, settings: Settings, legacy_tokens: tuple[
 
 @pytest.fixture
 def seed(store: Store) -> Seed:
-    """Creates a token in the app's store: `await seed(name, contact=..., rights=...)`."""
+    """Creates a token in the app's store: `await seed(name, contact=..., rights=...)`,
+    working for `lifetime_days` from the store's today (None: no expiry)."""
 
     async def create(
         name: str,
@@ -112,6 +118,7 @@ def seed(store: Store) -> Seed:
         description: str = "",
         rights: tuple[str, ...] = ("reports:read",),
         actor: str = ADMIN,
+        lifetime_days: int | None = 90,
     ) -> IssuedToken:
         return await store.tokens.create(
             actor=actor,
@@ -119,6 +126,9 @@ def seed(store: Store) -> Seed:
             description=description,
             access_rights=list(rights),
             primary_contact=contact,
+            expires_on=None
+            if lifetime_days is None
+            else days_ahead(lifetime_days, clock=store.clock),
         )
 
     return create

@@ -43,6 +43,7 @@ from tests.bot.conftest import (
 )
 from tests.bot.doubles import HeldClient, ManualClock
 from tests.bot.driver import SlackUser, eventually
+from tests.store_support import days_ahead
 
 ADMIN_ONLY = "Only Account Administrators"
 GROUP_METHOD = "usergroups.users.list"
@@ -917,7 +918,10 @@ async def test_audit_stays_within_slack_limits_with_long_changes(
 async def test_the_audit_never_shows_a_secret(admin: SlackUser, seed: Seed, store: Store) -> None:
     issued = await seed("Payroll feed")
     reset = await store.tokens.reset(
-        actor=ADMIN, token_id=issued.token.id, row_version=issued.token.row_version
+        actor=ADMIN,
+        token_id=issued.token.id,
+        row_version=issued.token.row_version,
+        expires_on=days_ahead(clock=store.clock),
     )
     secrets = (issued.secret, reset.secret)
 

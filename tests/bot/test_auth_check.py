@@ -1,23 +1,42 @@
 """`/auth/check` as a gateway calls it, with any HTTP method: a 200 naming the token for a
-valid secret, one and the same 401 for anything else, never cached, and a change in effect
-for the very next check."""
+valid secret, in its body and its headers, one and the same 401 for anything else (an
+expired token included), never cached, and a change in effect for the very next check.
+
+The store's clock is a wall clock the tests set forward; lifetimes are not capped here, so
+that a token may have no expiry as well."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import pytest
 
+from bot.settings import Settings
 from storage.credentials import generate_secret
 from storage.models import IssuedToken, TokenEdit
 from storage.store import Store
 from tests.bot.conftest import ADMIN
+from tests.bot.doubles import WallClock
+from tests.store_support import days_ahead
 
 METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"tokendesk_max_lifetime_days": 0, "tokendesk_default_lifetime_days": 0}
+    )
+
+
+@pytest.fixture
+def store_clock() -> WallClock:
+    return WallClock()
 
 
 @pytest.fixture
@@ -27,14 +46,25 @@ async def gateway(gateway_url: str) -> AsyncIterator[aiohttp.ClientSession]:
 
 
 @pytest.fixture
-async def issued(store: Store) -> IssuedToken:
+def expires_on(store_clock: WallClock) -> date:
+    return days_ahead(30, clock=store_clock)
+
+
+@pytest.fixture
+async def issued(store: Store, expires_on: date) -> IssuedToken:
     await store.account.set_api_access(actor=ADMIN, enabled=True)
     return await store.tokens.create(
         actor=ADMIN,
         name="Gateway ünïcode",
         access_rights=["reports:read", "actions:write"],
         primary_contact=ADMIN,
+        expires_on=expires_on,
     )
+
+
+def stop_instant(expires_on: date) -> datetime:
+    """A token works through its expiry date and stops at the next 00:00 UTC."""
+    return datetime.combine(expires_on + timedelta(days=1), datetime.min.time(), UTC)
 
 
 def bearer(secret: str) -> dict[str, str]:
@@ -55,6 +85,8 @@ async def check(
 
 
 def assert_accepted(status: int, headers: Any, body: Any, issued: IssuedToken) -> None:
+    assert issued.token.expires_on is not None
+    stops = f"{issued.token.expires_on + timedelta(days=1):%Y-%m-%d}T00:00:00Z"
     assert status == 200
     assert body == {
         "active": True,
@@ -62,9 +94,14 @@ def assert_accepted(status: int, headers: Any, body: Any, issued: IssuedToken) -
         "name": "Gateway ünïcode",
         "api_version": "v3",
         "access_rights": ["reports:read", "actions:write"],
+        "expires_at": stops,
+        "secret_used": "current",
     }
     assert headers["X-Token-Sid"] == issued.token.sid
     assert headers["X-Token-Api-Version"] == "v3"
+    assert headers["X-Token-Scopes"] == "reports:read,actions:write"
+    assert headers["X-Token-Secret-Used"] == "current"
+    assert headers["X-Token-Expires"] == stops
     assert headers["Cache-Control"] == "no-store"
 
 
@@ -131,7 +168,9 @@ async def test_each_change_applies_to_the_very_next_check(
     gateway: aiohttp.ClientSession, store: Store, issued: IssuedToken
 ) -> None:
     token = issued.token
-    reset = await store.tokens.reset(actor=ADMIN, token_id=token.id, row_version=1)
+    reset = await store.tokens.reset(
+        actor=ADMIN, token_id=token.id, row_version=1, expires_on=token.expires_on
+    )
     assert (await check(gateway, bearer(issued.secret)))[0] == 401
     assert (await check(gateway, bearer(reset.secret)))[0] == 200
 
@@ -184,3 +223,68 @@ async def test_the_refusal_reason_is_logged_without_the_secret(
     await check(gateway, bearer(other))
     assert "unknown secret" in caplog.text
     assert other not in caplog.text and issued.secret not in caplog.text
+
+
+async def test_a_token_without_expiry_has_no_expires_header(
+    gateway: aiohttp.ClientSession, store: Store
+) -> None:
+    forever = await store.tokens.create(
+        actor=ADMIN,
+        name="No expiry",
+        access_rights=["reports:read"],
+        primary_contact=ADMIN,
+        expires_on=None,
+    )
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
+    status, headers, body = await check(gateway, bearer(forever.secret))
+    assert status == 200
+    assert body["expires_at"] is None and body["secret_used"] == "current"
+    assert "X-Token-Expires" not in headers
+    assert headers["X-Token-Scopes"] == "reports:read"
+    assert headers["X-Token-Secret-Used"] == "current"
+
+
+def answer_of(status: int, headers: Any, body: Any) -> tuple[Any, ...]:
+    """What a 401 tells its caller: all of it, but the Date header."""
+    return status, body, sorted((k, v) for k, v in headers.items() if k.lower() != "date")
+
+
+async def test_an_expired_token_gets_the_one_401_from_its_stop_instant(
+    gateway: aiohttp.ClientSession,
+    issued: IssuedToken,
+    expires_on: date,
+    store_clock: WallClock,
+) -> None:
+    """It works through its expiry date, to the last second, and from 00:00 UTC after it
+    gets exactly the answer an unknown secret gets."""
+    unknown = answer_of(*await check(gateway, bearer(generate_secret())))
+    stops = stop_instant(expires_on).timestamp()
+
+    store_clock.advance(stops - 1 - store_clock())
+    assert_accepted(*await check(gateway, bearer(issued.secret)), issued)
+    for after in (0, 1, 86_400):
+        store_clock.advance(stops + after - store_clock())
+        assert answer_of(*await check(gateway, bearer(issued.secret))) == unknown, after
+        assert answer_of(*await check(gateway, basic(issued.token.sid, issued.secret))) == unknown
+
+
+async def test_a_new_date_brings_an_expired_token_back(
+    gateway: aiohttp.ClientSession,
+    store: Store,
+    issued: IssuedToken,
+    expires_on: date,
+    store_clock: WallClock,
+) -> None:
+    store_clock.advance(stop_instant(expires_on).timestamp() + 1 - store_clock())
+    assert (await check(gateway, bearer(issued.secret)))[0] == 401
+    later = expires_on + timedelta(days=7)
+    await store.tokens.edit(
+        actor=ADMIN, token_id=issued.token.id, row_version=1, edit=TokenEdit(expires_on=later)
+    )
+    status, headers, body = await check(gateway, bearer(issued.secret))
+    assert status == 200
+    assert (
+        headers["X-Token-Expires"]
+        == body["expires_at"]
+        == f"{stop_instant(later):%Y-%m-%dT%H:%M:%SZ}"
+    )

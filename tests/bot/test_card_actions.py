@@ -22,7 +22,7 @@ from slack_standin.client import Reply, SlackClient, action_for, fill
 from slack_standin.server import SlackStandIn
 from storage.credentials import generate_secret
 from storage.errors import TokenNotFound
-from storage.models import Token, TokenState
+from storage.models import Token
 from storage.store import Store
 from tests.bot.blockwalk import (
     RANDOM_PART,
@@ -83,7 +83,15 @@ async def test_create_from_the_button_shows_the_secret_once_and_refreshes_the_li
     click, form = await admin.open(create_action(admin.blocks), "token_create")
 
     labels = [b["label"]["text"] for b in blocks_of(form) if b["type"] == "input"]
-    assert labels == ["Name", "Description", "API version", "Access rights", "Primary contact"]
+    assert labels == [
+        "Name",
+        "Description",
+        "API version",
+        "Access rights",
+        "Primary contact",
+        "Works until",
+        "Date",
+    ]
     version = block_in(form, "api_version")["element"]
     assert version["initial_option"]["value"] == settings.tokendesk_api_versions[-1]
     assert [o["value"] for o in version["options"]] == [settings.tokendesk_api_versions[-1]]
@@ -106,7 +114,7 @@ async def test_create_from_the_button_shows_the_secret_once_and_refreshes_the_li
     assert token.name == "Nightly export"
     assert token.sid in all_text(ack["view"])
     assert token.access_rights == ("reports:read", "actions:write")
-    assert token.primary_contact == ADMIN and token.state is TokenState.ENABLED
+    assert token.primary_contact == ADMIN and token.enabled
     assert token.api_version == settings.tokendesk_api_versions[-1]
     authorized = verify(store, secret)
     assert authorized is not None and authorized.sid == token.sid
@@ -746,7 +754,7 @@ async def replay(slack: SlackClient, payload: Body, user: str) -> Reply:
 async def state_of(store: Store, secrets: list[str]) -> tuple[Any, ...]:
     page = await store.token_reads.page(limit=100)
     return (
-        tuple((t.id, t.row_version, t.state) for t in page.tokens),
+        tuple((t.id, t.row_version, t.enabled) for t in page.tokens),
         tuple(verifies(store, secret) for secret in secrets),
         await audit_count(store),
     )

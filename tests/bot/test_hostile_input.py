@@ -45,6 +45,7 @@ from storage.store import Store
 from tests.bot.blockwalk import Body, block_starting, edit_action, text_objects
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
 from tests.bot.driver import CHANNEL, MESSAGE_TS, SlackUser, send_form, send_payload, settle
+from tests.store_support import days_ahead
 
 RUN_AGAIN = "Run `/tokens` again"
 GONE = "no longer valid"
@@ -226,6 +227,7 @@ async def seeded(store: Store) -> tuple[Token, Secrets]:
         description="The token the pasted secret belongs to",
         access_rights=["reports:read"],
         primary_contact=ADMIN,
+        expires_on=days_ahead(clock=store.clock),
     )
     return issued.token, make_secrets(issued.secret)
 

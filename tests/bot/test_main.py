@@ -15,6 +15,7 @@ import pytest
 from storage.credentials import load_or_create_key
 from storage.store import Store
 from tests.bot.conftest import free_port
+from tests.store_support import days_ahead
 
 KEY_A = "aa" * 32
 KEY_B = "bb" * 32
@@ -98,6 +99,7 @@ async def test_a_catalog_that_dropped_a_version_in_use_is_refused(tmp_path: Path
             name="Nightly export",
             access_rights=["reports:read"],
             primary_contact="UADMIN001",
+            expires_on=days_ahead(clock=store.clock),
         )
     finally:
         await store.close()

@@ -39,6 +39,7 @@ def test_only_the_scopes_the_app_needs(manifest: dict[str, Any]) -> None:
     assert set(manifest["oauth_config"]["scopes"]["bot"]) == {
         "commands",
         "chat:write",
+        "chat:write.public",
         "im:write",
         "users:read",
         "usergroups:read",

@@ -37,7 +37,7 @@ from slack_standin.blockkit import check_message, check_view
 from slack_standin.client import Reply, SlackClient, action_for
 from slack_standin.server import Call, ResponsePost, SlackStandIn
 from storage.credentials import generate_secret
-from storage.models import Role, Token, TokenState
+from storage.models import Role, Token
 from storage.store import Store
 from tests.bot.blockwalk import (
     SECRET_SHAPE,
@@ -51,7 +51,7 @@ from tests.bot.blockwalk import (
 )
 from tests.bot.conftest import ADMIN
 from tests.bot.driver import ACK_LIMIT, SlackUser, eventually, modal_opened_with
-from tests.store_support import verify
+from tests.store_support import days_ahead, verify
 
 T = TypeVar("T")
 
@@ -590,6 +590,7 @@ async def test_twenty_users_and_a_gateway_at_once(
             name=f"Seed {index:02d}",
             access_rights=["reports:read"],
             primary_contact=ADMIN,
+            expires_on=days_ahead(clock=store.clock),
         )
         ledger.issue(seeded.token.sid, seeded.secret)
         ledger.contact[seeded.token.sid] = ADMIN
@@ -689,7 +690,7 @@ async def test_twenty_users_and_a_gateway_at_once(
         assert matching == [ledger.current[token.sid]], (token.name, len(issued), len(matching))
         assert token.secret_hint == ledger.current[token.sid][-4:]
         disabled = token.sid in ledger.disabled
-        assert token.state is (TokenState.DISABLED if disabled else TokenState.ENABLED), token.name
+        assert token.enabled is not disabled, token.name
         verified = [s for s in issued if verify(store, s) is not None]
         assert verified == ([] if disabled else [ledger.current[token.sid]]), token.name
         async with gateway_session.get(

@@ -32,6 +32,7 @@ from storage.database import file_uri
 from storage.models import Role
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
+from tests.store_support import days_ahead
 
 Result = subprocess.CompletedProcess[str]
 KEY = secrets.token_bytes(32)
@@ -292,10 +293,14 @@ async def history(data: Path) -> tuple[Path, list[str]]:
                 description=f'{name}\nsecond line, with "quotes", commas',
                 access_rights=["reports:read"],
                 primary_contact=ADMIN,
+                expires_on=days_ahead(clock=store.clock),
             )
             issued.append(token.secret)
             reset = await store.tokens.reset(
-                actor=ADMIN, token_id=token.token.id, row_version=token.token.row_version
+                actor=ADMIN,
+                token_id=token.token.id,
+                row_version=token.token.row_version,
+                expires_on=days_ahead(clock=store.clock),
             )
             issued.append(reset.secret)
 
@@ -411,6 +416,7 @@ async def test_backup_while_the_app_writes(tmp_path: Path, open_db: tuple[Path, 
             name=f"Before backup {number}",
             access_rights=["reports:read"],
             primary_contact=ADMIN,
+            expires_on=days_ahead(clock=store.clock),
         )
         issued.append(token.secret)
     committed = {token.sid for token in (await store.token_reads.page(offset=0, limit=100)).tokens}
@@ -426,6 +432,7 @@ async def test_backup_while_the_app_writes(tmp_path: Path, open_db: tuple[Path, 
                 name=f"During backup {number}",
                 access_rights=["reports:read"],
                 primary_contact=ADMIN,
+                expires_on=days_ahead(clock=store.clock),
             )
             issued.append(token.secret)
             written_meanwhile.append(token.token.sid)
@@ -480,7 +487,11 @@ async def test_backup_of_a_database_with_uri_characters_in_its_path(tmp_path: Pa
     store = await open_store(db)
     try:
         issued = await store.tokens.create(
-            actor=ADMIN, name="Odd path", access_rights=["reports:read"], primary_contact=ADMIN
+            actor=ADMIN,
+            name="Odd path",
+            access_rights=["reports:read"],
+            primary_contact=ADMIN,
+            expires_on=days_ahead(clock=store.clock),
         )
     finally:
         await store.close()

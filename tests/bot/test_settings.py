@@ -39,6 +39,11 @@ def test_defaults() -> None:
     assert loaded.tokendesk_log_level == "INFO"
     assert loaded.port == 3000
     assert loaded.host == "127.0.0.1"
+    assert loaded.tokendesk_default_lifetime_days == 90
+    assert loaded.tokendesk_max_lifetime_days == 365
+    assert loaded.tokendesk_reminder_days == (30, 7, 1)
+    assert loaded.tokendesk_disable_unused_days == 0
+    assert loaded.tokendesk_alerts_channel is None
     assert not loaded.socket_mode
     assert BOT_TOKEN not in repr(loaded) and SIGNING not in repr(loaded)
 
@@ -53,6 +58,11 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
         "TOKENDESK_SCOPES": "a:read,b:write",
         "TOKENDESK_LOG_LEVEL": "debug",
         "PORT": "8080",
+        "TOKENDESK_DEFAULT_LIFETIME_DAYS": "30",
+        "TOKENDESK_MAX_LIFETIME_DAYS": "90",
+        "TOKENDESK_REMINDER_DAYS": "1, 14,3",
+        "TOKENDESK_DISABLE_UNUSED_DAYS": "14",
+        "TOKENDESK_ALERTS_CHANNEL": " C0ALERTS1 ",
     }.items():
         monkeypatch.setenv(name, value)
     loaded = settings()
@@ -63,6 +73,11 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loaded.tokendesk_scopes == ("a:read", "b:write")
     assert loaded.tokendesk_log_level == "DEBUG"
     assert loaded.port == 8080
+    assert loaded.tokendesk_default_lifetime_days == 30
+    assert loaded.tokendesk_max_lifetime_days == 90
+    assert loaded.tokendesk_reminder_days == (14, 3, 1)
+    assert loaded.tokendesk_disable_unused_days == 14
+    assert loaded.tokendesk_alerts_channel == "C0ALERTS1"
 
 
 def test_a_dotenv_file_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -96,6 +111,36 @@ BASE = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING}
         (BASE | {"host": "300.1.2.3"}, "HOST: must be an IP address or host name", "300"),
         (BASE | {"host": "[::1]"}, "HOST: must be an IP address or host name", "::1"),
         (BASE | {"host": "http://gw"}, "HOST: must be an IP address or host name", "gw"),
+        (BASE | {"tokendesk_max_lifetime_days": "a year"}, "MAX_LIFETIME_DAYS: must be", "year"),
+        (BASE | {"tokendesk_max_lifetime_days": "-365"}, "MAX_LIFETIME_DAYS: must be", "-365"),
+        (BASE | {"tokendesk_max_lifetime_days": "99999"}, "MAX_LIFETIME_DAYS: must be", "99999"),
+        (BASE | {"tokendesk_default_lifetime_days": "-7"}, "DEFAULT_LIFETIME_DAYS: must", "-7"),
+        (BASE | {"tokendesk_default_lifetime_days": "9.5"}, "DEFAULT_LIFETIME_DAYS: must", "9.5"),
+        (
+            BASE | {"tokendesk_default_lifetime_days": "400"},
+            "TOKENDESK_DEFAULT_LIFETIME_DAYS: must not be longer than TOKENDESK_MAX_LIFETIME_DAYS",
+            "400",
+        ),
+        (
+            BASE | {"tokendesk_default_lifetime_days": "91", "tokendesk_max_lifetime_days": "90"},
+            "TOKENDESK_DEFAULT_LIFETIME_DAYS: must not be longer than",
+            "91",
+        ),
+        (
+            BASE | {"tokendesk_default_lifetime_days": "0"},
+            "TOKENDESK_DEFAULT_LIFETIME_DAYS: may be 0 (no expiry) only when"
+            " TOKENDESK_MAX_LIFETIME_DAYS is 0",
+            None,
+        ),
+        (BASE | {"tokendesk_reminder_days": "7,7"}, "REMINDER_DAYS: must list distinct", None),
+        (BASE | {"tokendesk_reminder_days": "30,0"}, "REMINDER_DAYS: must list distinct", None),
+        (BASE | {"tokendesk_reminder_days": "30,-7"}, "REMINDER_DAYS: must list distinct", "-7"),
+        (BASE | {"tokendesk_reminder_days": "soon"}, "REMINDER_DAYS: must list distinct", "soon"),
+        (BASE | {"tokendesk_disable_unused_days": "13"}, "UNUSED_DAYS: must be 0 (never)", "13"),
+        (BASE | {"tokendesk_disable_unused_days": "1"}, "UNUSED_DAYS: must be 0 (never)", None),
+        (BASE | {"tokendesk_disable_unused_days": "-1"}, "UNUSED_DAYS: must be 0 (never)", "-1"),
+        (BASE | {"tokendesk_alerts_channel": "#security"}, "ALERTS_CHANNEL: must be", "security"),
+        (BASE | {"tokendesk_alerts_channel": "U0ALERTS1"}, "ALERTS_CHANNEL: must be", "U0ALERTS1"),
     ],
 )
 def test_refusals_name_the_variable_and_the_rule_but_never_the_value(
@@ -112,3 +157,19 @@ def test_refusals_name_the_variable_and_the_rule_but_never_the_value(
 def test_host_takes_addresses_and_names(monkeypatch: pytest.MonkeyPatch, host: str) -> None:
     monkeypatch.setenv("HOST", f" {host} ")
     assert settings(**BASE).host == host
+
+
+@pytest.mark.parametrize(
+    ("maximum", "default"), [("0", "0"), ("0", "400"), ("365", "365"), ("30", "7"), ("1", "1")]
+)
+def test_a_default_within_the_maximum_is_taken(
+    monkeypatch: pytest.MonkeyPatch, maximum: str, default: str
+) -> None:
+    """0 as the maximum means no cap, and only then may the default be 0: no expiry."""
+    monkeypatch.setenv("TOKENDESK_MAX_LIFETIME_DAYS", maximum)
+    monkeypatch.setenv("TOKENDESK_DEFAULT_LIFETIME_DAYS", default)
+    loaded = settings(**BASE)
+    assert (loaded.tokendesk_max_lifetime_days, loaded.tokendesk_default_lifetime_days) == (
+        int(maximum),
+        int(default),
+    )

@@ -26,7 +26,7 @@ from bot.settings import Settings
 from bot.slack_client import create_web_client
 from slack_standin.client import Reply, action_for
 from slack_standin.server import RESPONSE_URL_USES, TRIGGER_TTL, ResponsePost, SlackStandIn
-from storage.models import Token, TokenState
+from storage.models import Token
 from storage.store import Store
 from tests.bot.blockwalk import Body, card, card_ids, create_action, edit_action, menu_action
 from tests.bot.conftest import ADMIN, SPECIALIST, Seed
@@ -256,7 +256,7 @@ async def test_a_worn_out_response_url_is_tried_once_and_the_change_stands(
     assert refused[0].error == f"{worn}_url"
     if flow == "disable":
         token = await store.token_reads.get(token_id=token_id)
-        assert token.state is TokenState.DISABLED
+        assert not token.enabled
         assert token.row_version == issued.token.row_version + 1
         assert await new_events(store, before) == [("disable", issued.token.sid)]
         assert len(dms(standin, SPECIALIST)) == 1, "the contact's DM went anyway, once"
@@ -439,7 +439,7 @@ async def test_a_failing_dm_is_retried_at_most_once_and_the_change_is_applied_on
     if flow == "reset":
         assert verify(store, issued.secret) is None
     else:
-        assert token.state is TokenState.DISABLED
+        assert not token.enabled
     refreshed = standin.responses_to(url)
     assert len(refreshed) == 1 and refreshed[0].accepted
     assert "Gateway" in repr(refreshed[0].body)

@@ -34,7 +34,7 @@ from tests.bot.blockwalk import (
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, Seed
 from tests.bot.doubles import WallClock
 from tests.bot.driver import SlackUser, settle
-from tests.store_support import verify
+from tests.store_support import days_ahead, verify
 
 MENU = ["Duplicate", "Reset", "Upgrade Version", "Disable", "Delete"]
 
@@ -100,8 +100,8 @@ async def test_the_list_has_header_banner_create_filters_cards_and_range(
 
     filters = blocks[4]
     assert filters["block_id"].startswith("filters.")
-    created, state, clear = filters["elements"]
-    assert created["type"] == state["type"] == "static_select"
+    created, state, last_used, clear = filters["elements"]
+    assert created["type"] == state["type"] == last_used["type"] == "static_select"
     assert created["placeholder"]["text"] == "Created On"
     assert [o["text"]["text"] for o in created["options"]] == [
         "Any date",
@@ -110,8 +110,21 @@ async def test_the_list_has_header_banner_create_filters_cards_and_range(
         "More than 30 days",
     ]
     assert state["placeholder"]["text"] == "State"
-    assert [o["text"]["text"] for o in state["options"]] == ["Any state", "Enabled", "Disabled"]
-    assert "initial_option" not in created and "initial_option" not in state
+    assert [o["text"]["text"] for o in state["options"]] == [
+        "Any state",
+        "Enabled",
+        "Expired",
+        "Disabled",
+        "Expiring soon",
+    ]
+    assert last_used["placeholder"]["text"] == "Last used"
+    assert [o["text"]["text"] for o in last_used["options"]] == [
+        "Any last use",
+        "Never used",
+        "Not in 30 days",
+        "Not in 90 days",
+    ]
+    assert all("initial_option" not in select for select in (created, state, last_used))
     assert clear["type"] == "button" and clear["text"]["text"] == "Clear All"
 
     assert card_names(blocks) == ["Second Hook", "First Hook"]  # newest first
@@ -395,8 +408,10 @@ async def test_clear_all_clears_every_filter_and_the_search_box(
     await admin.command()
     await admin.click(ActionId.FILTER_NAME, "hook")
     await admin.click(ActionId.FILTER_CREATED, "last_30_days")
-    blocks = await admin.click(ActionId.FILTER_STATE, "enabled")
+    await admin.click(ActionId.FILTER_STATE, "enabled")
+    blocks = await admin.click(ActionId.FILTER_LAST_USED, "never")
     assert card_names(blocks) == ["Fresh Hook", "Recent Hook"]
+    assert chosen(blocks, ActionId.FILTER_LAST_USED) == "never"
     before = stateful_ids(blocks)
 
     blocks = await admin.click(ActionId.CLEAR_FILTERS)
@@ -404,6 +419,7 @@ async def test_clear_all_clears_every_filter_and_the_search_box(
     assert "initial_value" not in search_box(blocks)
     assert chosen(blocks, ActionId.FILTER_CREATED) is None
     assert chosen(blocks, ActionId.FILTER_STATE) is None
+    assert chosen(blocks, ActionId.FILTER_LAST_USED) is None
     assert stateful_ids(blocks).isdisjoint(before)
     assert len(stateful_ids(blocks)) == 2
 
@@ -499,7 +515,12 @@ async def test_an_unknown_secret_is_not_echoed(
     else:
         secret = issued["Some Hook"].secret
         token = issued["Some Hook"].token
-        await store.tokens.reset(actor=ADMIN, token_id=token.id, row_version=token.row_version)
+        await store.tokens.reset(
+            actor=ADMIN,
+            token_id=token.id,
+            row_version=token.row_version,
+            expires_on=days_ahead(clock=store.clock),
+        )
 
     for blocks in (
         await admin.command(f"search {secret}"),

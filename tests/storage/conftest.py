@@ -26,7 +26,8 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store_options(db_path: Path, clock: FakeClock) -> dict[str, Any]:
     """A store of these tests (see `open_store`): the test key and catalogs, one bootstrap
-    admin, a clock moved by hand."""
+    admin, a clock moved by hand, and no maximum lifetime, so that tokens need no expiry
+    where a test is not about it."""
     return {
         "path": db_path,
         "secret_key": KEY,
@@ -34,6 +35,7 @@ def store_options(db_path: Path, clock: FakeClock) -> dict[str, Any]:
         "scopes": SCOPES,
         "admins": (BOOTSTRAP_ADMIN,),
         "clock": clock,
+        "max_lifetime_days": 0,
     }
 
 

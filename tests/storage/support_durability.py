@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ async def opened_store(path: Path, **overrides: Any) -> AsyncIterator[Store]:
         "clock": FakeClock(),
         # The background flusher must never race a test's own `flush_last_used`.
         "flush_seconds": 3600.0,
+        # No cap, so that tokens need no expiry where a test is not about it.
+        "max_lifetime_days": 0,
     } | overrides
     store = await Store.open(**options)
     try:
@@ -62,6 +65,7 @@ async def create_token(
     description: str = "",
     access_rights: tuple[str, ...] = ("reports:read",),
     primary_contact: str = CONTACT,
+    expires_on: date | None = None,
 ) -> IssuedToken:
     return await store.tokens.create(
         actor=actor,
@@ -69,6 +73,7 @@ async def create_token(
         description=description,
         access_rights=access_rights,
         primary_contact=primary_contact,
+        expires_on=expires_on,
     )
 
 

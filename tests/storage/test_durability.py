@@ -55,6 +55,7 @@ def open_store():
         api_versions={VERSIONS!r},
         scopes={SCOPES!r},
         flush_seconds=3600.0,
+        max_lifetime_days=0,
     )
 """
 
@@ -75,7 +76,7 @@ async def main():
             sid = random.choice(list(known))
             token_id, row_version = known[sid]
             issued = await store.tokens.reset(
-                actor="UWRITER01", token_id=token_id, row_version=row_version
+                actor="UWRITER01", token_id=token_id, row_version=row_version, expires_on=None
             )
         else:
             created += 1
@@ -84,6 +85,7 @@ async def main():
                 name=f"Durable {created}",
                 access_rights=["reports:read"],
                 primary_contact="UCONTACT1",
+                expires_on=None,
             )
         token = issued.token
         known[token.sid] = (token.id, token.row_version)
@@ -263,10 +265,16 @@ async def test_no_issued_secret_reaches_the_database_its_wal_or_a_copy(tmp_path:
                 store, f"Secretive {number}", description=f"First line\nsecond line {number}"
             )
             reset = await store.tokens.reset(
-                actor=ACTOR, token_id=created.token.id, row_version=created.token.row_version
+                actor=ACTOR,
+                token_id=created.token.id,
+                row_version=created.token.row_version,
+                expires_on=None,
             )
             duplicate = await store.tokens.duplicate(
-                actor=ACTOR, token_id=reset.token.id, row_version=reset.token.row_version
+                actor=ACTOR,
+                token_id=reset.token.id,
+                row_version=reset.token.row_version,
+                expires_on=None,
             )
             await store.tokens.edit(
                 actor=ACTOR,

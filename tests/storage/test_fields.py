@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from storage.credentials import generate_secret
@@ -10,6 +12,8 @@ from storage.fields import (
     clean_description,
     clean_name,
     copy_name,
+    expiry_error,
+    latest_expiry,
     name_key,
 )
 
@@ -168,3 +172,44 @@ def test_contacts_are_slack_user_ids() -> None:
 def test_copy_name(name: str, attempt: int, copy: str) -> None:
     assert copy_name(name, attempt) == copy
     assert len(copy) <= 100
+
+
+def test_the_latest_expiry_counts_from_the_secrets_issue_day() -> None:
+    issued = date(2026, 2, 28)
+    assert latest_expiry(secret_issued_on=issued, max_lifetime_days=365) == date(2027, 2, 28)
+    assert latest_expiry(secret_issued_on=issued, max_lifetime_days=1) == date(2026, 3, 1)
+    assert latest_expiry(secret_issued_on=issued, max_lifetime_days=0) is None
+
+
+TODAY = date(2026, 9, 21)
+LATEST = date(2027, 9, 21)
+
+
+@pytest.mark.parametrize(
+    ("expires_on", "latest", "error"),
+    [
+        (TODAY, LATEST, None),  # works through today
+        (LATEST, LATEST, None),
+        (date(2026, 9, 20), LATEST, "must not be in the past"),
+        (date(2026, 9, 20), None, "must not be in the past"),
+        (
+            date(2027, 9, 22),
+            LATEST,
+            "must be on or before 21 Sep 2027, 365 days after this secret was issued;"
+            " reset the token to go further",
+        ),
+        (None, LATEST, "Choose a date: tokens must expire"),
+        (None, None, None),
+        (date(9999, 12, 31), None, None),
+    ],
+)
+def test_expiry_errors(expires_on: date | None, latest: date | None, error: str | None) -> None:
+    assert expiry_error(expires_on, today=TODAY, latest=latest, max_lifetime_days=365) == error
+
+
+def test_an_expiry_error_names_the_latest_date_even_without_the_lifetime() -> None:
+    error = expiry_error(date(2027, 3, 6), today=TODAY, latest=date(2027, 3, 5))
+    assert error == (
+        "must be on or before 5 Mar 2027, the latest allowed for this secret;"
+        " reset the token to go further"
+    )

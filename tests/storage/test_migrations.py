@@ -13,7 +13,7 @@ import pytest
 from storage.credentials import SecretHasher, generate_secret, secret_hint
 from storage.errors import StartupRefused
 from storage.fields import name_key
-from storage.models import Role, TokenEdit, TokenState
+from storage.models import Role, TokenEdit
 from storage.schema import LATEST_VERSION, MIGRATIONS, migrate, schema_version
 from tests.storage.support_durability import (
     ACTOR,
@@ -250,7 +250,7 @@ async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path, versi
             token = tokens[expected.sid]
             assert token.name == expected.name
             assert token.description == f"Seeded for {expected.name}"
-            assert token.state is (TokenState.ENABLED if expected.enabled else TokenState.DISABLED)
+            assert token.enabled is expected.enabled
             assert token.api_version == expected.api_version
             assert token.access_rights == expected.access_rights
             assert token.secret_hint == expected.secret[-4:]
@@ -258,6 +258,7 @@ async def test_an_older_database_is_upgraded_with_its_data(tmp_path: Path, versi
             assert token.reset_at == at(expected.reset_at)
             assert token.last_used_at == at(expected.last_used_at)
             assert token.row_version == expected.row_version
+            assert token.expires_on is None
             # The hashes written by the older release still authenticate.
             authorized = verify(store, expected.secret, expected.sid)
             if expected.enabled:
@@ -380,3 +381,54 @@ async def test_a_failed_migration_leaves_the_version_it_had(tmp_path: Path, conf
         assert store.token_reads.count == len(seeded.tokens)
     assert user_version(path) == LATEST_VERSION
     assert schema_of(path) == fresh_schema(tmp_path)
+
+
+async def test_tokens_from_before_expiry_keep_none_and_their_activity_is_backfilled(
+    tmp_path: Path,
+) -> None:
+    """Migration 6: no expiry for the tokens already there, and each one active since the
+    latest of its creation, its last Reset, its last enable (from the audit log) and its
+    last use, so that idle tokens are judged by what happened before the upgrade too."""
+    path = tmp_path / "tokendesk.db"
+    connection = build_at(path, 5)
+    try:
+        seeded = seed(connection, 5)
+        # The first was used an hour ago; the second was reset two hours ago, then enabled
+        # twice since (the later enable counts).
+        used, reset = seeded.tokens
+        enabled_at = int(START) - 1_800
+        for moment in (enabled_at - 60, enabled_at):
+            connection.execute(
+                "INSERT INTO audit_log (at, actor, action, token_sid, token_name,"
+                " token_name_key, detail) VALUES (?, 'ULEGACY01', 'enable', ?, ?, ?, '{}')",
+                (moment, reset.sid, reset.name, name_key(reset.name)),
+            )
+    finally:
+        connection.close()
+
+    async with opened_store(path, max_lifetime_days=365) as store:
+        tokens = await tokens_by_sid(store)
+        assert {token.expires_on for token in tokens.values()} == {None}
+        assert {token.disabled_reason for token in tokens.values()} == {None}
+        assert tokens[used.sid].last_active_at == at(used.last_used_at)
+        assert tokens[reset.sid].last_active_at == at(enabled_at)
+        authorized = verify(store, used.secret)
+        assert authorized is not None and authorized.expires_at is None
+        # No expiry, no reminder; the scheduler's tables are there and empty.
+        assert await store.expiry.due_reminders(reminder_days=(30, 7, 1)) == []
+        # Editing their other fields under a maximum lifetime leaves them without expiry.
+        change = await store.tokens.edit(
+            actor=ACTOR,
+            token_id=tokens[used.sid].id,
+            row_version=used.row_version,
+            edit=TokenEdit(description="Edited after the upgrade"),
+        )
+        assert change.after.expires_on is None
+        rows = row_counts(path)
+    assert rows["reminder_marks"] == rows["idle_warnings"] == 0
+    connection = plain_connection(path)
+    try:
+        enabled = dict(connection.execute("SELECT sid, enabled_at FROM tokens").fetchall())
+    finally:
+        connection.close()
+    assert enabled == {used.sid: None, reset.sid: enabled_at}

@@ -3,13 +3,19 @@
 A Hypothesis state machine drives one store per example through create, edit, duplicate,
 reset, upgrade, disable/enable, delete, the API-access switch, the auth check, the list
 with its filters and paging, look-ups by id, SID and secret, flushing last-used times,
-reopening (possibly with a newer API version in the catalog) and the audit log, and after
-every step compares everything the store shows with what the model predicts.
+reopening (possibly with a newer API version in the catalog), the audit log and a clock
+that moves (to either side of midnight UTC, too), and after every step compares
+everything the store shows with what the model predicts.
 
 The model is written from the product rules, not from the store's code: names are NFKC,
 trimmed, one visible line of 1–100 characters, unique case-folded; a reference to a token
 (its id, as a card's button carries it) names that token forever; a stale row version
-changes nothing; the same request key is applied once (for a day).
+changes nothing; the same request key is applied once (for a day). A token works through
+its expiry date (UTC) and stops at the next 00:00 UTC; the expiry is never in the past,
+none only without a maximum lifetime, and at most the maximum after the day its current
+secret was issued. The State filter partitions the tokens (Enabled, Expired, Disabled);
+Expiring soon is the enabled ones stopping within 7 days; Last used counts the uses the
+auth check gathered as soon as it gathered them.
 
 Short by default (CI); `TOKENDESK_LONG_TESTS=1` runs many more and longer examples.
 """
@@ -25,7 +31,7 @@ import unicodedata
 import zlib
 from collections.abc import Coroutine
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -50,13 +56,17 @@ from storage.errors import (
     TokenNotFound,
 )
 from storage.models import (
+    IDLE,
+    KEEP,
     AuthorizedToken,
     CreatedOn,
     IssuedToken,
+    KeepExpiry,
+    LastUsedFilter,
+    StateFilter,
     Token,
     TokenEdit,
     TokenFilter,
-    TokenState,
 )
 from storage.store import Store
 from tests.storage.conftest import DAY_SECONDS
@@ -155,14 +165,27 @@ def model_copy_name(name: str, taken: set[str]) -> str:
 
 
 def unused(*tokens: Token) -> tuple[Token, ...]:
-    """Tokens as a change returns them: compared without their last-used time, which the
-    store's change results take from the database only, not from the times not yet
-    flushed (`get` and `page` merge those; the model checks them there)."""
-    return tuple(replace(token, last_used_at=None) for token in tokens)
+    """Tokens as a change returns them: compared without their last-used time (and the
+    activity it makes), which some change results take from the database only, not from
+    the times not yet flushed (`get` and `page` merge those; the model checks them there)."""
+    epoch = datetime.fromtimestamp(0, UTC)
+    return tuple(replace(token, last_used_at=None, last_active_at=epoch) for token in tokens)
 
 
 def _at(seconds: int | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+
+def utc_day(seconds: int) -> date:
+    return datetime.fromtimestamp(seconds, UTC).date()
+
+
+def stop_of(expires_on: date) -> int:
+    """The stop instant: 00:00 UTC of the day after the expiry date."""
+    return (
+        int(datetime(expires_on.year, expires_on.month, expires_on.day, tzinfo=UTC).timestamp())
+        + DAY_SECONDS
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,6 +255,10 @@ CONTACTS = mostly(
 ACTORS = st.sampled_from(["UALICE001", "UBOB00001"])
 REQUEST_KEYS = st.sampled_from([None] * 6 + ["k1", "k2"])
 VERSION_DELTAS = st.sampled_from([0, 0, 0, -1, 1])
+# An expiry as days from today (None: no expiry); around the maximum lifetimes chosen below.
+EXPIRIES = st.sampled_from([None, -1, 0, 1, 2, 7, 8, 29, 30, 31, 365, 366])
+EDITED_EXPIRIES = st.sampled_from(["keep", "keep", "keep"]) | EXPIRIES
+MAX_LIFETIMES = st.sampled_from([0, 30, 365])
 ADVANCES = st.sampled_from(
     [
         0,
@@ -294,6 +321,9 @@ class ModelToken:
     reset_at: int | None
     last_used_at: int | None
     row_version: int
+    expires_on: date | None
+    active_at: int  # creation, last enable or last reset; a use counts on top
+    disabled_reason: str | None = None
 
     def __repr__(self) -> str:
         return f"<token {self.name[:30]!r} id={self.id} v{self.row_version}>"
@@ -304,7 +334,7 @@ class ModelToken:
             sid=self.sid,
             name=self.name,
             description=self.description,
-            state=TokenState.ENABLED if self.enabled else TokenState.DISABLED,
+            enabled=self.enabled,
             api_version=self.api_version,
             access_rights=self.access_rights,
             primary_contact=self.primary_contact,
@@ -316,6 +346,9 @@ class ModelToken:
             reset_at=_at(self.reset_at),
             last_used_at=_at(self.last_used_at),
             row_version=self.row_version,
+            expires_on=self.expires_on,
+            last_active_at=datetime.fromtimestamp(max(self.active_at, self.last_used_at or 0), UTC),
+            disabled_reason=self.disabled_reason,
         )
 
     def authorized(self) -> AuthorizedToken:
@@ -325,7 +358,16 @@ class ModelToken:
             name=self.name,
             api_version=self.api_version,
             access_rights=self.access_rights,
+            expires_at=None if self.expires_on is None else _at(stop_of(self.expires_on)),
+            secret_used="current",
         )
+
+    @property
+    def secret_issued_on(self) -> date:
+        return utc_day(self.reset_at if self.reset_at is not None else self.created_at)
+
+    def expired(self, now: int) -> bool:
+        return self.expires_on is not None and stop_of(self.expires_on) <= now
 
     def touch(self, actor: str, now: int) -> None:
         self.row_version += 1
@@ -342,6 +384,7 @@ class StoreModel(RuleBasedStateMachine):
         self.clock = FakeClock(START)
         self.store: Store | None = None
         self.versions: tuple[str, ...] = ALL_VERSIONS
+        self.max_lifetime = 0
         # The model.
         self.tokens: dict[str, ModelToken] = {}  # the live tokens, by SID
         self.ever: list[ModelToken] = []  # every token ever created, deleted ones too
@@ -390,6 +433,7 @@ class StoreModel(RuleBasedStateMachine):
             scopes=SCOPES,
             clock=self.clock,
             flush_seconds=3600.0,
+            max_lifetime_days=self.max_lifetime,
         )
 
     def teardown(self) -> None:
@@ -412,6 +456,17 @@ class StoreModel(RuleBasedStateMachine):
         if request_key is None or request_key not in self.claims:
             return False
         return self.claims[request_key] >= self.now - DAY_SECONDS
+
+    def expiry(self, days: int | None) -> date | None:
+        return None if days is None else utc_day(self.now) + timedelta(days=days)
+
+    def expiry_refused(self, expires_on: date | None, issued_on: date) -> bool:
+        """Whether the rules refuse `expires_on` for a secret issued on `issued_on`."""
+        if expires_on is None:
+            return self.max_lifetime > 0
+        if expires_on < utc_day(self.now):
+            return True
+        return self.max_lifetime > 0 and expires_on > issued_on + timedelta(self.max_lifetime)
 
     def claim(self, request_key: str | None) -> None:
         if request_key is not None:
@@ -451,6 +506,7 @@ class StoreModel(RuleBasedStateMachine):
         api_version: str,
         access_rights: tuple[str, ...],
         primary_contact: str,
+        expires_on: date | None,
     ) -> ModelToken:
         """Add a token the store just created (by create or duplicate), after checking what
         the model cannot predict: its id, SID and secret are new ones."""
@@ -480,6 +536,8 @@ class StoreModel(RuleBasedStateMachine):
             reset_at=None,
             last_used_at=None,
             row_version=1,
+            expires_on=expires_on,
+            active_at=self.now,
         )
         self.ever.append(created)
         self.tokens[created.sid] = created
@@ -494,7 +552,7 @@ class StoreModel(RuleBasedStateMachine):
             return None
         if sid is not None and sid != owner.sid:
             return None
-        if not owner.enabled or not self.api_access:
+        if not owner.enabled or owner.expired(self.now) or not self.api_access:
             return None
         return owner
 
@@ -502,6 +560,7 @@ class StoreModel(RuleBasedStateMachine):
 
     @initialize(
         versions=st.sampled_from([ALL_VERSIONS, ALL_VERSIONS[:1], ALL_VERSIONS[:2]]),
+        max_lifetime=MAX_LIFETIMES,
         seed=st.lists(
             st.tuples(
                 st.sampled_from(VALID_NAMES) | st.sampled_from(VALID_NAMES[-4:]),
@@ -512,16 +571,22 @@ class StoreModel(RuleBasedStateMachine):
         api_access=st.booleans(),
     )
     def open_store(
-        self, versions: tuple[str, ...], seed: list[tuple[str, int]], api_access: bool
+        self,
+        versions: tuple[str, ...],
+        max_lifetime: int,
+        seed: list[tuple[str, int]],
+        api_access: bool,
     ) -> None:
-        """Open the store (maybe on an older catalog, so that Upgrade has work to do) with a
-        few tokens already, some created in the same second, some days apart (bucket
-        boundaries), so that every example has something to act on."""
+        """Open the store (maybe on an older catalog, so that Upgrade has work to do; with
+        or without a maximum lifetime) with a few tokens already, some created in the same
+        second, some days apart (bucket boundaries), so that every example has something to
+        act on."""
         self.versions = versions
+        self.max_lifetime = max_lifetime
         self.store = self.run(self._open())
         self.set_api_access("UALICE001", api_access)
         for name, days in seed:
-            self.create("UALICE001", name, "", frozenset(SCOPES[:1]), "UCONTACT1", None)
+            self.create("UALICE001", name, "", frozenset(SCOPES[:1]), "UCONTACT1", 7, None)
             self.clock.advance(days * DAY_SECONDS)
 
     # Rules -------------------------------------------------------------------------------
@@ -530,12 +595,19 @@ class StoreModel(RuleBasedStateMachine):
     def advance_clock(self, seconds: float) -> None:
         self.clock.advance(seconds)
 
+    @rule(days=st.sampled_from([1, 2, 8]), offset=st.sampled_from([-1, 0, 1]))
+    def advance_to_midnight(self, days: int, offset: int) -> None:
+        """To a second before, at or after 00:00 UTC `days` days from now: where tokens stop."""
+        midnight = (self.now // DAY_SECONDS + days) * DAY_SECONDS
+        self.clock.now = midnight + offset
+
     @rule(
         actor=ACTORS,
         raw_name=NAMES,
         raw_description=DESCRIPTIONS,
         raw_rights=RIGHTS,
         raw_contact=CONTACTS,
+        expiry_days=EXPIRIES,
         request_key=REQUEST_KEYS,
     )
     def create(
@@ -545,12 +617,14 @@ class StoreModel(RuleBasedStateMachine):
         raw_description: str,
         raw_rights: frozenset[str],
         raw_contact: str,
+        expiry_days: int | None,
         request_key: str | None,
     ) -> None:
         name = model_name(raw_name)
         description = model_description(raw_description)
         rights = model_rights(raw_rights)
         contact = model_contact(raw_contact)
+        expires_on = self.expiry(expiry_days)
         bad = {
             field
             for field, value in (
@@ -561,6 +635,8 @@ class StoreModel(RuleBasedStateMachine):
             )
             if value is None
         }
+        if self.expiry_refused(expires_on, utc_day(self.now)):
+            bad.add("expires_on")
         expected: type[StoreError] | None = None
         if bad:
             expected = InvalidInput
@@ -576,6 +652,7 @@ class StoreModel(RuleBasedStateMachine):
                 description=raw_description,
                 access_rights=raw_rights,
                 primary_contact=raw_contact,
+                expires_on=expires_on,
                 request_key=request_key,
             ),
             expected,
@@ -593,6 +670,7 @@ class StoreModel(RuleBasedStateMachine):
             api_version=self.versions[-1],
             access_rights=rights,
             primary_contact=contact,
+            expires_on=expires_on,
         )
         self.claim(request_key)
         self.audit.append(("create", created.sid, actor))
@@ -605,6 +683,7 @@ class StoreModel(RuleBasedStateMachine):
         raw_description=st.none() | DESCRIPTIONS,
         raw_rights=st.none() | RIGHTS,
         raw_contact=st.none() | CONTACTS,
+        expiry_days=EDITED_EXPIRIES,
         delta=VERSION_DELTAS,
         request_key=REQUEST_KEYS,
     )
@@ -616,6 +695,7 @@ class StoreModel(RuleBasedStateMachine):
         raw_description: str | None,
         raw_rights: frozenset[str] | None,
         raw_contact: str | None,
+        expiry_days: int | str | None,
         delta: int,
         request_key: str | None,
     ) -> None:
@@ -632,12 +712,20 @@ class StoreModel(RuleBasedStateMachine):
             given["primary_contact"] = model_contact(raw_contact)
         bad = {field for field, value in given.items() if value is None}
         wanted = {field: value for field, value in given.items() if value is not None}
+        expires_on: date | None | KeepExpiry = (
+            KEEP if isinstance(expiry_days, str) else self.expiry(expiry_days)
+        )
+        if not isinstance(expires_on, KeepExpiry):
+            wanted["expires_on"] = expires_on
         changes = {f: v for f, v in wanted.items() if getattr(token, f) != v}
         expected: type[StoreError] | None = None
         if bad:
             expected = InvalidInput
         else:
             expected = self.refusal(token, row_version, request_key)
+        if expected is None and "expires_on" in changes:
+            if self.expiry_refused(changes["expires_on"], token.secret_issued_on):
+                expected, bad = InvalidInput, {"expires_on"}
         if expected is None and "name" in changes:
             if key_of(changes["name"]) in self.live_keys(besides=token.sid):
                 expected = NameTaken
@@ -646,6 +734,7 @@ class StoreModel(RuleBasedStateMachine):
             description=raw_description,
             access_rights=raw_rights,
             primary_contact=raw_contact,
+            expires_on=expires_on,
         )
         change = self.outcome(
             f"edit {token.sid} {edit!r}",
@@ -672,19 +761,38 @@ class StoreModel(RuleBasedStateMachine):
         assert unused(change.before, change.after) == unused(before, token.expected())
 
     @precondition(lambda self: self.ever)
-    @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
+    @rule(
+        data=st.data(),
+        actor=ACTORS,
+        delta=VERSION_DELTAS,
+        expiry_days=EXPIRIES,
+        request_key=REQUEST_KEYS,
+    )
     def duplicate(
-        self, data: st.DataObject, actor: str, delta: int, request_key: str | None
+        self,
+        data: st.DataObject,
+        actor: str,
+        delta: int,
+        expiry_days: int | None,
+        request_key: str | None,
     ) -> None:
         source = self.pick(data)
         row_version = source.row_version + delta
-        expected = self.refusal(source, row_version, request_key)
+        expires_on = self.expiry(expiry_days)
+        expected: type[StoreError] | None = InvalidInput
+        if not self.expiry_refused(expires_on, utc_day(self.now)):
+            expected = self.refusal(source, row_version, request_key)
         issued = self.outcome(
             f"duplicate {source.sid} {source.name!r}",
             self.s.tokens.duplicate(
-                actor=actor, token_id=source.id, row_version=row_version, request_key=request_key
+                actor=actor,
+                token_id=source.id,
+                row_version=row_version,
+                expires_on=expires_on,
+                request_key=request_key,
             ),
             expected,
+            {"expires_on"},
         )
         name = model_copy_name(source.name, self.live_keys())
         if issued is None:
@@ -698,22 +806,44 @@ class StoreModel(RuleBasedStateMachine):
             api_version=source.api_version,
             access_rights=source.access_rights,
             primary_contact=source.primary_contact,
+            expires_on=expires_on,
         )
         self.claim(request_key)
         self.audit.append(("duplicate", copy.sid, actor))
 
     @precondition(lambda self: self.ever)
-    @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
-    def reset(self, data: st.DataObject, actor: str, delta: int, request_key: str | None) -> None:
+    @rule(
+        data=st.data(),
+        actor=ACTORS,
+        delta=VERSION_DELTAS,
+        expiry_days=EXPIRIES,
+        request_key=REQUEST_KEYS,
+    )
+    def reset(
+        self,
+        data: st.DataObject,
+        actor: str,
+        delta: int,
+        expiry_days: int | None,
+        request_key: str | None,
+    ) -> None:
         token = self.pick(data)
         row_version = token.row_version + delta
+        expires_on = self.expiry(expiry_days)
         expected = self.refusal(token, row_version, request_key)
+        if expected is None and self.expiry_refused(expires_on, utc_day(self.now)):
+            expected = InvalidInput
         issued = self.outcome(
             f"reset {token.sid}",
             self.s.tokens.reset(
-                actor=actor, token_id=token.id, row_version=row_version, request_key=request_key
+                actor=actor,
+                token_id=token.id,
+                row_version=row_version,
+                expires_on=expires_on,
+                request_key=request_key,
             ),
             expected,
+            {"expires_on"},
         )
         if issued is None:
             return
@@ -721,6 +851,8 @@ class StoreModel(RuleBasedStateMachine):
         assert all(issued.secret != known for known, _ in self.secrets), "reset: secret reused"
         token.secret = issued.secret
         token.reset_at = self.now
+        token.active_at = self.now
+        token.expires_on = expires_on
         token.touch(actor, self.now)
         self.secrets.append((issued.secret, token.sid))
         self.claim(request_key)
@@ -751,13 +883,17 @@ class StoreModel(RuleBasedStateMachine):
         assert unused(upgraded) == unused(token.expected())
 
     @precondition(lambda self: self.ever)
-    @rule(data=st.data(), actor=ACTORS, enabled=st.booleans())
-    def set_enabled(self, data: st.DataObject, actor: str, enabled: bool) -> None:
+    @rule(data=st.data(), actor=ACTORS, enabled=st.booleans(), idle=st.booleans())
+    def set_enabled(self, data: st.DataObject, actor: str, enabled: bool, idle: bool) -> None:
+        """Enable, disable, or disable as Token Desk does an unused token (reason idle)."""
         token = self.pick(data)
+        reason = IDLE if idle and not enabled else None
         expected = None if token.sid in self.tokens else TokenNotFound
         change = self.outcome(
             f"{'enable' if enabled else 'disable'} {token.sid}",
-            self.s.tokens.set_enabled(actor=actor, token_id=token.id, enabled=enabled),
+            self.s.tokens.set_enabled(
+                actor=actor, token_id=token.id, enabled=enabled, reason=reason
+            ),
             expected,
         )
         if change is None:
@@ -766,6 +902,9 @@ class StoreModel(RuleBasedStateMachine):
         moved = token.enabled != enabled
         if moved:
             token.enabled = enabled
+            token.disabled_reason = reason
+            if enabled:
+                token.active_at = max(token.active_at, self.now)
             token.touch(actor, self.now)
             self.audit.append(("enable" if enabled else "disable", token.sid, actor))
         assert change.changed == moved
@@ -849,7 +988,8 @@ class StoreModel(RuleBasedStateMachine):
     @rule(
         search=SEARCHES,
         created_on=st.none() | st.sampled_from(CreatedOn),
-        state=st.none() | st.sampled_from(TokenState),
+        state=st.none() | st.sampled_from(StateFilter),
+        last_used=st.none() | st.sampled_from(LastUsedFilter),
         offset=st.integers(0, 12),
         limit=st.integers(1, 12) | st.just(PAGE_MAX),
     )
@@ -857,11 +997,12 @@ class StoreModel(RuleBasedStateMachine):
         self,
         search: str,
         created_on: CreatedOn | None,
-        state: TokenState | None,
+        state: StateFilter | None,
+        last_used: LastUsedFilter | None,
         offset: int,
         limit: int,
     ) -> None:
-        filters = TokenFilter(name=search, created_on=created_on, state=state)
+        filters = TokenFilter(name=search, created_on=created_on, state=state, last_used=last_used)
         chosen = self.newest_first([t for t in self.tokens.values() if self.matches(t, filters)])
         page = self.run(self.s.token_reads.page(filters=filters, offset=offset, limit=limit))
         assert page.total == len(chosen), f"total for {filters!r}"
@@ -909,7 +1050,33 @@ class StoreModel(RuleBasedStateMachine):
             return False
         if filters.created_on is CreatedOn.MORE_THAN_30_DAYS and age <= 30 * DAY_SECONDS:
             return False
-        return filters.state is None or token.enabled == (filters.state is TokenState.ENABLED)
+        return self.state_matches(token, filters.state) and self.use_matches(
+            token, filters.last_used
+        )
+
+    def state_matches(self, token: ModelToken, state: StateFilter | None) -> bool:
+        expired = token.expired(self.now)
+        if state is StateFilter.ENABLED:
+            return token.enabled and not expired
+        if state is StateFilter.EXPIRED:
+            return token.enabled and expired
+        if state is StateFilter.DISABLED:
+            return not token.enabled
+        if state is StateFilter.EXPIRING_SOON:
+            return (
+                token.enabled
+                and token.expires_on is not None
+                and self.now < stop_of(token.expires_on) <= self.now + 7 * DAY_SECONDS
+            )
+        return True
+
+    def use_matches(self, token: ModelToken, last_used: LastUsedFilter | None) -> bool:
+        if last_used is LastUsedFilter.NEVER:
+            return token.last_used_at is None
+        if last_used is not None:
+            days = 30 if last_used is LastUsedFilter.NOT_30_DAYS else 90
+            return token.last_used_at is None or token.last_used_at < self.now - days * DAY_SECONDS
+        return True
 
     def newest_first(self, tokens: list[ModelToken]) -> list[ModelToken]:
         return sorted(tokens, key=lambda t: (t.created_at, t.id), reverse=True)
@@ -935,7 +1102,9 @@ class StoreModel(RuleBasedStateMachine):
         # Every filter on its own, at this moment (bucket boundaries included).
         for filters in (
             [TokenFilter(created_on=c) for c in CreatedOn]
-            + [TokenFilter(state=s) for s in TokenState]
+            + [TokenFilter(state=s) for s in StateFilter]
+            + [TokenFilter(last_used=u) for u in LastUsedFilter]
+            + [TokenFilter(state=StateFilter.ENABLED, last_used=LastUsedFilter.NEVER)]
             + [TokenFilter(name=n) for n in ("%", "_", "ß", "ＡＬＰ", "(copy 2)")]
         ):
             page = self.run(self.s.token_reads.page(filters=filters, limit=PAGE_MAX))
@@ -944,6 +1113,18 @@ class StoreModel(RuleBasedStateMachine):
             )
             assert [t.sid for t in page.tokens] == [t.sid for t in matching], f"{filters!r}"
             assert page.total == len(matching), f"total for {filters!r}"
+        # The State filter's first three values partition the tokens.
+        parts = [
+            {
+                t.sid
+                for t in self.run(
+                    self.s.token_reads.page(filters=TokenFilter(state=s), limit=PAGE_MAX)
+                ).tokens
+            }
+            for s in (StateFilter.ENABLED, StateFilter.EXPIRED, StateFilter.DISABLED)
+        ]
+        assert sum(len(part) for part in parts) == len(self.tokens)
+        assert set().union(*parts) == {t.sid for t in shown}
 
     @invariant()
     def one_secret_per_token(self) -> None:
@@ -964,7 +1145,11 @@ class StoreModel(RuleBasedStateMachine):
                 passing[owner.sid] = passing.get(owner.sid, 0) + 1
                 owner.last_used_at = self.now
                 self.unflushed.add(owner.sid)
-        usable = {t.sid for t in self.tokens.values() if t.enabled and self.api_access}
+        usable = {
+            t.sid
+            for t in self.tokens.values()
+            if t.enabled and not t.expired(self.now) and self.api_access
+        }
         assert passing == dict.fromkeys(usable, 1)
 
 

@@ -14,7 +14,7 @@ from storage.errors import (
     StaleVersion,
     TokenNotFound,
 )
-from storage.models import CreatedOn, TokenEdit, TokenFilter, TokenState
+from storage.models import CreatedOn, StateFilter, TokenEdit, TokenFilter
 from storage.store import Store
 from tests.storage.conftest import DAY_SECONDS, FakeClock, OpenStore
 from tests.storage.support_durability import create_token
@@ -29,7 +29,7 @@ async def test_create_issues_an_enabled_token_on_the_newest_version(store: Store
 
     assert is_valid_secret(issued.secret)
     assert token.secret_hint == issued.secret[-4:]
-    assert token.state is TokenState.ENABLED
+    assert token.enabled
     assert token.api_version == "v3"
     assert token.access_rights == ("reports:read",)
     assert token.primary_contact == "UCONTACT1"
@@ -56,6 +56,7 @@ async def test_create_reports_every_bad_field_at_once(store: Store) -> None:
             description="x" * 501,
             access_rights=["admin:everything"],
             primary_contact="not-a-user",
+            expires_on=None,
         )
     assert set(refused.value.errors) == {
         "name",
@@ -100,8 +101,8 @@ async def test_two_concurrent_resets_one_wins_and_the_other_names_the_winner(
     token = (await create_token(store)).token
     await store.account.set_api_access(actor="UADMIN001", enabled=True)
     results = await asyncio.gather(
-        store.tokens.reset(actor="UFIRST001", token_id=token.id, row_version=1),
-        store.tokens.reset(actor="USECOND01", token_id=token.id, row_version=1),
+        store.tokens.reset(actor="UFIRST001", token_id=token.id, row_version=1, expires_on=None),
+        store.tokens.reset(actor="USECOND01", token_id=token.id, row_version=1, expires_on=None),
         return_exceptions=True,
     )
     winners = [result for result in results if not isinstance(result, BaseException)]
@@ -117,7 +118,9 @@ async def test_reset_replaces_the_secret_and_keeps_the_sid(store: Store, clock: 
     await store.account.set_api_access(actor="UADMIN001", enabled=True)
     clock.advance(60)
 
-    reset = await store.tokens.reset(actor="URESET001", token_id=issued.token.id, row_version=1)
+    reset = await store.tokens.reset(
+        actor="URESET001", token_id=issued.token.id, row_version=1, expires_on=None
+    )
 
     assert verify(store, issued.secret) is None
     assert verify(store, reset.secret) is not None
@@ -136,9 +139,11 @@ async def test_a_stale_row_version_is_refused_naming_who_changed_the_token(
         actor="UEDITOR01", token_id=token.id, row_version=1, edit=TokenEdit(description="new")
     )
     for change in (
-        store.tokens.reset(actor="ULATE0001", token_id=token.id, row_version=1),
+        store.tokens.reset(actor="ULATE0001", token_id=token.id, row_version=1, expires_on=None),
         store.tokens.upgrade(actor="ULATE0001", token_id=token.id, row_version=1),
-        store.tokens.duplicate(actor="ULATE0001", token_id=token.id, row_version=1),
+        store.tokens.duplicate(
+            actor="ULATE0001", token_id=token.id, row_version=1, expires_on=None
+        ),
         store.tokens.delete(actor="ULATE0001", token_id=token.id, row_version=1),
         store.tokens.edit(
             actor="ULATE0001", token_id=token.id, row_version=1, edit=TokenEdit(name="Other")
@@ -156,7 +161,9 @@ async def test_changes_to_a_deleted_token_raise_not_found(store: Store) -> None:
     token = (await create_token(store)).token
     await store.tokens.delete(actor="UACTOR001", token_id=token.id, row_version=1)
     with pytest.raises(TokenNotFound):
-        await store.tokens.reset(actor="UACTOR001", token_id=token.id, row_version=1)
+        await store.tokens.reset(
+            actor="UACTOR001", token_id=token.id, row_version=1, expires_on=None
+        )
     with pytest.raises(TokenNotFound):
         await store.tokens.set_enabled(actor="UACTOR001", token_id=token.id, enabled=False)
 
@@ -225,13 +232,16 @@ async def test_duplicate_copies_the_fields_with_a_new_sid_and_secret(store: Stor
     disabled = await store.token_reads.get(token_id=source.token.id)
 
     copy = await store.tokens.duplicate(
-        actor="UCOPIER01", token_id=source.token.id, row_version=disabled.row_version
+        actor="UCOPIER01",
+        token_id=source.token.id,
+        row_version=disabled.row_version,
+        expires_on=None,
     )
 
     assert copy.token.name == "Lifecycle Alpha (copy)"
     assert copy.token.sid != source.token.sid
     assert copy.secret != source.secret
-    assert copy.token.state is TokenState.ENABLED
+    assert copy.token.enabled
     assert copy.token.description == "desc"
     assert copy.token.access_rights == source.token.access_rights
     assert copy.token.primary_contact == source.token.primary_contact
@@ -242,17 +252,25 @@ async def test_duplicates_are_numbered_from_the_base_name(store: Store) -> None:
     source = (await create_token(store, "Report")).token
     names = []
     for _ in range(3):
-        copy = await store.tokens.duplicate(actor="U0COPY001", token_id=source.id, row_version=1)
+        copy = await store.tokens.duplicate(
+            actor="U0COPY001", token_id=source.id, row_version=1, expires_on=None
+        )
         names.append(copy.token.name)
-    again = await store.tokens.duplicate(actor="U0COPY001", token_id=copy.token.id, row_version=1)
+    again = await store.tokens.duplicate(
+        actor="U0COPY001", token_id=copy.token.id, row_version=1, expires_on=None
+    )
     assert names == ["Report (copy)", "Report (copy 2)", "Report (copy 3)"]
     assert again.token.name == "Report (copy 4)"
 
 
 async def test_a_duplicate_of_a_long_name_fits_100_characters(store: Store) -> None:
     source = (await create_token(store, "x" * 100)).token
-    first = await store.tokens.duplicate(actor="U0COPY001", token_id=source.id, row_version=1)
-    second = await store.tokens.duplicate(actor="U0COPY001", token_id=source.id, row_version=1)
+    first = await store.tokens.duplicate(
+        actor="U0COPY001", token_id=source.id, row_version=1, expires_on=None
+    )
+    second = await store.tokens.duplicate(
+        actor="U0COPY001", token_id=source.id, row_version=1, expires_on=None
+    )
     assert first.token.name == "x" * 93 + " (copy)"
     assert second.token.name == "x" * 91 + " (copy 2)"
 
@@ -284,7 +302,7 @@ async def test_disable_and_enable_are_idempotent_and_need_no_version(store: Stor
     disabled = await store.tokens.set_enabled(actor="UACTOR001", token_id=token_id, enabled=False)
     again = await store.tokens.set_enabled(actor="UACTOR001", token_id=token_id, enabled=False)
     assert disabled.changed and not again.changed
-    assert again.after.state is TokenState.DISABLED and again.after.row_version == 2
+    assert not again.after.enabled and again.after.row_version == 2
     assert verify(store, issued.secret) is None
 
     enabled = await store.tokens.set_enabled(actor="UACTOR001", token_id=token_id, enabled=True)
@@ -437,11 +455,11 @@ async def test_list_filters_alone_and_combined(store: Store, clock: FakeClock) -
     assert last_7 == [f"Token {n}" for n in range(39, 32, -1)] and total == 7
     assert (await names(created_on=CreatedOn.LAST_30_DAYS))[1] == 30
     assert (await names(created_on=CreatedOn.MORE_THAN_30_DAYS))[1] == 10
-    assert (await names(state=TokenState.DISABLED))[1] == 14
-    assert (await names(state=TokenState.ENABLED))[1] == 26
+    assert (await names(state=StateFilter.DISABLED))[1] == 14
+    assert (await names(state=StateFilter.ENABLED))[1] == 26
     assert await names(name="token 1") == ([f"Token {n}" for n in range(19, 9, -1)], 10)
     combined = await names(
-        name="token 3", state=TokenState.DISABLED, created_on=CreatedOn.LAST_7_DAYS
+        name="token 3", state=StateFilter.DISABLED, created_on=CreatedOn.LAST_7_DAYS
     )
     assert combined == (["Token 39", "Token 36", "Token 33"], 3)
     assert await names(name="nothing like it") == ([], 0)
@@ -471,8 +489,12 @@ async def test_list_refuses_out_of_range_paging(store: Store) -> None:
 
 async def test_no_audit_record_holds_a_secret(store: Store) -> None:
     issued = await create_token(store)
-    reset = await store.tokens.reset(actor="UACTOR001", token_id=issued.token.id, row_version=1)
-    copy = await store.tokens.duplicate(actor="UACTOR001", token_id=issued.token.id, row_version=2)
+    reset = await store.tokens.reset(
+        actor="UACTOR001", token_id=issued.token.id, row_version=1, expires_on=None
+    )
+    copy = await store.tokens.duplicate(
+        actor="UACTOR001", token_id=issued.token.id, row_version=2, expires_on=None
+    )
     events = json.dumps([(event.before, event.after) for event in await store.audit.events()])
     for secret in (issued.secret, reset.secret, copy.secret):
         assert secret[4:36] not in events
@@ -486,6 +508,7 @@ async def test_a_request_delivered_twice_is_applied_once(store: Store) -> None:
         access_rights=["reports:read"],
         primary_contact="UCONTACT1",
         request_key="V0VIEW001",
+        expires_on=None,
     )
     with pytest.raises(AlreadyApplied):
         await store.tokens.create(
@@ -494,12 +517,15 @@ async def test_a_request_delivered_twice_is_applied_once(store: Store) -> None:
             access_rights=["reports:read"],
             primary_contact="UCONTACT1",
             request_key="V0VIEW001",
+            expires_on=None,
         )
     token_id = first.token.id
-    await store.tokens.reset(actor="UACTOR001", token_id=token_id, row_version=1, request_key="R1")
+    await store.tokens.reset(
+        actor="UACTOR001", token_id=token_id, row_version=1, request_key="R1", expires_on=None
+    )
     with pytest.raises(AlreadyApplied):
         await store.tokens.reset(
-            actor="UACTOR001", token_id=token_id, row_version=2, request_key="R1"
+            actor="UACTOR001", token_id=token_id, row_version=2, request_key="R1", expires_on=None
         )
     assert (await store.token_reads.page()).total == 1
     assert (await store.token_reads.get(token_id=token_id)).row_version == 2
@@ -520,6 +546,7 @@ async def test_a_failed_change_leaves_its_request_key_unused(store: Store) -> No
         access_rights=["reports:read"],
         primary_contact="UCONTACT1",
         request_key="D2",
+        expires_on=None,
     )
 
 
@@ -530,4 +557,4 @@ async def test_a_deleted_tokens_id_is_never_given_again(store: Store) -> None:
     assert second.id != first.id
     with pytest.raises(TokenNotFound):
         await store.tokens.set_enabled(actor="UACTOR001", token_id=first.id, enabled=False)
-    assert (await store.token_reads.get(token_id=second.id)).state is TokenState.ENABLED
+    assert (await store.token_reads.get(token_id=second.id)).enabled

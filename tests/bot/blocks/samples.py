@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from storage.models import Token, TokenState
+from storage.models import Token
 
 WHEN = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
 # A name that would ping, link and format if it reached mrkdwn unescaped.
@@ -18,7 +18,7 @@ def token(number: int = 1, **overrides: Any) -> Token:
         "sid": f"TD{number:020d}",
         "name": f"Token {number}",
         "description": "",
-        "state": TokenState.ENABLED,
+        "enabled": True,
         "api_version": "v3",
         "access_rights": ("reports:read",),
         "primary_contact": "UCONTACT1",
@@ -30,5 +30,8 @@ def token(number: int = 1, **overrides: Any) -> Token:
         "reset_at": None,
         "last_used_at": None,
         "row_version": 3,
+        "expires_on": None,
+        "last_active_at": WHEN,
+        "disabled_reason": None,
     }
     return Token(**(fields | overrides))

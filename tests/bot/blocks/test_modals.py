@@ -2,31 +2,51 @@
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 from slack_sdk.models.views import View
 
-from bot.blocks.modals import confirm_view, message_view, secret_view, token_form
+from bot.blocks.modals import (
+    EXPIRY_DATE_HINT,
+    ExpiryOffer,
+    confirm_view,
+    message_view,
+    secret_view,
+    token_form,
+)
 from bot.blocks.notices import Issued
 from bot.ids import MenuChoice
 from bot.inputs.modal_context import ModalContext
+from bot.inputs.payloads import ChosenExpiry, chosen_expiry
 from bot.list_view import ListView
 from slack_standin.blockkit import check_view
+from slack_standin.client import fill
 from storage.fields import DESCRIPTION_MAX, NAME_MAX
-from storage.models import IssuedToken, TokenFilter
+from storage.models import CreatedOn, IssuedToken, LastUsedFilter, StateFilter, TokenFilter
 from tests.bot.blocks.samples import HOSTILE, token
-from tests.bot.blockwalk import all_text, assert_harmless, blocks_of, interactive
+from tests.bot.blockwalk import all_text, assert_harmless, block_in, blocks_of, interactive
 
 SCOPES = tuple(f"scope{n:02d}:{'x' * 60}" for n in range(100))
 SECRET = "tdk_" + "A" * 38
 CONFIRMED = (MenuChoice.DUPLICATE, MenuChoice.RESET, MenuChoice.UPGRADE, MenuChoice.DELETE)
+TODAY = date(2026, 11, 30)
+NEW_SECRET = ExpiryOffer.for_new_secret(today=TODAY, max_lifetime_days=365, default_days=90)
 
 
 def widest_context() -> ModalContext:
     """As much as a modal ever carries: a token, a response_url, a full filter."""
     return ModalContext.of(
-        view=ListView(filters=TokenFilter(name="n" * 100), offset=9_999_990),
+        view=ListView(
+            filters=TokenFilter(
+                name="n" * 100,
+                created_on=CreatedOn.MORE_THAN_30_DAYS,
+                state=StateFilter.EXPIRING_SOON,
+                last_used=LastUsedFilter.NOT_90_DAYS,
+            ),
+            offset=9_999_990,
+        ),
         response_url="https://hooks.slack.com/actions/" + "x" * 900,
         now=1_800_000_000.0,
         token_id=2**53 - 1,
@@ -46,12 +66,21 @@ def test_the_create_form_offers_only_the_newest_version_and_fits_slacks_limits()
             newest_version="2025-06",
             scopes=SCOPES,
             contact="UCONTACT1",
+            expiry=NEW_SECRET,
             name=HOSTILE,
         )
     )
     assert check_view(form) == []
     labels = [b["label"]["text"] for b in blocks_of(form) if b["type"] == "input"]
-    assert labels == ["Name", "Description", "API version", "Access rights", "Primary contact"]
+    assert labels == [
+        "Name",
+        "Description",
+        "API version",
+        "Access rights",
+        "Primary contact",
+        "Works until",
+        "Date",
+    ]
     version = next(b for b in blocks_of(form) if b["block_id"] == "api_version")["element"]
     assert [o["value"] for o in version["options"]] == ["2025-06"]
     assert version["initial_option"]["value"] == "2025-06"
@@ -74,6 +103,9 @@ def test_the_edit_form_is_prefilled_and_shows_the_version_read_only() -> None:
             newest_version="v3",
             scopes=SCOPES,
             contact=hostile.primary_contact,
+            expiry=ExpiryOffer.for_edit(
+                hostile, today=TODAY, max_lifetime_days=365, default_days=90
+            ),
             token=hostile,
         )
     )
@@ -90,9 +122,17 @@ def test_the_edit_form_is_prefilled_and_shows_the_version_read_only() -> None:
 def test_each_confirmation_names_the_token_escaped(choice: MenuChoice) -> None:
     hostile = token(name=HOSTILE, api_version="<v1>")
     view = as_dict(
-        confirm_view(choice, token=hostile, newest_version="<v3>", context=widest_context())
+        confirm_view(
+            choice,
+            token=hostile,
+            newest_version="<v3>",
+            context=widest_context(),
+            expiry=NEW_SECRET,
+        )
     )
     assert check_view(view) == []
+    issues_a_secret = choice in (MenuChoice.DUPLICATE, MenuChoice.RESET)
+    assert any(b.get("block_id") == "expiry" for b in blocks_of(view)) is issues_a_secret
     assert_harmless(view)
     assert "&lt;!channel&gt; &amp; &lt;@U1&gt;" in all_text(view)
     assert view["callback_id"] == "token_confirm" and view["submit"] is not None
@@ -119,3 +159,203 @@ def test_a_message_view_only_closes() -> None:
     view = as_dict(message_view("*Done*"))
     assert check_view(view) == []
     assert view.get("submit") is None and view["close"]["text"] == "Close"
+
+
+# -- the expiry choice ------------------------------------------------------------------------
+
+
+def expiry_of(offer: ExpiryOffer) -> tuple[list[tuple[str, str]], str | None, dict[str, Any]]:
+    """The Works until options (value, label), the initial one's value, and the date block,
+    as the create form renders them."""
+    form = as_dict(
+        token_form(
+            context=ModalContext(),
+            newest_version="v3",
+            scopes=SCOPES[:1],
+            contact="UCONTACT1",
+            expiry=offer,
+        )
+    )
+    assert check_view(form) == []
+    select = block_in(form, "expiry")
+    element = select["element"]
+    options = [(o["value"], o["text"]["text"]) for o in element["options"]]
+    initial = element.get("initial_option")
+    assert initial is None or initial in element["options"]
+    return options, None if initial is None else initial["value"], block_in(form, "expiry_date")
+
+
+def test_the_presets_count_from_today_and_show_their_dates() -> None:
+    options, initial, picker = expiry_of(NEW_SECRET)
+    assert options == [
+        ("2026-12-07", "7 days (7 Dec 2026)"),
+        ("2026-12-30", "30 days (30 Dec 2026)"),
+        ("2027-01-29", "60 days (29 Jan 2027)"),
+        ("2027-02-28", "90 days (28 Feb 2027)"),
+        ("2027-11-30", "1 year (30 Nov 2027)"),
+        ("on_a_date", "On a date…"),
+    ]
+    assert initial == "2027-02-28"
+    assert picker["optional"] is True and picker["element"]["type"] == "datepicker"
+    assert picker["hint"]["text"] == EXPIRY_DATE_HINT
+    assert "initial_date" not in picker["element"]
+
+
+def test_only_presets_within_the_maximum_are_offered() -> None:
+    offer = ExpiryOffer.for_new_secret(today=TODAY, max_lifetime_days=60, default_days=30)
+    options, initial, _ = expiry_of(offer)
+    assert [label for _, label in options] == [
+        "7 days (7 Dec 2026)",
+        "30 days (30 Dec 2026)",
+        "60 days (29 Jan 2027)",
+        "On a date…",
+    ]
+    assert initial == "2026-12-30"
+
+
+def test_a_default_that_is_no_preset_gets_its_own_option() -> None:
+    offer = ExpiryOffer.for_new_secret(today=TODAY, max_lifetime_days=365, default_days=45)
+    options, initial, _ = expiry_of(offer)
+    assert ("2027-01-14", "45 days (14 Jan 2027)") in options
+    assert [value for value, _ in options].index("2027-01-14") == 2
+    assert initial == "2027-01-14"
+
+
+def test_never_is_offered_only_without_a_maximum() -> None:
+    capped, _, _ = expiry_of(NEW_SECRET)
+    uncapped = ExpiryOffer.for_new_secret(today=TODAY, max_lifetime_days=0, default_days=90)
+    options, initial, _ = expiry_of(uncapped)
+    assert "never" not in [value for value, _ in capped]
+    assert options[-2:] == [("on_a_date", "On a date…"), ("never", "Never")]
+    assert len(options) == 7 and initial == "2027-02-28"
+    never_first = ExpiryOffer.for_new_secret(today=TODAY, max_lifetime_days=0, default_days=0)
+    assert expiry_of(never_first)[1] == "never"
+
+
+def test_edit_starts_on_the_current_expiry_and_caps_from_the_secrets_issue_day() -> None:
+    """Issued 300 days ago with a 365-day maximum: 65 days are left, so 90 days and 1 year
+    are not offered, and the hint names the latest allowed date."""
+    issued = datetime(2026, 2, 3, 15, 0, tzinfo=UTC)
+    current = token(created_at=issued, expires_on=date(2026, 12, 24))
+    offer = ExpiryOffer.for_edit(current, today=TODAY, max_lifetime_days=365, default_days=90)
+    options, initial, picker = expiry_of(offer)
+    assert [value for value, _ in options] == [
+        "2026-12-07",
+        "2026-12-30",
+        "2027-01-29",
+        "on_a_date",
+    ]
+    assert initial == "on_a_date"
+    assert picker["element"]["initial_date"] == "2026-12-24"
+    form = as_dict(
+        token_form(
+            context=ModalContext(),
+            newest_version="v3",
+            scopes=SCOPES[:1],
+            contact="UCONTACT1",
+            expiry=offer,
+            token=current,
+        )
+    )
+    hint = block_in(form, "expiry")["hint"]["text"]
+    assert "3 Feb 2027" in hint and "365 days after this secret was issued" in hint
+
+
+def test_edit_counts_from_the_last_reset() -> None:
+    created = datetime(2025, 1, 1, tzinfo=UTC)
+    reset = datetime(2026, 11, 20, 23, 59, tzinfo=UTC)
+    current = token(created_at=created, reset_at=reset, expires_on=date(2026, 12, 1))
+    offer = ExpiryOffer.for_edit(current, today=TODAY, max_lifetime_days=30, default_days=7)
+    assert offer.latest == date(2026, 12, 20)
+    options, _, _ = expiry_of(offer)
+    assert [value for value, _ in options] == ["2026-12-07", "on_a_date"]
+
+
+def test_edit_past_the_maximum_offers_only_a_date_and_says_reset() -> None:
+    stale = token(created_at=datetime(2025, 1, 1, tzinfo=UTC), expires_on=date(2025, 12, 31))
+    offer = ExpiryOffer.for_edit(stale, today=TODAY, max_lifetime_days=365, default_days=90)
+    options, initial, _ = expiry_of(offer)
+    assert options == [("on_a_date", "On a date…")] and initial == "on_a_date"
+
+
+def test_edit_of_a_token_without_expiry() -> None:
+    """Without a maximum it starts on Never; with one, on nothing chosen (the block is
+    optional, and left so it keeps the token as it is)."""
+    legacy = token(expires_on=None)
+    uncapped = ExpiryOffer.for_edit(legacy, today=TODAY, max_lifetime_days=0, default_days=90)
+    capped = ExpiryOffer.for_edit(legacy, today=TODAY, max_lifetime_days=365, default_days=90)
+    assert expiry_of(uncapped)[1] == "never"
+    assert expiry_of(capped)[1] is None
+    form = as_dict(
+        token_form(
+            context=ModalContext(),
+            newest_version="v3",
+            scopes=SCOPES[:1],
+            contact="UCONTACT1",
+            expiry=capped,
+            token=legacy,
+        )
+    )
+    assert block_in(form, "expiry")["optional"] is True
+    create = as_dict(
+        token_form(
+            context=ModalContext(),
+            newest_version="v3",
+            scopes=SCOPES[:1],
+            contact="UCONTACT1",
+            expiry=NEW_SECRET,
+        )
+    )
+    assert block_in(create, "expiry")["optional"] is False
+
+
+def read_back(values: dict[str, Any], offer: ExpiryOffer = NEW_SECRET) -> ChosenExpiry:
+    """What the app reads from the create form submitted with `values` chosen."""
+    form = as_dict(
+        token_form(
+            context=ModalContext(),
+            newest_version="v3",
+            scopes=SCOPES[:1],
+            contact="UCONTACT1",
+            expiry=offer,
+        )
+    )
+    return chosen_expiry({"state": {"values": fill(form, values)}})
+
+
+def test_what_the_user_chooses_is_read_back() -> None:
+    assert read_back({}) == ChosenExpiry(date(2027, 2, 28), chosen=True)
+    assert read_back({"expiry_choice": "2026-12-07"}) == ChosenExpiry(date(2026, 12, 7), True)
+    picked = {"expiry_choice": "on_a_date", "expiry_date": "2027-03-01"}
+    assert read_back(picked) == ChosenExpiry(date(2027, 3, 1), chosen=True, on_a_date=True)
+    # The picker counts only with On a date…
+    assert read_back({"expiry_date": "2027-03-01"}).expires_on == date(2027, 2, 28)
+    assert read_back({"expiry_choice": "on_a_date"}) == ChosenExpiry(None, False, on_a_date=True)
+    uncapped = ExpiryOffer.for_new_secret(today=TODAY, max_lifetime_days=0, default_days=0)
+    assert read_back({}, uncapped) == ChosenExpiry(None, chosen=True)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"expiry": {}},
+        {"expiry": {"expiry_choice": {"selected_option": {"value": "forever"}}}},
+        {"expiry": {"expiry_choice": {"selected_option": {"value": "2027-02-30"}}}},
+        {"expiry": {"expiry_choice": {"selected_option": {"value": "+2027-01-01"}}}},
+        {"expiry": {"expiry_choice": {"selected_option": {"value": 20270101}}}},
+        {"expiry": {"expiry_choice": {"selected_option": "never"}}},
+        {"expiry": {"expiry_choice": {"selected_option": {"value": ["never"]}}}},
+    ],
+)
+def test_a_malformed_expiry_is_no_choice(values: Any) -> None:
+    assert chosen_expiry({"state": {"values": values}}) == ChosenExpiry()
+
+
+@pytest.mark.parametrize("picked", [None, "", "tomorrow", "2027-13-01", "２０２７-01-01", 5])
+def test_a_malformed_date_is_no_date(picked: Any) -> None:
+    values = {
+        "expiry": {"expiry_choice": {"selected_option": {"value": "on_a_date"}}},
+        "expiry_date": {"expiry_date": {"selected_date": picked}},
+    }
+    assert chosen_expiry({"state": {"values": values}}) == ChosenExpiry(on_a_date=True)

@@ -36,6 +36,8 @@ def in_the_list(notice: Notice) -> dict[str, object]:
         view=ListView(),
         newest_version="v3",
         api_access=True,
+        now=WHEN,
+        expiry_required=True,
         notice=notice,
         nonce="n0nce",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,9 +12,17 @@ from bot.inputs.payloads import view_from_state
 from bot.list_view import ListView
 from slack_standin.blockkit import check_message
 from slack_standin.client import fill
-from storage.models import CreatedOn, Token, TokenFilter, TokenPage, TokenState
+from storage.models import (
+    IDLE,
+    CreatedOn,
+    LastUsedFilter,
+    StateFilter,
+    Token,
+    TokenFilter,
+    TokenPage,
+)
 from tests.bot.blocks.samples import WHEN, token
-from tests.bot.blockwalk import block_in, mrkdwn_texts
+from tests.bot.blockwalk import assert_harmless, block_in, mrkdwn_texts
 
 
 def render(
@@ -24,6 +33,8 @@ def render(
     view: ListView | None = None,
     api_access: bool = True,
     notice: Notice | None = None,
+    now: datetime = WHEN,
+    expiry_required: bool = False,
 ) -> dict[str, Any]:
     page = TokenPage(
         tokens=tuple(tokens), total=len(tokens) if total is None else total, offset=offset
@@ -33,6 +44,8 @@ def render(
         view=view or ListView(offset=offset),
         newest_version="v3",
         api_access=api_access,
+        now=now,
+        expiry_required=expiry_required,
         notice=notice,
         nonce="n0nce",
     )
@@ -47,7 +60,9 @@ def test_the_worst_case_fits_slacks_limits() -> None:
             name=hostile[: 100 - len(str(number))] + str(number),
             access_rights=tuple(f"scope{n:02d}:{'x' * 25}" for n in range(100)),
             api_version="v1",
-            state=TokenState.DISABLED,
+            enabled=False,
+            disabled_reason=IDLE,
+            expires_on=WHEN.date() + timedelta(days=3),
             last_used_at=WHEN,
         )
         for number in range(10)
@@ -58,12 +73,16 @@ def test_the_worst_case_fits_slacks_limits() -> None:
         offset=9_999_980,
         view=ListView(
             filters=TokenFilter(
-                name="x" * 100, created_on=CreatedOn.LAST_30_DAYS, state=TokenState.DISABLED
+                name="x" * 100,
+                created_on=CreatedOn.LAST_30_DAYS,
+                state=StateFilter.EXPIRING_SOON,
+                last_used=LastUsedFilter.NOT_90_DAYS,
             ),
             offset=9_999_980,
         ),
         api_access=False,
         notice=Notice("n" * 2900, offer_reset=tokens[0]),
+        expiry_required=True,
     )
     assert len(message["blocks"]) <= 50
     assert check_message(message) == []
@@ -101,7 +120,7 @@ def test_a_card_never_used_says_so_and_a_newest_version_has_no_marker() -> None:
 
 def test_the_menu_holds_the_five_actions_in_order() -> None:
     enabled = block_in(render([token()]), "details.1")["accessory"]
-    disabled = block_in(render([token(state=TokenState.DISABLED)]), "details.1")["accessory"]
+    disabled = block_in(render([token(enabled=False)]), "details.1")["accessory"]
     assert enabled["type"] == "overflow"
     assert [option["text"]["text"] for option in enabled["options"]] == [
         "Duplicate",
@@ -190,7 +209,10 @@ def test_empty_states_say_what_to_do_next() -> None:
 def test_filters_show_their_values_and_carry_the_page() -> None:
     view = ListView(
         filters=TokenFilter(
-            name="alpha", created_on=CreatedOn.LAST_7_DAYS, state=TokenState.DISABLED
+            name="alpha",
+            created_on=CreatedOn.LAST_7_DAYS,
+            state=StateFilter.DISABLED,
+            last_used=LastUsedFilter.NEVER,
         ),
         offset=20,
     )
@@ -201,7 +223,8 @@ def test_filters_show_their_values_and_carry_the_page() -> None:
     selects = block_in(message, "filters.20.n0nce")["elements"]
     assert selects[0]["initial_option"]["text"]["text"] == "Last 7 days"
     assert selects[1]["initial_option"]["text"]["text"] == "Disabled"
-    assert selects[2]["action_id"] == "filters_clear"
+    assert selects[2]["initial_option"]["text"]["text"] == "Never used"
+    assert selects[3]["action_id"] == "filters_clear"
     assert view_from_state(fill(message["blocks"], {})) == view
 
 
@@ -210,8 +233,8 @@ def test_cleared_filters_show_placeholders_only() -> None:
     search = block_in(message, "search.0.n0nce")
     assert "initial_value" not in search["element"]
     selects = block_in(message, "filters.0.n0nce")["elements"]
-    assert [s["placeholder"]["text"] for s in selects[:2]] == ["Created On", "State"]
-    assert all("initial_option" not in s for s in selects[:2])
+    assert [s["placeholder"]["text"] for s in selects[:3]] == ["Created On", "State", "Last used"]
+    assert all("initial_option" not in s for s in selects[:3])
     assert view_from_state(fill(message["blocks"], {})) == ListView()
 
 
@@ -219,11 +242,40 @@ def test_what_the_user_picks_is_read_back() -> None:
     blocks = render([token()])["blocks"]
     values = fill(
         blocks,
-        {"filter_name": "  Beta ", "filter_created": "more_than_30_days", "filter_state": "any"},
+        {
+            "filter_name": "  Beta ",
+            "filter_created": "more_than_30_days",
+            "filter_state": "any",
+            "filter_last_used": "not_30_days",
+        },
     )
     assert view_from_state(values) == ListView(
-        filters=TokenFilter(name="Beta", created_on=CreatedOn.MORE_THAN_30_DAYS)
+        filters=TokenFilter(
+            name="Beta",
+            created_on=CreatedOn.MORE_THAN_30_DAYS,
+            last_used=LastUsedFilter.NOT_30_DAYS,
+        )
     )
+
+
+def test_the_filters_offer_every_state_and_last_use() -> None:
+    selects = block_in(render([token()]), "filters.0.n0nce")["elements"]
+    options = {
+        s["action_id"]: [(o["value"], o["text"]["text"]) for o in s["options"]] for s in selects[:3]
+    }
+    assert options["filter_state"] == [
+        ("any", "Any state"),
+        ("enabled", "Enabled"),
+        ("expired", "Expired"),
+        ("disabled", "Disabled"),
+        ("expiring_soon", "Expiring soon"),
+    ]
+    assert options["filter_last_used"] == [
+        ("any", "Any last use"),
+        ("never", "Never used"),
+        ("not_30_days", "Not in 30 days"),
+        ("not_90_days", "Not in 90 days"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -236,9 +288,100 @@ def test_what_the_user_picks_is_read_back() -> None:
         {"b": {"filter_created": {"selected_option": {"value": "yesterday"}}}},
         {"b": {"filter_name": {"value": 42}}},
         {"b": {"filter_state": {"selected_option": "enabled"}}},
+        {"b": {"filter_state": {"selected_option": {"value": "Enabled"}}}},
+        {"b": {"filter_last_used": {"selected_option": {"value": "not_7_days"}}}},
+        {"b": {"filter_last_used": {"selected_option": {"value": ["never"]}}}},
     ],
 )
 def test_malformed_state_means_no_filter(values: Any) -> None:
     view = view_from_state(values)
     assert view.offset == 0
     assert view.filters.created_on is None and view.filters.name == ""
+    assert view.filters.last_used is None
+
+
+# -- expiry on the card -----------------------------------------------------------------------
+
+
+def details(card_token: Token, **options: Any) -> str:
+    return str(block_in(render([card_token], **options), "details.1")["text"]["text"])
+
+
+def state_of(text: str) -> str:
+    return text.split("*State* ")[1].split(" ")[0]
+
+
+def stop_date(day: date) -> str:
+    """How a card shows the stop instant of a token working through `day`."""
+    stops = datetime.combine(day + timedelta(days=1), datetime.min.time(), WHEN.tzinfo)
+    tokens = "{date_short_pretty} {time}"
+    return f"<!date^{int(stops.timestamp())}^{tokens}|{stops:%Y-%m-%d} 00:00 UTC>"
+
+
+def test_a_card_without_expiry_is_flagged_only_while_a_maximum_is_set() -> None:
+    uncapped = details(token())
+    capped = details(token(), expiry_required=True)
+    assert "*Works until* no expiry" in uncapped and ":warning:" not in uncapped
+    assert ":warning: *No expiry*" in capped
+    assert state_of(capped) == "Enabled"
+
+
+def test_a_distant_expiry_shows_the_stop_instant_unmarked() -> None:
+    day = WHEN.date() + timedelta(days=30)
+    text = details(token(expires_on=day))
+    assert f"*Works until* {stop_date(day)}" in text
+    assert ":hourglass" not in text and state_of(text) == "Enabled"
+
+
+@pytest.mark.parametrize(("days", "marked"), [(0, True), (6, True), (7, False), (8, False)])
+def test_an_expiry_a_week_away_or_less_is_marked(days: int, marked: bool) -> None:
+    """Seven days from now (09:30 UTC): a token working through today + 6 stops before
+    then, one working through today + 7 after."""
+    day = WHEN.date() + timedelta(days=days)
+    text = details(token(expires_on=day))
+    assert (f":hourglass_flowing_sand: *Works until {stop_date(day)}*" in text) is marked
+    assert (f"*Works until* {stop_date(day)}" in text) is not marked
+    assert state_of(text) == "Enabled"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "state"), [(-1, "Enabled"), (0, "Expired"), (1, "Expired"), (86_400, "Expired")]
+)
+def test_a_token_expires_at_its_stop_instant(seconds: int, state: str) -> None:
+    """It works through its date and stops at the next 00:00 UTC."""
+    day = date(2026, 12, 31)
+    stops = datetime(2027, 1, 1, tzinfo=WHEN.tzinfo)
+    text = details(token(expires_on=day), now=stops + timedelta(seconds=seconds))
+    assert state_of(text) == state
+    assert ("*Stopped*" in text) is (state == "Expired")
+
+
+def test_disabled_wins_over_expired() -> None:
+    expired = token(expires_on=WHEN.date() - timedelta(days=1), enabled=False)
+    text = details(expired)
+    assert state_of(text) == "Disabled" and "*Stopped*" in text
+    assert "Disabled by Token Desk" not in text
+
+
+def test_a_token_disabled_for_being_unused_says_so() -> None:
+    idle = token(enabled=False, disabled_reason=IDLE, last_active_at=WHEN - timedelta(days=90))
+    text = details(idle)
+    since = int((WHEN - timedelta(days=90)).timestamp())
+    assert f":zzz: *Disabled by Token Desk*: unused since <!date^{since}^" in text
+    assert state_of(text) == "Disabled"
+    assert "Disabled by Token Desk" not in details(token(disabled_reason=IDLE))
+
+
+def test_every_expiry_state_fits_slacks_limits() -> None:
+    today = WHEN.date()
+    tokens = [
+        token(1),
+        token(2, expires_on=today + timedelta(days=300)),
+        token(3, expires_on=today + timedelta(days=2)),
+        token(4, expires_on=today - timedelta(days=2)),
+        token(5, expires_on=today - timedelta(days=2), enabled=False),
+        token(6, enabled=False, disabled_reason=IDLE),
+    ]
+    message = render(tokens, expiry_required=True)
+    assert check_message(message) == []
+    assert_harmless(message)

@@ -1,0 +1,327 @@
+"""What the scheduler posts: the reminder DM (and the same DM updated after Extend or Reset),
+the idle-token DMs, the alerts channel's digest, and the alerts posted at once (API access,
+role changes).
+
+Pure: data in, blocks out. Never a secret: names, SIDs, people and dates only. Token names
+reach mrkdwn only escaped, in `verbatim` texts. A DM shows at most DM_TOKENS_SHOWN tokens in
+full (two blocks each, within Slack's 50) and every message stays within the text budget
+Slack allows, whatever `&<>` the names hold; the tokens left out are counted.
+
+The blocks are Slack's JSON, written directly rather than through slack_sdk's models: a
+pass may post a thousand tokens at once, and the models' validation, at about a tenth of a
+millisecond a block, would hold the event loop for most of a second. The bounds the models
+would check are kept here by construction, and the tests check every message as Slack would.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from bot.blocks.administration import MESSAGE_TEXT_BUDGET, SECTION_MAX
+from bot.blocks.common import escape, mention, slack_date
+from bot.ids import COMMAND, ActionId, BlockId
+from storage.models import DueReminder, IdleToken, Role, Token
+
+DM_TOKENS_SHOWN = 20
+DIGEST_LINES_SHOWN = 60
+ASK_A_MANAGER = (
+    "Ask an Account Administrator or an Implementation Specialist to extend or reset them in"
+    " Token Desk."
+)
+_DAY = timedelta(days=1)
+
+Block = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """A message's fallback text and its blocks, as Slack's JSON."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+def _mrkdwn(text: str) -> Block:
+    """Shown as written (`verbatim`): user text in it is escaped, never turned into links."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
+
+
+def _section(text: str, block_id: str | None = None) -> Block:
+    if block_id is None:
+        return {"type": "section", "text": _mrkdwn(text)}
+    return {"type": "section", "block_id": block_id, "text": _mrkdwn(text)}
+
+
+def _button(text: str, action_id: str, value: str) -> Block:
+    label = {"type": "plain_text", "text": text, "emoji": True}
+    return {"type": "button", "text": label, "action_id": action_id, "value": value}
+
+
+def _plural(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def _about(token: Token) -> str:
+    return f"*{escape(token.name)}* `{token.sid}`"
+
+
+@functools.lru_cache(maxsize=1024)
+def _works_until(stops_at: datetime | None) -> str:
+    # Cached: the tokens of one pass share a few dozen stop instants.
+    return f"Works until {slack_date(stops_at)}" if stops_at else "No expiry"
+
+
+def _last_used(token: Token) -> str:
+    used = slack_date(token.last_used_at, ago=True) if token.last_used_at else "never"
+    return f"Last used {used}"
+
+
+def _when_it_stops(stops_at: datetime | None, now: datetime) -> str:
+    if stops_at is None:
+        return "has no expiry"
+    if stops_at <= now:
+        return "has stopped working"
+    days = math.ceil((stops_at - now) / _DAY)
+    return f"stops working in {_plural(days, 'day')}"
+
+
+def _buttons(token: Token) -> Block:
+    ref = f"{token.id}:{token.row_version}"
+    return {
+        "type": "actions",
+        "block_id": f"{BlockId.REMINDER_ACTIONS}.{token.id}",
+        "elements": [
+            _button("Extend…", ActionId.REMINDER_EXTEND, ref),
+            _button("Reset…", ActionId.REMINDER_RESET, ref),
+        ],
+    }
+
+
+# A token in a DM: itself, the first line about it, and its stop instant (worked out once).
+Line = tuple[Token, str, datetime | None]
+
+
+def _details(line: Line) -> str:
+    token, first_line, stops_at = line
+    return f"{first_line}\n{_works_until(stops_at)}   {_last_used(token)}"
+
+
+def _fitting(texts: Sequence[str], *, budget: int, most: int) -> int:
+    """How many of `texts`, from the first, fit in `budget` characters, at most `most`."""
+    used = 0
+    for count, text in enumerate(texts[:most]):
+        used += len(text)
+        if used > budget:
+            return count
+    return min(len(texts), most)
+
+
+def _dm(
+    headline: str, lines: Sequence[Line], total: int, *, may_act: bool, footer: str
+) -> RawMessage:
+    """A DM about `total` tokens: the headline, each of the first (`lines`, at most
+    DM_TOKENS_SHOWN) as many as fit, with its buttons when `may_act`, then the count of
+    those left out and the footer."""
+    details = [(line[0], _details(line)) for line in lines[:DM_TOKENS_SHOWN]]
+    shown = _fitting(
+        [text for _, text in details], budget=MESSAGE_TEXT_BUDGET - 1000, most=DM_TOKENS_SHOWN
+    )
+    blocks = [_section(headline, "headline")]
+    for token, text in details[:shown]:
+        blocks.append(_section(text, f"{BlockId.REMINDER}.{token.id}"))
+        if may_act:
+            blocks.append(_buttons(token))
+    notes = []
+    if total > shown:
+        notes.append(f"…and {_plural(total - shown, 'more token')}.")
+    if footer:
+        notes.append(footer)
+    if notes:
+        blocks.append(
+            {"type": "context", "block_id": "footer", "elements": [_mrkdwn(" ".join(notes))]}
+        )
+    return RawMessage(text=headline, blocks=blocks)
+
+
+# -- reminders ----------------------------------------------------------------------------
+
+
+def reminder_dm(reminders: Sequence[DueReminder], *, now: datetime, may_act: bool) -> RawMessage:
+    """One DM to a primary contact listing all their tokens a reminder is due for, soonest
+    stop first. Who holds a role gets Extend… and Reset… on each; others are told whom to
+    ask."""
+    # A reminder is of a token with an expiry; `now` only keeps the types simple.
+    ordered = sorted(
+        ((due.token.stops_at or now, due.token) for due in reminders),
+        key=lambda pair: (pair[0], pair[1].id),
+    )
+    stopped = sum(1 for stops_at, _ in ordered if stops_at <= now)
+    soon = len(ordered) - stopped
+    if not stopped:
+        summary = f"{soon} of your tokens {'stops' if soon == 1 else 'stop'} working soon"
+    elif not soon:
+        summary = f"{stopped} of your tokens {'has' if stopped == 1 else 'have'} stopped working"
+    else:
+        summary = (
+            f"{len(ordered)} of your tokens need attention: {soon} stopping soon, {stopped} stopped"
+        )
+    headline = f":hourglass_flowing_sand: Token Desk: {summary}."
+    lines = [
+        (token, f"{_about(token)} {_when_it_stops(stops_at, now)}", stops_at)
+        for stops_at, token in ordered[:DM_TOKENS_SHOWN]
+    ]
+    if may_act:
+        footer = (
+            "*Extend…* gives a token a later date, within its maximum lifetime; *Reset…* issues"
+            f" a new secret and a new date. `{COMMAND}` lists every token."
+        )
+    else:
+        footer = ASK_A_MANAGER
+    return _dm(headline, lines, len(ordered), may_act=may_act, footer=footer)
+
+
+def reminder_update(tokens: Sequence[Token], *, gone: int, notice: str) -> RawMessage:
+    """The reminder DM after Extend or Reset from it: what was done (`notice`, escaped
+    mrkdwn), then its tokens as they are now. Only the contact sees the DM, and they just
+    acted from it, so the buttons stay."""
+    lines = [
+        (token, _about(token) + ("" if token.enabled else " is disabled"), token.stops_at)
+        for token in tokens
+    ]
+    footer = f"{_plural(gone, 'token')} listed here no longer {'exists' if gone == 1 else 'exist'}."
+    return _dm(notice, lines, len(lines), may_act=True, footer=footer if gone else "")
+
+
+# -- idle tokens --------------------------------------------------------------------------
+
+
+def idle_warning_dm(
+    idle: Sequence[IdleToken], *, unused_days: int, disabled_from: datetime
+) -> RawMessage:
+    """To a contact whose tokens Token Desk will disable for being unused, unless they are
+    used (or reset, or enabled again) before `disabled_from`."""
+    headline = (
+        f":zzz: Token Desk: {len(idle)} of your tokens {'has' if len(idle) == 1 else 'have'}"
+        f" not been used for a long time, and will be disabled on {slack_date(disabled_from)}"
+        f" unless used before then (tokens unused for {unused_days} days are disabled)."
+    )
+    lines = [
+        (
+            item.token,
+            f"{_about(item.token)} idle since {slack_date(item.idle_since)}",
+            item.token.stops_at,
+        )
+        for item in idle[:DM_TOKENS_SHOWN]
+    ]
+    return _dm(headline, lines, len(idle), may_act=False, footer="")
+
+
+def idle_disabled_dm(tokens: Sequence[Token], *, unused_days: int) -> RawMessage:
+    """To a contact whose tokens Token Desk has just disabled for being unused."""
+    headline = (
+        f":no_entry: Token Desk disabled {len(tokens)} of your tokens: unused for"
+        f" {unused_days} days. Calls using {'it' if len(tokens) == 1 else 'them'} fail until a"
+        f" manager enables {'it' if len(tokens) == 1 else 'them'} again in `{COMMAND}`."
+    )
+    lines = [
+        (token, f"{_about(token)} is disabled", token.stops_at)
+        for token in tokens[:DM_TOKENS_SHOWN]
+    ]
+    return _dm(headline, lines, len(tokens), may_act=False, footer="")
+
+
+# -- the alerts channel -------------------------------------------------------------------
+
+
+def _digest_sections(lines: list[str], total: int) -> list[Block]:
+    """The first of `total` lines (`lines`, at most DIGEST_LINES_SHOWN), as many as the
+    message's text budget holds, packed into as few sections as Slack's 3000-character
+    limit allows, and the count of those left out."""
+    shown = _fitting(lines, budget=MESSAGE_TEXT_BUDGET - 500, most=DIGEST_LINES_SHOWN)
+    kept = lines[:shown]
+    if total > shown:
+        kept.append(f"…and {total - shown} more.")
+    sections: list[Block] = []
+    current = ""
+    for line in kept:
+        if current and len(current) + len(line) + 1 > SECTION_MAX:
+            sections.append(_section(current))
+            current = ""
+        current = f"{current}\n{line}" if current else line
+    if current:
+        sections.append(_section(current))
+    return sections
+
+
+def digest(
+    reminders: Sequence[DueReminder],
+    disabled: Sequence[Token],
+    *,
+    unused_days: int,
+    now: datetime,
+) -> RawMessage:
+    """One scheduler pass for the alerts channel: the tokens Token Desk disabled for being
+    unused, then those reminded of that stop within a week or have stopped, soonest first.
+    Only the lines that can be shown are written."""
+    lines = [
+        f"• :no_entry: {_about(token)} disabled: unused for {unused_days} days"
+        f" ({mention(token.primary_contact)})"
+        for token in disabled[:DIGEST_LINES_SHOWN]
+    ]
+    ordered = sorted(
+        ((due.token.stops_at or now, due.token) for due in reminders),
+        key=lambda pair: (pair[0], pair[1].id),
+    )
+    lines += [
+        f"• :hourglass_flowing_sand: {_about(token)} {_when_it_stops(stops_at, now)}"
+        f" ({mention(token.primary_contact)})"
+        for stops_at, token in ordered[: DIGEST_LINES_SHOWN - len(lines)]
+    ]
+    parts = []
+    if reminders:
+        parts.append(_plural(len(reminders), "token") + " stopping within 7 days or stopped")
+    if disabled:
+        parts.append(_plural(len(disabled), "token") + " disabled for being unused")
+    headline = f":bell: Token Desk: {', '.join(parts)}."
+    sections = _digest_sections(lines, len(reminders) + len(disabled))
+    return RawMessage(text=headline, blocks=[_section(headline, "headline"), *sections])
+
+
+def _alert(text: str) -> RawMessage:
+    return RawMessage(text=text, blocks=[_section(text)])
+
+
+def api_access_alert(*, actor: str, enabled: bool, at: datetime) -> RawMessage:
+    if enabled:
+        return _alert(
+            f":white_check_mark: API access was turned *on* by {mention(actor)}"
+            f" {slack_date(at)}. Enabled tokens pass the auth check again."
+        )
+    return _alert(
+        f":rotating_light: API access was turned *off* by {mention(actor)} {slack_date(at)}."
+        " Every token fails the auth check until it is turned on again."
+    )
+
+
+def role_alert(
+    *, actor: str, subject: str, group: bool, before: Role | None, after: Role | None
+) -> RawMessage:
+    """A role mapping changed: `subject` is a user id, or a user group id when `group`."""
+    # A user group is named by its id: a mention in a channel would notify all its members.
+    who = f"the user group `{escape(subject)}`" if group else mention(subject)
+    if after is None:
+        held = before.label if before else "a role"
+        change = f"{mention(actor)} revoked the {held} role of {who}"
+    elif before is None:
+        change = f"{mention(actor)} gave {who} the {after.label} role"
+    else:
+        change = f"{mention(actor)} changed the role of {who} from {before.label} to {after.label}"
+    return _alert(f":busts_in_silhouette: Token Desk roles: {change}.")

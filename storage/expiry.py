@@ -1,0 +1,193 @@
+"""What the scheduler finds due — expiry reminders, idle tokens — and marks as done.
+
+Each kind of work is found by one indexed query (never a scan of every token) and marked
+in one transaction before the scheduler tells anyone: a reminder or a warning is marked
+at most once, so it is sent at most once, even when two passes race or the process dies
+between the mark and the post (then it is lost, never doubled).
+
+Reminders: on each reminder day before a token's stop instant (its moment is the stop
+instant less that many days, always a 00:00 UTC) and on the stop instant itself (day 0).
+A day whose date was already past or was today when the expiry was chosen is never
+reminded of; day 0 always is. A mark is per token, day and stop instant, so a new expiry
+date re-arms every day; and it covers the less urgent days too, so that after downtime
+only the most urgent reminder of a token is sent.
+
+Idle tokens: enabled, unused since their `last_active_at` (the latest of creation, last
+enable, last Reset and last use). Their contact is warned some days before Token Desk
+disables them; a warning is for one idle period (one `last_active_at`), so a use ends it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+import aiosqlite
+
+from storage.credential_index import CredentialIndex
+from storage.database import Database
+from storage.models import DueReminder, IdleToken, Token
+from storage.token_reads import COLUMNS, DAY, token_of
+
+_FROM = " FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
+
+
+def reminders_query(days: Sequence[int]) -> str:
+    """The due reminders' query for the reminder days `days` (0 included, ascending), with
+    the parameters (horizon, now): the horizon is now plus the longest reminder day."""
+    # `due`: the smallest reminder day whose moment (the stop instant less that many days)
+    # has come. The larger days' moments came earlier: if this one is not armed, none of
+    # them is, and if a mark covers it, it covers them too.
+    due = (
+        "CASE"
+        + "".join(f" WHEN t.expires_at - {day * DAY} <= ?2 THEN {day}" for day in days)
+        + " END"
+    )
+    return (
+        f"SELECT {COLUMNS}, {due}{_FROM}"
+        " WHERE t.enabled = 1 AND t.expires_at IS NOT NULL AND t.expires_at <= ?1"
+        f" AND ({due} = 0"
+        f" OR t.expires_at - {due} * {DAY} > t.expiry_set_at - t.expiry_set_at % {DAY})"
+        " AND NOT EXISTS (SELECT 1 FROM reminder_marks m WHERE m.token_id = t.id"
+        f" AND m.expires_at = t.expires_at AND m.days <= {due})"
+        " ORDER BY t.expires_at, t.id"
+    )
+
+
+# The idle tokens' query, with the parameters: idle since (to warn), idle since (to
+# disable), warned by (to disable).
+IDLE_QUERY = (
+    f"SELECT {COLUMNS}, w.idle_since = t.last_active_at AS warned{_FROM}"
+    " LEFT JOIN idle_warnings w ON w.token_id = t.id"
+    " WHERE t.enabled = 1 AND t.last_active_at <= ?1"
+    " AND (w.idle_since IS NOT t.last_active_at"
+    " OR (t.last_active_at <= ?2 AND w.warned_at <= ?3))"
+    " ORDER BY t.last_active_at, t.id"
+)
+
+
+class ExpiryWork:
+    def __init__(
+        self, database: Database, *, credentials: CredentialIndex, clock: Callable[[], float]
+    ) -> None:
+        self._database = database
+        self._credentials = credentials
+        self._clock = clock
+
+    # Reminders --------------------------------------------------------------------------
+
+    async def due_reminders(self, *, reminder_days: Sequence[int]) -> list[DueReminder]:
+        """For each enabled token with an expiry, its most urgent reminder that is due,
+        armed and not marked (see above), soonest stop instant first. Reads only the
+        tokens stopping within the longest reminder day from now."""
+        if any(days < 1 for days in reminder_days):
+            raise ValueError("reminder days are positive numbers of days")
+        days = sorted({0, *(int(days) for days in reminder_days)})
+        now = int(self._clock())
+        rows = await self._database.fetch_all(reminders_query(days), (now + days[-1] * DAY, now))
+        with_last_used = self._credentials.with_last_used
+        return [DueReminder(token=with_last_used(token_of(row)), days=row[-1]) for row in rows]
+
+    async def mark_reminders(self, *, reminders: Sequence[DueReminder]) -> list[DueReminder]:
+        """Mark `reminders` in one transaction, committed before this returns; the ones
+        marked now, to be sent. A reminder is dropped when its token was deleted, disabled
+        or given another expiry since, or when it or a more urgent one of the same token
+        and stop instant was marked first (by another pass)."""
+        most_urgent: dict[int, DueReminder] = {}
+        for reminder in reminders:
+            if reminder.token.expires_on is None:
+                raise ValueError("a reminder is of a token with an expiry")
+            known = most_urgent.get(reminder.token.id)
+            if known is None or reminder.days < known.days:
+                most_urgent[reminder.token.id] = reminder
+        if not most_urgent:
+            return []
+        batch = json.dumps([[r.token.id, _stops_at(r.token), r.days] for r in most_urgent.values()])
+        now = int(self._clock())
+
+        async def write(connection: aiosqlite.Connection) -> set[int]:
+            async with connection.execute(
+                "INSERT INTO reminder_marks (token_id, expires_at, days, marked_at)"
+                " SELECT t.id, t.expires_at, json_extract(r.value, '$[2]'), ?2"
+                " FROM json_each(?1) r JOIN tokens t ON t.id = json_extract(r.value, '$[0]')"
+                " WHERE t.enabled = 1 AND t.expires_at = json_extract(r.value, '$[1]')"
+                " AND NOT EXISTS (SELECT 1 FROM reminder_marks m WHERE m.token_id = t.id"
+                " AND m.expires_at = t.expires_at AND m.days <= json_extract(r.value, '$[2]'))"
+                " ON CONFLICT DO NOTHING RETURNING token_id",
+                (batch, now),
+            ) as cursor:
+                return {row[0] for row in await cursor.fetchall()}
+
+        marked = await self._database.transact(write, after_commit=_nothing)
+        return [reminder for reminder in most_urgent.values() if reminder.token.id in marked]
+
+    # Idle tokens ------------------------------------------------------------------------
+
+    async def idle_tokens(
+        self, *, unused_days: int, warn_days_before: int = 7
+    ) -> tuple[list[IdleToken], list[IdleToken]]:
+        """(To warn, to disable), longest idle first. To warn: idle for at least
+        `unused_days` less `warn_days_before` days and not warned about this idle period.
+        To disable: idle for at least `unused_days` and warned about this idle period at
+        least `warn_days_before` days ago. A use the auth check gathered but has not
+        written yet ends an idle period as a written one does."""
+        if unused_days < 1 or not 0 <= warn_days_before < unused_days:
+            raise ValueError("warn a positive number of days, fewer than unused_days, before")
+        now = int(self._clock())
+        rows = await self._database.fetch_all(
+            IDLE_QUERY,
+            (
+                now - (unused_days - warn_days_before) * DAY,
+                now - unused_days * DAY,
+                now - warn_days_before * DAY,
+            ),
+        )
+        to_warn: list[IdleToken] = []
+        to_disable: list[IdleToken] = []
+        for row in rows:
+            token = token_of(row)
+            if not self._active_since(token):
+                idle = IdleToken(token=token, idle_since=token.last_active_at)
+                (to_disable if row[-1] else to_warn).append(idle)
+        return to_warn, to_disable
+
+    async def mark_idle_warnings(self, *, tokens: Sequence[IdleToken]) -> list[IdleToken]:
+        """Mark the warning of each token's idle period in one transaction, committed
+        before this returns; the ones marked now, to be sent. A token is dropped when it
+        was deleted, disabled or active since, or its warning was marked first."""
+        unused = [idle for idle in tokens if not self._active_since(idle.token)]
+        if not unused:
+            return []
+        batch = json.dumps([[idle.token.id, int(idle.idle_since.timestamp())] for idle in unused])
+        now = int(self._clock())
+
+        async def write(connection: aiosqlite.Connection) -> set[int]:
+            async with connection.execute(
+                "INSERT INTO idle_warnings (token_id, idle_since, warned_at)"
+                " SELECT t.id, t.last_active_at, ?2"
+                " FROM json_each(?1) r JOIN tokens t ON t.id = json_extract(r.value, '$[0]')"
+                " WHERE t.enabled = 1 AND t.last_active_at = json_extract(r.value, '$[1]')"
+                " ON CONFLICT (token_id) DO UPDATE"
+                " SET idle_since = excluded.idle_since, warned_at = excluded.warned_at"
+                " WHERE idle_since <> excluded.idle_since"
+                " RETURNING token_id",
+                (batch, now),
+            ) as cursor:
+                return {row[0] for row in await cursor.fetchall()}
+
+        marked = await self._database.transact(write, after_commit=_nothing)
+        return [idle for idle in unused if idle.token.id in marked]
+
+    def _active_since(self, token: Token) -> bool:
+        """Whether the token was used after its stored activity, by a use not written yet."""
+        used_at = self._credentials.pending_use(token.id)
+        return used_at is not None and used_at > token.last_active_at.timestamp()
+
+
+def _stops_at(token: Token) -> int | None:
+    stops_at = token.stops_at
+    return None if stops_at is None else int(stops_at.timestamp())
+
+
+def _nothing(_: object) -> None:
+    """Marks change nothing the in-memory state holds."""
