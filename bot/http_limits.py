@@ -2,7 +2,8 @@
 
 - A request head (request line and headers) must arrive whole within `head_timeout` of the
   connection opening, or of its first byte on a kept-alive connection, and within
-  `max_head_bytes`.
+  `max_head_bytes`. Late heads are found by a sweep every quarter of `head_timeout`, so one
+  is cut between `head_timeout` and 1.25 times it after it began.
 - A kept-alive connection idle for `idle_timeout` is closed.
 - At most `max_connections` are open. A newcomer beyond that closes the oldest connection
   that is idle, still sending its head, or still in a request older than `head_timeout`
@@ -19,6 +20,7 @@ import asyncio
 import logging
 import resource
 from dataclasses import dataclass, replace
+from time import monotonic
 from typing import Any
 
 from aiohttp import web
@@ -39,6 +41,9 @@ _REFUSAL = (
 ).encode()
 _HEAD_END = b"\r\n\r\n"
 _CAP_WARNING_INTERVAL = 60.0
+_SWEEPS_PER_HEAD_TIMEOUT = 4
+# Called directly rather than through super(), which costs a little more on every read.
+_aiohttp_data_received = web.RequestHandler.data_received
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,26 +99,39 @@ class _GuardedServer(web.Server):
             **built._kwargs,
         )
         self._limits = limits
-        self._cap = _ConnectionCap(limits.max_connections)
+        self._open = _OpenConnections(self._loop, limits)
 
     def __call__(self) -> GuardedRequestHandler:
         return GuardedRequestHandler(
             self,
             loop=self._loop,
             limits=self._limits,
-            cap=self._cap,
+            open_connections=self._open,
             **(self._kwargs | {"keepalive_timeout": self._limits.idle_timeout}),
         )
 
 
-class _ConnectionCap:
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._open: dict[GuardedRequestHandler, None] = {}  # oldest first
+class _OpenConnections:
+    """The server's open connections, oldest first: capped, and swept for late heads.
+
+    One sweep every `head_timeout / _SWEEPS_PER_HEAD_TIMEOUT` while any connection is open
+    stands in for a timer per request head, which the event loop would schedule and cancel
+    on every request.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limits: HttpLimits) -> None:
+        self._loop = loop
+        self._limit = limits.max_connections
+        self._head_timeout = limits.head_timeout
+        self._sweep_interval = limits.head_timeout / _SWEEPS_PER_HEAD_TIMEOUT
+        self._open: dict[GuardedRequestHandler, None] = {}
+        self._sweep: asyncio.TimerHandle | None = None
         self._warned_at: float | None = None
 
     def admit(self, newcomer: GuardedRequestHandler, now: float) -> None:
         self._open[newcomer] = None
+        if self._sweep is None:
+            self._sweep = self._loop.call_later(self._sweep_interval, self._close_late_heads)
         if len(self._open) <= self._limit:
             return
         victim = next(
@@ -131,60 +149,112 @@ class _ConnectionCap:
 
     def release(self, connection: GuardedRequestHandler) -> None:
         self._open.pop(connection, None)
+        if not self._open and self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
+
+    def _close_late_heads(self) -> None:
+        self._sweep = self._loop.call_later(self._sweep_interval, self._close_late_heads)
+        started_by = monotonic() - self._head_timeout
+        late = [held for held in self._open if held.head_started_by(started_by)]
+        for connection in late:
+            connection.head_too_slow()
 
 
 class GuardedRequestHandler(web.RequestHandler):
-    """One connection: aiohttp's, with a head timer and size, a place under the cap, and a
-    fixed answer to what the parser rejects."""
+    """One connection: aiohttp's, with a head deadline and size, a place under the cap, and a
+    fixed answer to what the parser rejects.
 
-    __slots__ = ("_limits", "_cap", "_head_timer", "_head_bytes", "_head_tail", "_request_at")
+    Times are `time.monotonic()`, which `loop.time()` would only wrap in one more call on
+    every request.
+    """
+
+    __slots__ = (
+        "_limits",
+        "_open",
+        "_max_head_bytes",
+        "_head_since",
+        "_head_bytes",
+        "_head_last",
+        "_request_at",
+    )
 
     def __init__(
-        self, manager: web.Server, *, limits: HttpLimits, cap: _ConnectionCap, **kwargs: Any
+        self,
+        manager: web.Server,
+        *,
+        limits: HttpLimits,
+        open_connections: _OpenConnections,
+        **kwargs: Any,
     ) -> None:
         super().__init__(manager, **kwargs)
         self._limits = limits
-        self._cap = cap
-        self._head_timer: asyncio.TimerHandle | None = None
+        self._open = open_connections
+        self._max_head_bytes = limits.max_head_bytes
+        # The head being received: when it began (None between heads), how many bytes of it
+        # were read, and its latest chunk, for a blank line split across two.
+        self._head_since: float | None = None
         self._head_bytes = 0
-        self._head_tail = b""
-        self._request_at = self._loop.time()
+        self._head_last = b""
+        self._request_at = 0.0
 
     def droppable(self, now: float) -> bool:
         """Idle, still sending its head, or in a request older than the head timeout."""
         return (
-            self._head_timer is not None
+            self._head_since is not None
             or self._awaiting_request()
             or now - self._request_at >= self._limits.head_timeout
         )
 
+    def head_started_by(self, moment: float) -> bool:
+        return self._head_since is not None and self._head_since <= moment
+
+    def head_too_slow(self) -> None:
+        self._head_since = None
+        logger.debug(
+            "closed a connection whose request head took over %g s", self._limits.head_timeout
+        )
+        self.force_close()
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
-        self._start_head()
-        self._cap.admit(self, self._loop.time())
+        now = self._head_since = self._request_at = monotonic()
+        self._open.admit(self, now)
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._stop_head_timer()
-        self._cap.release(self)
+        self._head_since = None
+        self._open.release(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        # Every request passes here: kept to a few comparisons and one clock reading, with no
+        # call of its own in the usual case of a whole head in one read.
         if self._force_close or self._close:
             return
-        if data and self._head_timer is None and self._awaiting_request():
-            self._start_head()
-        if data and self._head_timer is not None and self._head_overflows(data):
-            logger.debug("refused a request head over %d bytes", self._limits.max_head_bytes)
-            self._stop_head_timer()
-            if self.transport is not None:
-                self.transport.write(_REFUSAL)
-            self.force_close()
-            return
+        began: float | None = None
+        if self._head_since is None:
+            waiter = self._waiter
+            if waiter is None or waiter.done():
+                # Within a request: its body, or a pipelined next head, which is timed and
+                # counted from the first read after this request is answered.
+                _aiohttp_data_received(self, data)
+                return
+            began = self._head_since = monotonic()  # idle until now: a new head
+        counted = self._head_bytes + len(data)
+        if counted > self._max_head_bytes:
+            counted = self._head_bytes_with(data)
+            if counted > self._max_head_bytes:
+                self._refuse_head()
+                return
+        self._head_bytes = counted
+        self._head_last = data
         heads = self._request_count
-        super().data_received(data)
-        if self._request_count != heads:
-            self._stop_head_timer()
-            self._request_at = self._loop.time()
+        _aiohttp_data_received(self, data)
+        if self._request_count != heads:  # the head is whole
+            self._head_since = None
+            self._head_bytes = 0
+            self._head_last = b""  # a read may be large, and the parser is done with it
+            self._request_at = monotonic() if began is None else began
 
     def handle_error(
         self,
@@ -205,28 +275,19 @@ class GuardedRequestHandler(web.RequestHandler):
         """Between requests: aiohttp's own test for an idle connection."""
         return self._waiter is not None and not self._waiter.done()
 
-    def _start_head(self) -> None:
-        self._head_bytes = 0
-        self._head_tail = b""
-        self._head_timer = self._loop.call_later(self._limits.head_timeout, self._head_too_slow)
+    def _head_bytes_with(self, data: bytes) -> int:
+        """The head's size once `data` is read, up to its blank line if that is in `data`.
 
-    def _stop_head_timer(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        Every byte counted before `data` is the head's (its end would have completed it), so
+        the end is looked for only when a read takes the count past the bound.
+        """
+        tail = self._head_last[-(len(_HEAD_END) - 1) :]
+        end = (tail + data).find(_HEAD_END)
+        return self._head_bytes + (len(data) if end < 0 else end + len(_HEAD_END) - len(tail))
 
-    def _head_too_slow(self) -> None:
-        self._head_timer = None
-        logger.debug(
-            "closed a connection whose request head took over %g s", self._limits.head_timeout
-        )
+    def _refuse_head(self) -> None:
+        logger.debug("refused a request head over %d bytes", self._max_head_bytes)
+        self._head_since = None
+        if self.transport is not None:
+            self.transport.write(_REFUSAL)
         self.force_close()
-
-    def _head_overflows(self, data: bytes) -> bool:
-        """Counts the head's bytes in `data` (up to its blank line, if there); True past the
-        bound, so that an oversized head is refused before the parser holds any more of it."""
-        seen = self._head_tail + data
-        end = seen.find(_HEAD_END)
-        self._head_bytes += len(data) if end < 0 else end + len(_HEAD_END) - len(self._head_tail)
-        self._head_tail = seen[-(len(_HEAD_END) - 1) :]
-        return self._head_bytes > self._limits.max_head_bytes

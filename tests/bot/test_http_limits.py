@@ -25,7 +25,8 @@ from bot.server import _listen_refusal, create_web_app, listen
 from bot.settings import Settings
 from storage.errors import StartupRefused
 from storage.store import Store
-from tests.bot.conftest import ADMIN
+from tests.bot.conftest import ADMIN, free_port
+from tests.store_support import days_ahead
 
 LOOPBACK = "127.0.0.1"
 HEAD_TIMEOUT = 0.5
@@ -68,7 +69,11 @@ def settings_on(port: int, **values: str) -> Settings:
 async def secret(store: Store) -> str:
     await store.account.set_api_access(actor=ADMIN, enabled=True)
     issued = await store.tokens.create(
-        actor=ADMIN, name="Limits", access_rights=["reports:read"], primary_contact=ADMIN
+        actor=ADMIN,
+        name="Limits",
+        access_rights=["reports:read"],
+        primary_contact=ADMIN,
+        expires_on=days_ahead(clock=store.clock),
     )
     return issued.secret
 
@@ -234,6 +239,31 @@ async def test_an_authorization_header_at_the_field_limit_still_gets_its_401(
     assert answer.endswith(b'{"active": false}')
 
 
+@pytest.mark.parametrize(("over", "status"), [(0, 200), (1, 400)])
+async def test_the_head_bound_counts_the_head_alone(
+    serve_guarded: Serve, secret: str, over: int, status: int
+) -> None:
+    """A head of exactly the bound is answered and one byte more is refused, when its blank
+    line straddles two reads and the body that follows takes the bytes read past the bound."""
+    limits = HttpLimits(head_timeout=HEAD_TIMEOUT, idle_timeout=IDLE_TIMEOUT, max_head_bytes=4096)
+    port = await serve_guarded(limits)
+    start = check_head(secret)[:-2] + b"Content-Length: 1000\r\nX-Pad: "
+    pad = limits.max_head_bytes + over - len(start) - len(b"\r\n\r\n")
+    head = start + b"p" * pad + b"\r\n\r\n"
+    assert len(head) == limits.max_head_bytes + over
+    connection = await Connection.open(port)
+    try:
+        connection.send(head[:-2])
+        await asyncio.sleep(0.05)  # read apart from the rest
+        connection.send(head[-2:] + b"b" * 1000)
+        answer = await connection.rest()
+    finally:
+        await connection.close()
+    assert status_of(answer) == status
+    if over:
+        assert_refused_blindly(answer, secret.encode())
+
+
 # (c) slow heads ---------------------------------------------------------------------------
 
 
@@ -368,12 +398,6 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
 
 
 # (f) where it listens ---------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
 
 
 async def test_the_default_host_is_loopback_only(
