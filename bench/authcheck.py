@@ -1,6 +1,7 @@
 """How many `/auth/check` calls a second Token Desk answers, next to a bare aiohttp handler.
 
-Run with `.venv/bin/python bench/authcheck.py` (`--quick` for a smoke check).
+Run with `.venv/bin/python bench/authcheck.py` (`--quick` for a smoke check; `--baseline REV`
+to serve Token Desk as it was at git revision REV as well, see below).
 
 A gateway asks `/auth/check` before every API call it lets through, so this is the endpoint
 whose throughput matters. Token Desk is served as bot/server.py serves it (`open_store`,
@@ -26,12 +27,20 @@ compete for.
 Before timing, both servers must answer correctly (Token Desk 200 with the token's SID, and
 401 for an unknown secret; bare 200 with the same bytes); after timing, Token Desk must have
 had no failure at all (non-2xx answers, socket errors or timeouts).
+
+With `--baseline REV`, a third server is Token Desk as it was at REV (bench/baseline.py checks
+it out and runs its processes on its own packages): seeded by REV's code as the first one is
+(`--seed`, which hands the chosen secret to this process on a pipe), served as the first one
+is (`--serve token-desk`), checked the same way, and loaded in the same rounds, in the same
+shuffled order. What is judged then as well is the ratio of this tree's rate to REV's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import dataclasses
 import gc
 import json
 import os
@@ -39,19 +48,25 @@ import random
 import resource
 import secrets
 import shutil
-import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+from baseline import (
+    Baseline,
+    checked_out,
+    first_line,
+    start_child,
+    stop_child,
+    wait_until_stopped,
+)
 from seed import insert_rows, make_seed, spread_over_days
 from verdict import judge
 
@@ -64,20 +79,20 @@ from bot.settings import Settings
 from storage.credentials import generate_secret
 
 TOKEN_DESK, BARE = "Token Desk", "bare"
-SERVERS = (TOKEN_DESK, BARE)
+THIS_FILE = Path(__file__).resolve()
+RANDOM_SEED = 20_240_501
 SIZE = 10_000
 ADMIN = "UADMIN001"
 ROUTE = "/auth/check"
 CONCURRENCY = 32
 TARGET = 0.6  # the lowest acceptable Token Desk/bare ratio of checks per second
+BASELINE_TARGET = 0.95  # the lowest acceptable ratio of this tree's checks per second to REV's
 # Nothing here may talk to Slack: the Web API client of the real Bolt app points at the
 # discard port on loopback, so a call made by mistake fails at once, and locally.
 NO_SLACK = "http://127.0.0.1:9/api/"
 # The answer headers the bare handler copies from Token Desk's.
 COPIED_HEADERS = ("Cache-Control", "X-Token-Sid", "X-Token-Api-Version")
 READY = "listening on port"
-START_SECONDS = 30.0  # the longest a server may take to start
-STOP_SECONDS = 10.0
 BUSY_SHARE = 0.9  # a server under closed-loop load that gets less CPU than this is starved
 
 
@@ -122,23 +137,12 @@ async def serve_until_stopped(runner: web.AppRunner) -> None:
     try:
         await web.TCPSite(runner, "127.0.0.1", 0).start()
         port = runner.addresses[0][1]
-        loop = asyncio.get_running_loop()
-        stopping = asyncio.Event()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stopping.set)
-
-        def watch_stdin() -> None:
-            while os.read(0, 4096):  # unbuffered: no lock left held at interpreter exit
-                pass
-            loop.call_soon_threadsafe(stopping.set)
-
-        threading.Thread(target=watch_stdin, daemon=True).start()
         # What is loaded now lives as long as the server: as in the other benches, freezing
         # it keeps full garbage collections, which would walk it all, out of the timings.
         gc.collect()
         gc.freeze()
         print(f"{READY} {port}", flush=True)
-        await stopping.wait()
+        await wait_until_stopped()
     finally:
         await runner.cleanup()
 
@@ -195,37 +199,25 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def start_server(name: str, arguments: Sequence[str], started: list[Server]) -> Server:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(Path(__file__).resolve()),
-        "--serve",
-        *arguments,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+async def start_server(
+    name: str,
+    arguments: Sequence[str],
+    started: list[Server],
+    baseline: Baseline | None = None,
+) -> Server:
+    """A server of this tree, or of `baseline` (served by REV's copy of this file)."""
+    script = baseline.script(THIS_FILE.name) if baseline else THIS_FILE
+    process = await start_child(script, ["--serve", *arguments], baseline)
     server = Server(name, process)
     started.append(server)  # stopped by the caller whatever happens next
-    assert process.stdout is not None
-    try:
-        line = await asyncio.wait_for(process.stdout.readline(), START_SECONDS)
-    except TimeoutError:
-        raise SystemExit(f"the {name} server did not start in {START_SECONDS:.0f} s") from None
-    text = line.decode().strip()
+    text = await first_line(process, name)
     require(text.startswith(READY), f"the {name} server did not start (it said {text!r})")
     server.url = f"http://127.0.0.1:{int(text.removeprefix(READY))}{ROUTE}"
     return server
 
 
 async def stop_server(server: Server) -> None:
-    process = server.process
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(process.wait(), STOP_SECONDS)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+    await stop_child(server.process)
 
 
 # Seeding and checking -----------------------------------------------------------------------
@@ -261,6 +253,21 @@ async def seed_store(db: Path, key: bytes, rng: random.Random) -> Prepared:
         return Prepared(secret=secret, sid=token.sid, check_micros=micros)
     finally:
         await store.close()
+
+
+async def print_seeded(db: Path, key_hex: str) -> None:
+    """`--seed`: `seed_store` as the bench process runs it, what it prepared as one JSON line."""
+    prepared = await seed_store(db, bytes.fromhex(key_hex), random.Random(RANDOM_SEED))
+    print(json.dumps(dataclasses.asdict(prepared)), flush=True)
+
+
+async def seed_baseline(baseline: Baseline, db: Path, key: bytes) -> Prepared:
+    """REV's database, seeded by REV's code (its schema may be older than this tree's)."""
+    script = baseline.script(THIS_FILE.name)
+    process = await start_child(script, ["--seed", str(db), key.hex()], baseline)
+    out, _ = await process.communicate()
+    require(process.returncode == 0, f"seeding {baseline.label}'s database failed")
+    return Prepared(**json.loads(out))
 
 
 @dataclass(frozen=True)
@@ -387,8 +394,8 @@ class AiohttpLoad:
         " session, keep-alive)"
     )
 
-    def __init__(self, expected: bytes) -> None:
-        self.expected = expected  # the body both servers answer
+    def __init__(self, expected: dict[str, bytes]) -> None:
+        self.expected = expected  # the body each server answers, by name
 
     async def load(self, server: Server, secret: str, seconds: int) -> Sample:
         headers = {"Authorization": f"Bearer {secret}"}
@@ -405,7 +412,7 @@ class AiohttpLoad:
                     try:
                         async with session.get(server.url, headers=headers) as response:
                             body = await response.read()
-                            good = response.status == 200 and body == self.expected
+                            good = response.status == 200 and body == self.expected[server.name]
                     except (aiohttp.ClientError, TimeoutError):
                         good = False
                     latencies.append(time.perf_counter() - sent)
@@ -437,35 +444,70 @@ def usable_cores() -> int:
     return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
-async def run(plan: Plan, tool_choice: str, directory: Path, servers: list[Server]) -> None:
-    rng = random.Random(20_240_501)
+async def run(
+    plan: Plan,
+    tool_choice: str,
+    directory: Path,
+    servers: list[Server],
+    baseline: Baseline | None,
+) -> None:
+    rng = random.Random(RANDOM_SEED)
     key = secrets.token_bytes(32)
     db = directory / "tokens.db"
 
     started = time.perf_counter()
     prepared = await seed_store(db, key, rng)
     print(f"seeded {SIZE:,} tokens (API access on) in {time.perf_counter() - started:.1f} s")
+    if baseline:
+        print(baseline.describe())
+        started = time.perf_counter()
+        baseline_db = directory / "baseline.db"
+        baseline_prepared = await seed_baseline(baseline, baseline_db, key)
+        print(
+            f"seeded {SIZE:,} tokens (API access on) by {baseline.label}'s code in"
+            f" {time.perf_counter() - started:.1f} s"
+        )
 
     started = time.perf_counter()
     token_desk = await start_server(TOKEN_DESK, ["token-desk", str(db), key.hex()], servers)
+    by_server = {TOKEN_DESK: token_desk}
     async with aiohttp.ClientSession() as session:
         reference = await check_token_desk(session, token_desk.url, prepared)
         answer = {
             "body": json.loads(reference.body),
             "headers": {name: reference.headers[name] for name in COPIED_HEADERS},
         }
-        bare = await start_server(BARE, ["bare", json.dumps(answer)], servers)
-        await check_bare(session, bare.url, reference)
-    print(f"started both servers in {time.perf_counter() - started:.1f} s")
+        by_server[BARE] = await start_server(BARE, ["bare", json.dumps(answer)], servers)
+        await check_bare(session, by_server[BARE].url, reference)
+        secret_for = {TOKEN_DESK: prepared.secret, BARE: prepared.secret}
+        expected = {TOKEN_DESK: reference.body, BARE: reference.body}
+        if baseline:
+            earlier = baseline_name(baseline)
+            arguments = ["token-desk", str(baseline_db), key.hex()]
+            by_server[earlier] = await start_server(earlier, arguments, servers, baseline)
+            baseline_answer = await check_token_desk(
+                session, by_server[earlier].url, baseline_prepared
+            )
+            secret_for[earlier] = baseline_prepared.secret
+            expected[earlier] = baseline_answer.body
+    print(
+        f"started {'all' if baseline else 'both'} servers in {time.perf_counter() - started:.1f} s"
+    )
     print(
         f"checked: Token Desk answers 200 with the token's SID ({len(reference.body)} bytes:"
         f" {reference.body.decode()}) and 401 to an unknown secret; bare answers 200 with the"
         " same body and headers"
     )
+    if baseline:
+        print(
+            f"checked: Token Desk at {baseline.label} answers 200 with its token's SID"
+            f" ({len(baseline_answer.body)} bytes: {baseline_answer.body.decode()}) and 401 to"
+            " an unknown secret"
+        )
 
     wrk = shutil.which("wrk") if tool_choice in ("auto", "wrk") else None
     require(tool_choice != "wrk" or wrk is not None, "--tool wrk, but wrk is not installed")
-    tool: Wrk | AiohttpLoad = Wrk(wrk, directory) if wrk else AiohttpLoad(reference.body)
+    tool: Wrk | AiohttpLoad = Wrk(wrk, directory) if wrk else AiohttpLoad(expected)
     print(f"load tool: {tool.title}")
     cores = usable_cores()
     if cores <= 2:
@@ -475,49 +517,69 @@ async def run(plan: Plan, tool_choice: str, directory: Path, servers: list[Serve
             " time per request depends much less on it)"
         )
 
-    by_server = {TOKEN_DESK: token_desk, BARE: bare}
-    for name in SERVERS:  # warm-up, untimed
-        await tool.load(by_server[name], prepared.secret, plan.warmup_seconds)
+    for name, server in by_server.items():  # warm-up, untimed
+        await tool.load(server, secret_for[name], plan.warmup_seconds)
 
     gc.collect()
     gc.freeze()
-    samples: dict[str, list[Sample]] = {name: [] for name in SERVERS}
-    order = list(SERVERS)
+    samples: dict[str, list[Sample]] = {name: [] for name in by_server}
+    order = list(by_server)
     for _ in range(plan.rounds):
         rng.shuffle(order)
         for name in order:
-            samples[name].append(await tool.load(by_server[name], prepared.secret, plan.seconds))
+            samples[name].append(await tool.load(by_server[name], secret_for[name], plan.seconds))
 
     async with aiohttp.ClientSession() as session:
         await check_token_desk(session, token_desk.url, prepared)
-        await check_bare(session, bare.url, reference)
+        await check_bare(session, by_server[BARE].url, reference)
+        if baseline:
+            await check_token_desk(session, by_server[earlier].url, baseline_prepared)
     for server in servers:
         require(server.process.returncode is None, f"the {server.name} server stopped")
-    failures = {name: sum(sample.failures for sample in samples[name]) for name in SERVERS}
+    failures = {name: sum(sample.failures for sample in samples[name]) for name in by_server}
     require(failures[TOKEN_DESK] == 0, f"Token Desk failed {failures[TOKEN_DESK]} checks")
     require(failures[BARE] == 0, f"the bare server failed {failures[BARE]} requests")
+    if baseline:
+        require(failures[earlier] == 0, f"Token Desk {earlier} failed {failures[earlier]} checks")
     report(plan, samples, prepared, tool)
+    if baseline:
+        report_baseline(samples, baseline, prepared, baseline_prepared)
+
+
+def baseline_name(baseline: Baseline) -> str:
+    return f"at {baseline.label}"
+
+
+def median_of(samples: Sequence[Sample], value: Callable[[Sample], float]) -> float:
+    return statistics.median(value(sample) for sample in samples)
+
+
+def cpu_per_request(samples: Sequence[Sample]) -> float | None:
+    """Microseconds of server CPU per request, where /proc told it."""
+    if any(sample.server_cpu is None for sample in samples):
+        return None
+    return median_of(samples, lambda s: (s.server_cpu or 0.0) / s.requests) * 1e6
 
 
 def report(plan: Plan, samples: dict[str, list[Sample]], prepared: Prepared, tool: Any) -> None:
     def median(name: str, value: Any) -> float:
         return statistics.median(value(sample) for sample in samples[name])
 
-    total = sum(sample.requests for name in SERVERS for sample in samples[name])
+    total = sum(sample.requests for name in samples for sample in samples[name])
     print(
         f"\nGET {ROUTE}, Authorization: Bearer <a valid secret>, {CONCURRENCY} concurrent"
         f" keep-alive connections:\nmedians of {plan.rounds} rounds of {plan.seconds} s per"
         f" server, in a fresh shuffled order each round ({total:,} requests)"
     )
-    with_cpu = all(sample.server_cpu is not None for name in SERVERS for sample in samples[name])
+    with_cpu = all(sample.server_cpu is not None for name in samples for sample in samples[name])
     cpu_title = "server CPU/req" if with_cpu else ""
     print(
         f"  {'server':<16}{'checks/s':>10}{'p50 ms':>9}{'p99 ms':>9}{cpu_title:>16}"
         f"{'server CPU':>12}{'tool CPU':>10}{'failures':>10}"
     )
-    rates = {name: median(name, lambda sample: sample.rate) for name in SERVERS}
+    rates = {name: median(name, lambda sample: sample.rate) for name in samples}
     per_request: dict[str, float] = {}
-    for name in SERVERS:
+    for name in samples:
         p50 = median(name, lambda sample: sample.p50) * 1e3
         p99 = median(name, lambda sample: sample.p99) * 1e3
         tool_share = median(name, lambda sample: sample.tool_cpu / sample.seconds)
@@ -534,7 +596,7 @@ def report(plan: Plan, samples: dict[str, list[Sample]], prepared: Prepared, too
     ratio = rates[TOKEN_DESK] / rates[BARE]
     verdict = judge("authcheck", "/auth/check rate, Token Desk/bare aiohttp", ratio, "≥", TARGET)
     print(f"  {'Token Desk/bare':<16}{ratio:>10.2f}  {verdict}")
-    for name in SERVERS:
+    for name in samples:
         each = ", ".join(f"{sample.rate:,.0f}" for sample in samples[name])
         print(f"  checks/s per round, {name}: {each}")
     paired = [
@@ -564,7 +626,7 @@ def report(plan: Plan, samples: dict[str, list[Sample]], prepared: Prepared, too
         " µs/call (shape, checksum, HMAC-SHA256, look-up)"
     )
     if per_request:
-        shares = [s.server_cpu / s.seconds for name in SERVERS for s in samples[name]]
+        shares = [s.server_cpu / s.seconds for name in samples for s in samples[name]]
         if statistics.median(shares) < BUSY_SHARE:
             print(
                 f"  the servers got a median {statistics.median(shares):.2f} core while under"
@@ -580,12 +642,43 @@ def report(plan: Plan, samples: dict[str, list[Sample]], prepared: Prepared, too
         )
 
 
-async def bounded(plan: Plan, tool_choice: str, directory: Path) -> None:
+def report_baseline(
+    samples: dict[str, list[Sample]],
+    baseline: Baseline,
+    prepared: Prepared,
+    baseline_prepared: Prepared,
+) -> None:
+    ours, theirs = samples[TOKEN_DESK], samples[baseline_name(baseline)]
+    compared = f"this tree/{baseline.label}"
+    ratio = median_of(ours, lambda s: s.rate) / median_of(theirs, lambda s: s.rate)
+    verdict = judge("authcheck", f"/auth/check rate, {compared}", ratio, "≥", BASELINE_TARGET)
+    print(f"\n  against Token Desk at {baseline.title}:")
+    print(f"  {compared:<16}{ratio:>10.2f}  {verdict}")
+    paired = [mine.rate / old.rate for mine, old in zip(ours, theirs, strict=True)]
+    print(
+        f"  {compared} within each round: median {statistics.median(paired):.2f}, from"
+        f" {min(paired):.2f} to {max(paired):.2f}"
+    )
+    our_cpu, their_cpu = cpu_per_request(ours), cpu_per_request(theirs)
+    if our_cpu is not None and their_cpu is not None:
+        print(
+            f"  {compared} by server CPU per request: {their_cpu / our_cpu:.2f}"
+            f" ({our_cpu:.1f} µs against {their_cpu:.1f} µs)"
+        )
+    print(
+        f"  store.credentials.check(secret) in-process: {prepared.check_micros:.2f} µs/call here,"
+        f" {baseline_prepared.check_micros:.2f} µs/call at {baseline.label}"
+    )
+
+
+async def bounded(plan: Plan, tool_choice: str, directory: Path, baseline: Baseline | None) -> None:
+    # A baseline is a third server to seed, start and load in every round.
+    budget = plan.budget * (1.5 if baseline else 1.0)
     servers: list[Server] = []
     try:
-        await asyncio.wait_for(run(plan, tool_choice, directory, servers), plan.budget)
+        await asyncio.wait_for(run(plan, tool_choice, directory, servers, baseline), budget)
     except TimeoutError:
-        raise SystemExit(f"the benchmark did not finish in {plan.budget:.0f} s") from None
+        raise SystemExit(f"the benchmark did not finish in {budget:.0f} s") from None
     finally:
         for server in servers:
             await stop_server(server)
@@ -602,7 +695,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         default="auto",
         help="the load tool: wrk when installed (auto), or the aiohttp generator",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also serve Token Desk as it was at git revision REV, and judge this tree/REV",
+    )
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # a server process
+    parser.add_argument("--seed", nargs=2, help=argparse.SUPPRESS)  # a baseline's database
     arguments = parser.parse_args(argv)
     if arguments.serve:
         kind, *rest = arguments.serve
@@ -610,6 +709,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             asyncio.run(serve_token_desk(Path(rest[0]), rest[1]))
         else:
             asyncio.run(serve_bare(rest[0]))
+        return
+    if arguments.seed:
+        db, key_hex = arguments.seed
+        asyncio.run(print_seeded(Path(db), key_hex))
         return
 
     plan = QUICK if arguments.quick else FULL
@@ -624,8 +727,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         loads = ", ".join(f"{load:.2f}" for load in os.getloadavg())
         print(f"load average before the run: {loads}")
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="tokendesk-bench-") as directory:
-        asyncio.run(bounded(plan, arguments.tool, Path(directory)))
+    with contextlib.ExitStack() as stack:
+        directory = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="tokendesk-bench-"))
+        )
+        baseline = (
+            stack.enter_context(checked_out(arguments.baseline)) if arguments.baseline else None
+        )
+        asyncio.run(bounded(plan, arguments.tool, directory, baseline))
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 

@@ -1,6 +1,7 @@
 """How long an admin's `/tokens` takes to answer, next to a bare Bolt app answering the same.
 
-Run with `.venv/bin/python bench/list.py` (`--quick` for a smoke check).
+Run with `.venv/bin/python bench/list.py` (`--quick` for a smoke check; `--baseline REV` to
+time Token Desk as it was at git revision REV as well, see the end).
 
 Token Desk answers `/tokens` with the first page of the list in the ack body itself, so the
 request's server time is the whole of it: there is no follow-up post (the run checks that the
@@ -23,12 +24,23 @@ message) is also timed in-process, to show how much of a request it is.
 As in bench/store.py, the machine is small and shared: every figure is a median over many
 rounds, all variants are timed interleaved in a fresh shuffled order each round, and what is
 judged is a ratio between figures measured side by side.
+
+With `--baseline REV`, Token Desk as it was at REV (bench/baseline.py checks it out and runs
+its processes on its own packages) is timed too, against this tree: each in a process of its
+own (`--serve`, REV's copy of this file for REV), which seeds its databases with its own code
+(REV's schema may be older), serves its apps in both modes as above on the stand-in of this
+process, and prints their URLs. Both are timed in the same rounds as the rest, and the judged
+ratios are this tree's time over REV's, in both modes: the default one is what Slack waits
+for, process_before_response=True shows any change in Token Desk's own work, which the 10 ms
+poll would hide. The two run in processes of their own, unlike the apps above that share this
+process's event loop, so their times are compared with each other only.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import gc
 import json
@@ -51,6 +63,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
 from aiohttp import web
+from baseline import (
+    Baseline,
+    checked_out,
+    first_line,
+    start_child,
+    stop_child,
+    wait_until_stopped,
+)
 from seed import insert_rows, make_seed, spread_over_days
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp
@@ -74,8 +94,13 @@ BOT_TOKEN = "xoxb-test"  # what the stand-in accepts
 ADMIN = "UADMIN001"
 COMMAND = "/tokens"
 DEFAULT, EAGER = "default", "eager"  # process_before_response False / True
+MODES = (DEFAULT, EAGER)
 TOKEN_DESK, BARE = "Token Desk", "bare"
+THIS_TREE = "this tree"  # Token Desk served by a process of its own, next to a baseline's
 TARGETS = {1_000: 1.2, 10_000: 1.5}  # the highest acceptable Token Desk/bare ratio
+BASELINE_TARGET = 1.05  # the highest acceptable ratio of this tree's time to REV's
+THIS_FILE = Path(__file__).resolve()
+RANDOM_SEED = 20_240_501
 
 
 @dataclass(frozen=True)
@@ -128,12 +153,12 @@ async def serve(web_app: web.Application) -> tuple[web.AppRunner, str]:
 # The two apps -------------------------------------------------------------------------------
 
 
-def settings_for(directory: Path, size: int, key: bytes, standin: SlackStandIn) -> Settings:
+def settings_for(directory: Path, size: int, key: bytes, api_url: str) -> Settings:
     return Settings(  # type: ignore[call-arg]
         _env_file=None,
         slack_bot_token=BOT_TOKEN,
         slack_signing_secret=SIGNING_SECRET,
-        slack_api_url=standin.api_url,
+        slack_api_url=api_url,
         tokendesk_db=directory / f"tokens-{size}.db",
         tokendesk_secret_key=key.hex(),
         tokendesk_admins=ADMIN,
@@ -311,13 +336,23 @@ class Stack:
 
     runners: list[web.AppRunner]
     stores: list[Store]
+    processes: list[asyncio.subprocess.Process]
+
+    async def close(self) -> None:
+        for process in self.processes:
+            await stop_child(process)
+        await drain()
+        for runner in self.runners:
+            await runner.cleanup()
+        for store in self.stores:
+            await store.close()
 
 
 async def seed_stores(
-    plan: Plan, directory: Path, key: bytes, standin: SlackStandIn, rng: random.Random
+    sizes: Sequence[int], directory: Path, key: bytes, api_url: str, rng: random.Random
 ) -> dict[int, Settings]:
-    seed = make_seed(plan.sizes[-1], key, rng)
-    settings = {size: settings_for(directory, size, key, standin) for size in plan.sizes}
+    seed = make_seed(sizes[-1], key, rng)
+    settings = {size: settings_for(directory, size, key, api_url) for size in sizes}
     for size, each in settings.items():
         created = await open_store(each)  # the real schema and key check, made by the Store
         await created.close()
@@ -338,13 +373,69 @@ async def capture(
     return body
 
 
-async def run(plan: Plan, directory: Path, stack: Stack) -> None:
-    rng = random.Random(20_240_501)
+# Token Desk in a process of its own, for a baseline -----------------------------------------
+
+
+async def serve_apps(directory: Path, key_hex: str, api_url: str, sizes: Sequence[int]) -> None:
+    """`--serve`: databases seeded by this file's code, Token Desk's apps on them in both modes,
+    their URLs as one JSON line ({"<mode> <size>": url}), served until stopped."""
+    stack = Stack(runners=[], stores=[], processes=[])
+    try:
+        key = bytes.fromhex(key_hex)
+        settings = await seed_stores(sizes, directory, key, api_url, random.Random(RANDOM_SEED))
+        urls: dict[str, str] = {}
+        for size, each in settings.items():
+            store = await open_store(each)
+            stack.stores.append(store)
+            for mode in MODES:
+                bolt = token_desk_app(each, store, mode)
+                runner, urls[f"{mode} {size}"] = await serve(
+                    create_web_app(store, bolt, serve_slack_events=True)
+                )
+                stack.runners.append(runner)
+        # As in the bench process: what lives as long as the server is kept out of full
+        # garbage collections.
+        gc.collect()
+        gc.freeze()
+        print(json.dumps(urls), flush=True)
+        await wait_until_stopped()
+    finally:
+        await stack.close()
+
+
+async def start_apps(
+    app: str,
+    directory: Path,
+    key: bytes,
+    api_url: str,
+    sizes: Sequence[int],
+    stack: Stack,
+    baseline: Baseline | None,
+) -> dict[tuple[str, str, int], str]:
+    """Token Desk of this tree, or of `baseline`, served by a process of its own: the URL of
+    each (mode, app, size)."""
+    directory.mkdir()
+    script = baseline.script(THIS_FILE.name) if baseline else THIS_FILE
+    arguments = ["--serve", str(directory), key.hex(), api_url, *map(str, sizes)]
+    process = await start_child(script, arguments, baseline)
+    stack.processes.append(process)
+    line = await first_line(process, app)
+    require(line.startswith("{"), f"the {app} server did not start (it said {line!r})")
+    urls = json.loads(line)
+    return {(mode, app, size): urls[f"{mode} {size}"] for mode in MODES for size in sizes}
+
+
+def baseline_name(baseline: Baseline) -> str:
+    return f"at {baseline.label}"
+
+
+async def run(plan: Plan, directory: Path, stack: Stack, baseline: Baseline | None) -> None:
+    rng = random.Random(RANDOM_SEED)
     key = secrets.token_bytes(32)
     async with SlackStandIn(token=BOT_TOKEN) as standin, aiohttp.ClientSession() as session:
         standin.add_user(ADMIN)
         started = time.perf_counter()
-        settings = await seed_stores(plan, directory, key, standin, rng)
+        settings = await seed_stores(plan.sizes, directory, key, standin.api_url, rng)
         print(f"seeded {', '.join(map(label, plan.sizes))} tokens in", end=" ")
         print(f"{time.perf_counter() - started:.1f} s")
 
@@ -382,6 +473,26 @@ async def run(plan: Plan, directory: Path, stack: Stack) -> None:
                 )
                 require(status == 200, f"the bare app answered HTTP {status}")
                 require(bare_body == bodies[(DEFAULT, size)], "the bare app's ack is not the same")
+        body_size = {name: len(bodies[(DEFAULT, name[2])]) for name in urls}
+
+        if baseline:
+            print(baseline.describe())
+            started = time.perf_counter()
+            for app, owner in ((THIS_TREE, None), (baseline_name(baseline), baseline)):
+                place = directory / ("baseline" if owner else "this-tree")
+                urls |= await start_apps(app, place, key, standin.api_url, plan.sizes, stack, owner)
+                for size in plan.sizes:
+                    for mode in MODES:
+                        name = (mode, app, size)
+                        body_size[name] = len(await capture(session, urls[name], standin, size))
+                    require(
+                        body_size[(DEFAULT, app, size)] == body_size[(EAGER, app, size)],
+                        f"the two {app} apps answered different sizes",
+                    )
+            print(
+                f"seeded and started this tree's and {baseline.label}'s apps in processes of"
+                f" their own in {time.perf_counter() - started:.1f} s"
+            )
 
         seen: dict[Any, set[int]] = {name: set() for name in urls}
         probes: dict[Any, Probe] = {
@@ -412,9 +523,11 @@ async def run(plan: Plan, directory: Path, stack: Stack) -> None:
         require(not extra_calls, f"timed requests made Web API calls: {extra_calls}")
         require(not standin.responses, "timed requests posted to a response_url")
 
-        for (_, _, size), sizes in seen.items():
-            require(sizes == {len(bodies[(DEFAULT, size)])}, f"answers of {sizes} bytes")
+        for name, sizes in seen.items():
+            require(sizes == {body_size[name]}, f"answers of {sizes} bytes")
         report(plan, samples, seen, apps, measured)
+        if baseline:
+            report_baseline(plan, samples, seen, baseline)
 
 
 def report(
@@ -504,12 +617,55 @@ def report(
     )
 
 
+def report_baseline(
+    plan: Plan, samples: dict[Any, list[float]], seen: dict[Any, set[int]], baseline: Baseline
+) -> None:
+    earlier = baseline_name(baseline)
+    print(
+        f"\n  against Token Desk at {baseline.title}: each served by a"
+        " process of its own, timed in the\n  same rounds (median / p90 ms)"
+    )
+    print(
+        f"  {'mode':<8}{'tokens':>6}  {'this tree':>17}  {earlier:>17}"
+        f"  {'body bytes this / REV':>21}  {'this/REV':>8}  target"
+    )
+    for mode in MODES:
+        for size in plan.sizes:
+            ours, theirs = samples[(mode, THIS_TREE, size)], samples[(mode, earlier, size)]
+            ratio = statistics.median(ours) / statistics.median(theirs)
+            figure = f"/tokens at {label(size)} tokens ({mode}), this tree/{baseline.label}"
+            verdict = judge("list", figure, ratio, "≤", BASELINE_TARGET)
+            ours_bytes, their_bytes = (max(seen[(mode, app, size)]) for app in (THIS_TREE, earlier))
+            print(
+                f"  {mode:<8}{label(size):>6}"
+                f"  {ms(statistics.median(ours)):>8} /{ms(p90(ours)):>7}"
+                f"  {ms(statistics.median(theirs)):>8} /{ms(p90(theirs)):>7}"
+                f"  {f'{ours_bytes:,} / {their_bytes:,}':>21}  {ratio:>8.2f}  {verdict}"
+            )
+    print(
+        "  default: Bolt's default, process_before_response=False, as served; eager:"
+        " process_before_response=True,\n  where a change in Token Desk's own work is not"
+        " hidden by the 10 ms ack poll"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--quick", action="store_true", help="fewer rounds: a smoke check in about 20 s"
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also time Token Desk as it was at git revision REV, and judge this tree/REV",
+    )
+    # A process serving Token Desk for a baseline: DIRECTORY KEY API_URL SIZE...
+    parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
+    if arguments.serve:
+        directory, key_hex, api_url, *sizes = arguments.serve
+        asyncio.run(serve_apps(Path(directory), key_hex, api_url, [int(size) for size in sizes]))
+        return
     plan = QUICK if arguments.quick else FULL
     affinity = getattr(os, "sched_getaffinity", None)
     usable = f" ({len(affinity(0))} usable)" if affinity else ""
@@ -520,21 +676,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{usable}"
     )
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="tokendesk-bench-") as directory:
-        asyncio.run(guarded(plan, Path(directory)))
+    with contextlib.ExitStack() as resources:
+        directory = resources.enter_context(tempfile.TemporaryDirectory(prefix="tokendesk-bench-"))
+        baseline = (
+            resources.enter_context(checked_out(arguments.baseline)) if arguments.baseline else None
+        )
+        asyncio.run(guarded(plan, Path(directory), baseline))
     print(f"\ntotal {time.perf_counter() - started:.0f} s")
 
 
-async def guarded(plan: Plan, directory: Path) -> None:
-    stack = Stack(runners=[], stores=[])
+async def guarded(plan: Plan, directory: Path, baseline: Baseline | None) -> None:
+    stack = Stack(runners=[], stores=[], processes=[])
     try:
-        await run(plan, directory, stack)
+        await run(plan, directory, stack, baseline)
     finally:
-        await drain()
-        for runner in stack.runners:
-            await runner.cleanup()
-        for store in stack.stores:
-            await store.close()
+        await stack.close()
 
 
 if __name__ == "__main__":
