@@ -7,7 +7,14 @@ too), so the endpoint is no oracle; the reason goes to a debug log line, without
 What a 200 says of the token is in headers as well as in the JSON body, because gateways
 forward headers, not bodies: `X-Token-Sid`, `X-Token-Api-Version`, `X-Token-Scopes` (the
 access rights, comma-separated), `X-Token-Secret-Used` and, when the token expires,
-`X-Token-Expires` (its stop instant, RFC 3339 UTC).
+`X-Token-Expires` (its stop instant, RFC 3339 UTC). `secret_used` / `X-Token-Secret-Used`
+say which of the token's secrets matched: `current`, or `previous` during the grace window
+a Reset left it.
+
+A retired secret (replaced by a Reset, or out of its grace window, kept as a digest for 30
+days) gets the very same 401, but who presented it (the client address and `User-Agent`)
+is handed to the store, which counts it in memory: its owners learn which integrations
+still use it, and the check pays for that only on this refusal.
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from datetime import datetime
 
 from aiohttp import web
 
+from bot.inputs.gateway import client_address, user_agent
+from storage.credential_index import RETIRED
 from storage.models import AuthorizedToken
 from storage.store import Store
 
@@ -98,9 +107,16 @@ async def auth_check(request: web.Request) -> web.Response:
     if isinstance(credentials, str):
         return _denied(credentials)
     secret, sid = credentials
-    verdict = request.app[STORE].credentials.check(secret, sid)
+    index = request.app[STORE].credentials
+    verdict = index.check(secret, sid)
     token = verdict.token
     if token is None:
+        if verdict.reason == RETIRED:
+            index.record_retired(
+                verdict=verdict,
+                address=client_address(request.headers, request.remote),
+                user_agent=user_agent(request.headers),
+            )
         return _denied(verdict.reason)
     body, about = _accepted(token)
     return web.Response(text=body, headers=about, content_type="application/json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 
 COMMAND = "/tokens"
@@ -28,6 +29,8 @@ class ActionId(StrEnum):
     EXPIRY_DATE = "expiry_date"
     REMINDER_EXTEND = "reminder_extend"
     REMINDER_RESET = "reminder_reset"
+    GRACE_CHOICE = "grace_choice"
+    END_GRACE = "token_end_grace"
 
 
 class MenuChoice(StrEnum):
@@ -48,6 +51,30 @@ class ExpiryChoice(StrEnum):
     NEVER = "never"
 
 
+class GraceChoice(StrEnum):
+    """How long the current secret keeps working after a Reset: the Reset confirmation's
+    options, Stop immediately first (the default)."""
+
+    STOP = "stop"
+    ONE_HOUR = "1h"
+    ONE_DAY = "24h"
+    THREE_DAYS = "3d"
+    SEVEN_DAYS = "7d"
+
+    @property
+    def grace(self) -> timedelta | None:
+        """The window it asks for; None for Stop immediately."""
+        return _GRACE.get(self)
+
+
+_GRACE = {
+    GraceChoice.ONE_HOUR: timedelta(hours=1),
+    GraceChoice.ONE_DAY: timedelta(hours=24),
+    GraceChoice.THREE_DAYS: timedelta(days=3),
+    GraceChoice.SEVEN_DAYS: timedelta(days=7),
+}
+
+
 class FormField(StrEnum):
     """Block and action ids of the create/edit form; also the store's field names."""
 
@@ -65,6 +92,7 @@ class BlockId(StrEnum):
     FILTERS = "filters"
     EXPIRY = "expiry"
     EXPIRY_DATE = "expiry_date"
+    GRACE = "grace"
     # A reminder DM's blocks for one token: `reminder.<token id>`, `reminder_actions.<id>`.
     REMINDER = "reminder"
     REMINDER_ACTIONS = "reminder_actions"

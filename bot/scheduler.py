@@ -14,6 +14,11 @@ what is due, through the store's indexed queries (`store.expiry`), never every t
    disabled by `tokendesk` (audited, with the reason the card shows), then told likewise.
 3. One digest to the alerts channel, if there is one and the pass did anything it reports.
 
+Before those, retired secrets: the counts of their presentations gathered in memory are
+written, grace windows that ended by time are retired for good, digests retired 30 days ago
+are forgotten, and the primary contact of each retired secret presented for the first time
+gets one DM (marked before it is posted, like a reminder).
+
 Posts go one after another (Slack limits chat.postMessage per channel and per workspace,
 and batching per contact keeps a thousand due tokens to a few dozen posts). The client
 retries a post only when Slack answered `rate_limited` or a 5xx (it was not posted), never
@@ -32,7 +37,7 @@ from typing import TypeVar
 
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.blocks import reminders
+from bot.blocks import notifications, reminders
 from bot.memberships import GroupMemberships, NoGroupMemberships
 from bot.settings import Settings
 from bot.slack_client import Postable, Posted, post_message
@@ -63,6 +68,7 @@ class PassReport:
     warned: tuple[IdleToken, ...] = ()
     disabled: tuple[Token, ...] = ()
     digest_posted: bool = False
+    presentation_dms: int = 0
     posts_failed: int = 0
     slack_seconds: float = 0.0
 
@@ -122,6 +128,7 @@ class Scheduler:
 
     async def run_pass(self) -> PassReport:
         posts = _Posts(self._client)
+        presentation_dms = await self._retired_secrets(posts)
         reminded, reminder_dms = await self._remind(posts)
         warned: list[IdleToken] = []
         disabled: list[Token] = []
@@ -134,6 +141,7 @@ class Scheduler:
             warned=tuple(warned),
             disabled=tuple(disabled),
             digest_posted=digest_posted,
+            presentation_dms=presentation_dms,
             posts_failed=posts.failed,
             slack_seconds=posts.seconds,
         )
@@ -152,6 +160,24 @@ class Scheduler:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
+    async def _retired_secrets(self, posts: _Posts) -> int:
+        """Write the counts of retired secrets presented (with the last-used times), retire
+        the grace windows that ended by time, forget the digests retired 30 days ago; then
+        one DM to the primary contact per retired secret presented for the first time,
+        marked before it is posted (so at most once); how many went out."""
+        await self._store.credentials.flush_last_used()
+        await self._store.expiry.retire_lapsed_windows()
+        await self._store.expiry.purge_retired()
+        sent = 0
+        for presentation in await self._store.expiry.first_presentations():
+            contact = presentation.token.primary_contact
+            if is_user_id(contact):
+                message = notifications.retired_secret_presented(presentation)
+                sent += await posts.send(contact, message) is not None
+        if sent:
+            logger.info("scheduler pass: %d DMs about retired secrets still presented", sent)
+        return sent
+
     async def _remind(self, posts: _Posts) -> tuple[list[DueReminder], int]:
         due = await self._store.expiry.due_reminders(
             reminder_days=self._settings.tokendesk_reminder_days
@@ -160,17 +186,20 @@ class Scheduler:
             return [], 0
         marked = await self._store.expiry.mark_reminders(reminders=due)
         now = self._now()
+        by_contact = _by_contact(marked, lambda due: due.token.primary_contact)
+        roles = await self._store.roles.effective_roles(
+            groups_by_user={contact: self._memberships.groups_of(contact) for contact in by_contact}
+        )
+        # Every DM is written before the first is posted: the work stays in one stretch,
+        # rather than going cold between round trips to Slack.
+        messages = [
+            (contact, reminders.reminder_dm(items, now=now, may_act=roles[contact] is not None))
+            for contact, items in by_contact.items()
+        ]
         sent = 0
-        for contact, items in _by_contact(marked, lambda due: due.token):
-            message = reminders.reminder_dm(items, now=now, may_act=await self._holds_role(contact))
+        for contact, message in messages:
             sent += await posts.send(contact, message) is not None
         return marked, sent
-
-    async def _holds_role(self, user_id: str) -> bool:
-        role = await self._store.roles.effective_role(
-            user_id=user_id, group_ids=self._memberships.groups_of(user_id)
-        )
-        return role is not None
 
     async def _switch_off_unused(self, posts: _Posts) -> tuple[list[IdleToken], list[Token]]:
         unused_days = self._settings.tokendesk_disable_unused_days
@@ -179,7 +208,7 @@ class Scheduler:
         )
         warned = await self._store.expiry.mark_idle_warnings(tokens=to_warn) if to_warn else []
         now = self._now()
-        for contact, items in _by_contact(warned, lambda idle: idle.token):
+        for contact, items in _by_contact(warned, lambda idle: idle.token.primary_contact).items():
             disabled_from = min(
                 max(idle.idle_since + timedelta(days=unused_days), now + _WARNING) for idle in items
             )
@@ -191,13 +220,17 @@ class Scheduler:
         for idle in to_disable:
             try:
                 change = await self._store.tokens.set_enabled(
-                    actor=ACTOR, token_id=idle.token.id, enabled=False, reason=IDLE
+                    actor=ACTOR,
+                    token_id=idle.token.id,
+                    enabled=False,
+                    reason=IDLE,
+                    idle_since=idle.idle_since,
                 )
             except TokenNotFound:
                 continue
             if change.changed:
                 disabled.append(change.after)
-        for contact, tokens in _by_contact(disabled, lambda token: token):
+        for contact, tokens in _by_contact(disabled, lambda token: token.primary_contact).items():
             await posts.send(contact, reminders.idle_disabled_dm(tokens, unused_days=unused_days))
         return warned, disabled
 
@@ -206,10 +239,11 @@ class Scheduler:
     ) -> bool:
         channel = self._settings.tokendesk_alerts_channel
         now = self._now()
-        # A token stops at the 00:00 UTC after its expiry date: within the days, or stopped,
-        # when that date is before the last day of the window.
-        last_day = (now + timedelta(days=DIGEST_DAYS)).date()
-        soon = [due for due in reminded if due.token.expires_on and due.token.expires_on < last_day]
+        # A token stops at a 00:00 UTC: within the days, or stopped, when that is at the
+        # latest the 00:00 UTC that starts the window's last day.
+        window_end = now + timedelta(days=DIGEST_DAYS)
+        last_day = datetime(window_end.year, window_end.month, window_end.day, tzinfo=UTC)
+        soon = [due for due in reminded if due.token.stops_at <= last_day]
         if channel is None or not (soon or disabled):
             return False
         message = reminders.digest(
@@ -218,10 +252,10 @@ class Scheduler:
         return await posts.send(channel, message) is not None
 
 
-def _by_contact(items: Iterable[T], token_of: Callable[[T], Token]) -> list[tuple[str, list[T]]]:
+def _by_contact(items: Iterable[T], contact_of: Callable[[T], str]) -> dict[str, list[T]]:
     """`items` grouped by their token's primary contact, in order of first appearance;
     a contact that is not a Slack user id cannot be sent a DM and is left out."""
     groups: dict[str, list[T]] = {}
     for item in items:
-        groups.setdefault(token_of(item).primary_contact, []).append(item)
-    return [(contact, group) for contact, group in groups.items() if is_user_id(contact)]
+        groups.setdefault(contact_of(item), []).append(item)
+    return {contact: group for contact, group in groups.items() if is_user_id(contact)}

@@ -125,28 +125,6 @@ async def group_exists(client: AsyncWebClient, group_id: str) -> bool | None:
     return True
 
 
-async def send_direct_messages(
-    client: AsyncWebClient, recipients: Iterable[str], message: Message
-) -> None:
-    """One DM to each distinct recipient; a failure is logged and the others still go."""
-    for user_id in dict.fromkeys(recipients):
-        if not is_user_id(user_id):
-            continue
-        try:
-            opened = await client.conversations_open(users=user_id)
-            channel = opened["channel"]["id"]
-            # No previews: a token name or description may hold a URL, and Slack would
-            # fetch it and show whatever the page says beside the notice.
-            await client.chat_postMessage(
-                channel=channel, unfurl_links=False, unfurl_media=False, **message.as_dict()
-            )
-        except SLACK_FAILURES as error:
-            reason = error.response.get("error") if isinstance(error, SlackApiError) else ""
-            logger.warning(
-                "direct message to %s not delivered: %s %s", user_id, type(error).__name__, reason
-            )
-
-
 class Postable(Protocol):
     """A message as the builders make it (bot.blocks.common.Message, or one written as
     Slack's JSON directly): its fallback text and blocks."""
@@ -173,13 +151,24 @@ async def post_message(client: AsyncWebClient, channel: str, message: Postable) 
             channel=channel, unfurl_links=False, unfurl_media=False, **message.as_dict()
         )
     except SLACK_FAILURES as error:
-        _log_failure(f"message to {channel} not delivered", error)
+        kind = "direct message" if is_user_id(channel) else "message"
+        _log_failure(f"{kind} to {channel} not delivered", error)
         return None
     posted_channel, ts = answer.get("channel"), answer.get("ts")
     if not isinstance(posted_channel, str) or not isinstance(ts, str):
         logger.warning("message to %s: Slack gave no channel and ts", channel)
         return None
     return Posted(channel=posted_channel, ts=ts)
+
+
+async def send_direct_messages(
+    client: AsyncWebClient, recipients: Iterable[str], message: Postable
+) -> None:
+    """One DM to each distinct recipient, posted to the user id directly; a failure is
+    logged and the others still go."""
+    for user_id in dict.fromkeys(recipients):
+        if is_user_id(user_id):
+            await post_message(client, user_id, message)
 
 
 async def update_message(client: AsyncWebClient, posted: Posted, message: Postable) -> bool:

@@ -64,6 +64,15 @@ def iso_date(day: date | None) -> str | None:
     return None if day is None else day.isoformat()
 
 
+def iso_time(moment: int | datetime | None) -> str | None:
+    """How a record shows an instant (unix seconds or an aware datetime): UTC, ISO 8601."""
+    if moment is None:
+        return None
+    if isinstance(moment, int):
+        moment = datetime.fromtimestamp(moment, UTC)
+    return moment.astimezone(UTC).isoformat()
+
+
 def state_of(token: Token) -> str:
     """The state a token was set to (`enabled` or `disabled`); expiry is recorded apart."""
     return "enabled" if token.enabled else "disabled"

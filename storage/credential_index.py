@@ -1,12 +1,21 @@
-"""The auth check's memory: every token's credential by the digest of its secret, and the
-last-used times gathered since they were last written.
+"""The auth check's memory: every token's credentials by the digest of their secrets (the
+current one and, during a grace window, the previous one), the digests of retired secrets,
+and the last-used times and retired secrets' presentations gathered since they were last
+written.
 
 The check answers from this index alone, so the index must be exact. It is, because once
-`load` has filled it at open, only the token lifecycle (storage/token_lifecycle.py) changes
-it, calling `remember` and `forget` from the `after_commit` of the transaction that commits
-each change, and `Database.transact` runs that before the change is returned to anyone:
-a reset secret, a disabled or a deleted token fails the very next check. The API-access
+`load` has filled it at open, only the token lifecycle (storage/token_lifecycle.py) and the
+scheduler's retirements and purges (storage/expiry.py) change it, from the `after_commit`
+of the transaction that commits each change, and `Database.transact` runs that before the
+change is returned to anyone: a reset secret, a disabled or a deleted token fails the very
+next check. The API-access
 switch it also obeys is kept exact the same way (storage/account.py).
+
+A previous secret passes while its window is open, compared with the clock on every check
+(a window needs no job to end); once it has ended, the secret is answered as a retired
+one, until the scheduler moves it among the retired (`retire_previous`). A retired secret
+is refused like an unknown one, but its verdict says whose it was, so that the caller can
+count the presentation (`record_retired`, storage/presentations.py) off the success path.
 
 A valid check notes the time in memory only; the times are written at most once per token
 per flush interval, and when the store closes, and never move a token's row version.
@@ -19,8 +28,9 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import aiosqlite
 
@@ -29,16 +39,37 @@ from storage.credentials import SecretHasher, is_valid_secret
 from storage.database import Database
 from storage.errors import StoreError
 from storage.models import AuthorizedToken, Token
+from storage.presentations import RetiredPresentations, Taken, write_presentations
 
 logger = logging.getLogger(__name__)
+# The reason of the refusal of a retired secret, or of a previous one out of its window.
+RETIRED = "retired"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The auth check's answer: the token, or None with the reason of the refusal."""
+    """The auth check's answer: the token, or None with the reason of the refusal; for a
+    retired secret, the id of its token and its digest, to count the presentation."""
 
     token: AuthorizedToken | None
     reason: str
+    retired_token_id: int | None = None
+    # A handle for `record_retired`, not part of the answer.
+    retired_digest: bytes | None = field(default=None, repr=False, compare=False)
+
+
+# The check's answers are built ahead, never on a check: refusals here, and each secret's
+# own answers with its credential.
+_MALFORMED = Verdict(None, "malformed or bad checksum")
+_UNKNOWN = Verdict(None, "unknown secret")
+_SID_MISMATCH = Verdict(None, "SID does not match")
+_DISABLED = Verdict(None, "token disabled")
+_EXPIRED = Verdict(None, "expired")
+_API_ACCESS_OFF = Verdict(None, "API access off")
+
+
+def _retired_verdict(token_id: int, digest: bytes) -> Verdict:
+    return Verdict(None, RETIRED, token_id, digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +77,12 @@ class _Credential:
     digest: bytes
     enabled: bool
     stops_at: int | None
+    # None for a current secret; for a previous one, the end of its window (a float, as
+    # the clock is: the check compares them without a conversion).
+    until: float | None
     authorized: AuthorizedToken
+    valid: Verdict
+    retired: Verdict
 
 
 def _credential(
@@ -59,22 +95,53 @@ def _credential(
     api_version: str,
     access_rights: tuple[str, ...],
     stops_at: int | None,
+    until: int | None,
 ) -> _Credential:
-    """Everything a check may answer, built once per change rather than on every check."""
+    """Everything a check may answer, built once per change rather than on every check;
+    `until` is None for a current secret, the end of its window for a previous one."""
+    authorized = AuthorizedToken(
+        id=token_id,
+        sid=sid,
+        name=name,
+        api_version=api_version,
+        access_rights=access_rights,
+        expires_at=None if stops_at is None else datetime.fromtimestamp(stops_at, UTC),
+        secret_used="current" if until is None else "previous",
+    )
     return _Credential(
         digest=digest,
         enabled=enabled,
         stops_at=stops_at,
-        authorized=AuthorizedToken(
-            id=token_id,
-            sid=sid,
-            name=name,
-            api_version=api_version,
-            access_rights=access_rights,
-            expires_at=None if stops_at is None else datetime.fromtimestamp(stops_at, UTC),
-            secret_used="current",
-        ),
+        until=None if until is None else float(until),
+        authorized=authorized,
+        valid=Verdict(authorized, "valid"),
+        retired=_retired_verdict(token_id, digest),
     )
+
+
+def _credential_of(token: Token, *, digest: bytes, until: datetime | None = None) -> _Credential:
+    stops_at = token.stops_at
+    return _credential(
+        digest=digest,
+        token_id=token.id,
+        sid=token.sid,
+        name=token.name,
+        enabled=token.enabled,
+        api_version=token.api_version,
+        access_rights=token.access_rights,
+        stops_at=None if stops_at is None else int(stops_at.timestamp()),
+        until=None if until is None else int(until.timestamp()),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Flushed:
+    """What one flush wrote, to be forgotten once it is committed."""
+
+    uses: dict[int, int]
+    previous_uses: dict[int, int]
+    presentations: dict[bytes, Taken]
+    presented: set[bytes]
 
 
 class CredentialIndex:
@@ -90,29 +157,40 @@ class CredentialIndex:
         self._hasher = hasher
         self._account = account
         self._clock = clock
+        # Current and previous secrets, by digest; current ones and previous ones by id.
         self._by_digest: dict[bytes, _Credential] = {}
         self._by_id: dict[int, _Credential] = {}
+        self._previous_by_id: dict[int, _Credential] = {}
+        # Retired secrets' digests, and the check's answer to each (naming its token).
+        self._retired: dict[bytes, Verdict] = {}
         self._last_used: dict[int, int] = {}
+        self._previous_used: dict[int, int] = {}
+        self._presentations = RetiredPresentations()
 
     async def load(self) -> None:
         """Fill the index from the database (once, when the store opens)."""
         rows = await self._database.fetch_all(
-            "SELECT id, sid, name, enabled, api_version, access_rights, secret_hash, expires_at"
-            " FROM tokens"
+            "SELECT id, sid, name, enabled, api_version, access_rights, expires_at,"
+            " secret_hash, previous_secret_hash, previous_until FROM tokens"
         )
-        for token_id, sid, name, enabled, api_version, rights, digest, stops_at in rows:
-            self._put(
-                _credential(
-                    digest=digest,
-                    token_id=token_id,
-                    sid=sid,
-                    name=name,
-                    enabled=bool(enabled),
-                    api_version=api_version,
-                    access_rights=tuple(json.loads(rights)),
-                    stops_at=stops_at,
-                )
-            )
+        for token_id, sid, name, enabled, api_version, rights, stops_at, *digests in rows:
+            current, previous, until = digests
+            fields: dict[str, Any] = {
+                "token_id": token_id,
+                "sid": sid,
+                "name": name,
+                "enabled": bool(enabled),
+                "api_version": api_version,
+                "access_rights": tuple(json.loads(rights)),
+                "stops_at": stops_at,
+            }
+            self._put(_credential(digest=current, until=None, **fields))
+            if previous is not None:
+                self._put_previous(_credential(digest=previous, until=until, **fields))
+        for digest, token_id in await self._database.fetch_all(
+            "SELECT digest, token_id FROM retired_secrets"
+        ):
+            self._retired[digest] = _retired_verdict(token_id, digest)
 
     # The auth check ---------------------------------------------------------------------
 
@@ -124,26 +202,54 @@ class CredentialIndex:
         before any look-up; the look-up is by HMAC digest, so its timing depends on the
         keyed digest, never on the secret."""
         if not is_valid_secret(secret):
-            return Verdict(None, "malformed or bad checksum")
-        credential = self._by_digest.get(self._hasher.digest(secret))
+            return _MALFORMED
+        digest = self._hasher.digest(secret)
+        credential = self._by_digest.get(digest)
         if credential is None:
-            return Verdict(None, "unknown secret")
+            return self._retired.get(digest, _UNKNOWN)
+        now = self._clock()
+        # A secret that no longer works is counted as presented, whatever the SID with it.
+        until = credential.until
+        if until is not None and now >= until:
+            return credential.retired
         if sid is not None and not hmac.compare_digest(
             sid.encode(), credential.authorized.sid.encode()
         ):
-            return Verdict(None, "SID does not match")
+            return _SID_MISMATCH
         if not credential.enabled:
-            return Verdict(None, "token disabled")
-        now = self._clock()
+            return _DISABLED
         if credential.stops_at is not None and now >= credential.stops_at:
-            return Verdict(None, "expired")
+            return _EXPIRED
         if not self._account.api_access:
-            return Verdict(None, "API access off")
-        self._last_used[credential.authorized.id] = int(now)
-        return Verdict(credential.authorized, "valid")
+            return _API_ACCESS_OFF
+        token_id = credential.authorized.id
+        used_at = int(now)
+        self._last_used[token_id] = used_at
+        if until is not None:
+            self._previous_used[token_id] = used_at
+        return credential.valid
+
+    def record_retired(self, *, verdict: Verdict, address: str, user_agent: str) -> None:
+        """Count a presentation of the retired secret `verdict` refused, by `address` with
+        `user_agent` (untrusted gateway input: bounded, and never kept if it looks like a
+        secret); written with the next flush. Any other verdict, or one whose secret was
+        deleted since, records nothing."""
+        digest, token_id = verdict.retired_digest, verdict.retired_token_id
+        if verdict.reason != RETIRED or digest is None or token_id is None:
+            return
+        if not self._knows_retired(digest):
+            return
+        self._presentations.record(
+            digest=digest,
+            token_id=token_id,
+            address=address,
+            user_agent=user_agent,
+            at=int(self._clock()),
+        )
 
     def token_id_of(self, secret: str) -> int | None:
-        """The id of the token `secret` belongs to, whatever its state or API access."""
+        """The id of the token `secret` belongs to (as its current secret or its previous
+        one), whatever its state or API access."""
         if not is_valid_secret(secret):
             return None
         credential = self._by_digest.get(self._hasher.digest(secret))
@@ -158,55 +264,104 @@ class CredentialIndex:
 
     def remember(self, token: Token, digest: bytes | None = None) -> None:
         """Take `token` as committed; `digest` is its new secret's, None to keep the known
-        one (a token not known without a digest stays unknown)."""
+        one (a token not known without a digest stays unknown).
+
+        Its previous secret follows the token's window: a Reset that opened one (a new
+        digest, and `previous_until` set) makes the replaced secret the previous one; a
+        digest the token no longer has as current or previous is retired (a Reset without
+        a window, End grace, Disable)."""
+        known = self._by_id.get(token.id)
         if digest is None:
-            known = self._by_id.get(token.id)
             if known is None:
                 return
             digest = known.digest
-        stops_at = token.stops_at
-        self._put(
-            _credential(
-                digest=digest,
-                token_id=token.id,
-                sid=token.sid,
-                name=token.name,
-                enabled=token.enabled,
-                api_version=token.api_version,
-                access_rights=token.access_rights,
-                stops_at=None if stops_at is None else int(stops_at.timestamp()),
-            )
-        )
+        earlier = self._previous_by_id.pop(token.id, None)
+        for dropped in (known, earlier):
+            if dropped is not None:
+                del self._by_digest[dropped.digest]
+        replaced = None if known is None or known.digest == digest else known.digest
+        earlier_digest = None if earlier is None else earlier.digest
+        previous = None
+        if token.previous_until is not None:
+            previous = replaced if replaced is not None else earlier_digest
+        self._put(_credential_of(token, digest=digest))
+        if previous is not None:
+            self._put_previous(_credential_of(token, digest=previous, until=token.previous_until))
+        for gone in (replaced, earlier_digest):
+            if gone is not None and gone != previous:
+                self._retired[gone] = _retired_verdict(token.id, gone)
+        if previous != earlier_digest:
+            self._previous_used.pop(token.id, None)
+
+    def retire_previous(self, token_id: int) -> None:
+        """Take the token's previous secret as retired (its window ended by time)."""
+        earlier = self._previous_by_id.pop(token_id, None)
+        if earlier is not None:
+            del self._by_digest[earlier.digest]
+            self._retired[earlier.digest] = earlier.retired
+        self._previous_used.pop(token_id, None)
+
+    def drop_retired(self, digests: set[bytes]) -> None:
+        """Forget retired digests whose rows were purged: they are unknown from now on."""
+        for digest in digests:
+            self._retired.pop(digest, None)
+        self._presentations.drop(self._knows_retired)
 
     def forget(self, token: Token) -> None:
-        """Take `token` as deleted: its secret fails, and its pending last-used time goes."""
-        credential = self._by_id.pop(token.id, None)
-        if credential is not None:
-            del self._by_digest[credential.digest]
+        """Take `token` as deleted: its secrets, retired ones included, fail as unknown,
+        and what was pending of it goes."""
+        for credential in (
+            self._by_id.pop(token.id, None),
+            self._previous_by_id.pop(token.id, None),
+        ):
+            if credential is not None:
+                del self._by_digest[credential.digest]
+        for digest in [
+            digest
+            for digest, verdict in self._retired.items()
+            if verdict.retired_token_id == token.id
+        ]:
+            del self._retired[digest]
+        self._presentations.drop_token(token.id)
         self._last_used.pop(token.id, None)
+        self._previous_used.pop(token.id, None)
 
     def _put(self, credential: _Credential) -> None:
-        previous = self._by_id.get(credential.authorized.id)
-        if previous is not None:
-            del self._by_digest[previous.digest]
         self._by_id[credential.authorized.id] = credential
         self._by_digest[credential.digest] = credential
+
+    def _put_previous(self, credential: _Credential) -> None:
+        self._previous_by_id[credential.authorized.id] = credential
+        self._by_digest[credential.digest] = credential
+
+    def _knows_retired(self, digest: bytes) -> bool:
+        """Whether `digest` is retired, or a previous secret (whose window may have ended)."""
+        if digest in self._retired:
+            return True
+        credential = self._by_digest.get(digest)
+        return credential is not None and credential.until is not None
 
     # Last-used times --------------------------------------------------------------------
 
     def with_last_used(self, token: Token) -> Token:
         """`token` as read from the database, showing a last-used time not written yet
-        (and so active since then)."""
+        (and so active since then), of the token and of its previous secret."""
+        changes: dict[str, Any] = {}
         pending = self._last_used.get(token.id)
-        if pending is None:
-            return token
-        known = token.last_used_at.timestamp() if token.last_used_at else 0
-        if pending <= known:
-            return token
-        used_at = datetime.fromtimestamp(pending, UTC)
-        return replace(
-            token, last_used_at=used_at, last_active_at=max(token.last_active_at, used_at)
-        )
+        if pending is not None and pending > _seconds(token.last_used_at):
+            used_at = datetime.fromtimestamp(pending, UTC)
+            changes["last_used_at"] = used_at
+            changes["last_active_at"] = max(token.last_active_at, used_at)
+        pending = self._previous_used.get(token.id)
+        # A use of the previous secret counts from the Reset that made it previous: one
+        # still pending may be of the secret before it, when a Reset is about to commit.
+        if (
+            pending is not None
+            and token.previous_until is not None
+            and pending > max(_seconds(token.previous_last_used_at), _seconds(token.reset_at))
+        ):
+            changes["previous_last_used_at"] = datetime.fromtimestamp(pending, UTC)
+        return replace(token, **changes) if changes else token
 
     def pending_use(self, token_id: int) -> int | None:
         """When the token was last used, if that is not written yet."""
@@ -221,32 +376,54 @@ class CredentialIndex:
         ]
 
     async def flush_last_used(self) -> int:
-        """Write the last-used times gathered since the previous flush, and the tokens'
-        activity with them; how many tokens. Neither moves a row version."""
-        pending = dict(self._last_used)
-        if not pending:
+        """Write the last-used times gathered since the previous flush (of the tokens and
+        of their previous secrets), the tokens' activity with them, and the retired
+        secrets' presentations; how many tokens and retired secrets. None of it moves a
+        row version."""
+        if not self._last_used and not self._presentations:
             return 0
 
-        async def write(connection: aiosqlite.Connection) -> None:
+        async def write(connection: aiosqlite.Connection) -> _Flushed:
+            # Taken inside the transaction: no change commits between this and the write,
+            # so a previous secret's use is written for the previous secret it was of.
+            flushed = _Flushed(
+                uses=dict(self._last_used),
+                previous_uses=dict(self._previous_used),
+                presentations=self._presentations.take(),
+                presented=set(),
+            )
             await connection.executemany(
                 "INSERT INTO token_usage (token_id, last_used_at)"
                 " SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?1)"
                 " ON CONFLICT (token_id) DO UPDATE"
                 " SET last_used_at = max(last_used_at, excluded.last_used_at)",
-                pending.items(),
+                flushed.uses.items(),
+            )
+            await connection.executemany(
+                "UPDATE token_usage SET previous_last_used_at ="
+                " max(coalesce(previous_last_used_at, 0), ?2) WHERE token_id = ?1",
+                flushed.previous_uses.items(),
             )
             await connection.executemany(
                 "UPDATE tokens SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
-                pending.items(),
+                flushed.uses.items(),
             )
+            flushed.presented.update(await write_presentations(connection, flushed.presentations))
+            return flushed
 
-        def forget_written(_: None) -> None:
-            for token_id, used_at in pending.items():
-                if self._last_used.get(token_id) == used_at:
-                    del self._last_used[token_id]
+        def forget_written(flushed: _Flushed) -> None:
+            for pending, written in (
+                (self._last_used, flushed.uses),
+                (self._previous_used, flushed.previous_uses),
+            ):
+                for token_id, used_at in written.items():
+                    if pending.get(token_id) == used_at:
+                        del pending[token_id]
+            self._presentations.written(flushed.presentations, flushed.presented)
+            self._presentations.drop(self._knows_retired)
 
-        await self._database.transact(write, after_commit=forget_written)
-        return len(pending)
+        flushed = await self._database.transact(write, after_commit=forget_written)
+        return len(flushed.uses) + len(flushed.presented)
 
     async def flush_last_used_every(self, seconds: float) -> None:
         """Runs until cancelled: at most one write per token per `seconds`."""
@@ -256,3 +433,7 @@ class CredentialIndex:
                 await self.flush_last_used()
             except StoreError as error:
                 logger.warning("last-used times not written yet: %s", error)
+
+
+def _seconds(moment: datetime | None) -> float:
+    return 0 if moment is None else moment.timestamp()

@@ -73,6 +73,11 @@ def has_secret_part(text: str) -> bool:
     return _SECRET_PART.search(text) is not None
 
 
+def mask_secret_parts(text: str) -> str:
+    """`text` with every run that may be a secret or a piece of one replaced by `tdk_…`."""
+    return _SECRET_PART.sub(PREFIX + "…", text)
+
+
 def secret_shaped(text: str) -> str | None:
     """The first secret-shaped run in `text`, checksum or not: never to be echoed."""
     match = _SECRET_SHAPE.search(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum, IntEnum, StrEnum
-from typing import Any, Final
+from typing import Any, Final, Literal, NamedTuple
 
 # `Token.disabled_reason` when Token Desk disabled a token itself for being unused.
 IDLE: Final = "idle"
@@ -97,6 +97,30 @@ class SlackStatus(StrEnum):
         return self is SlackStatus.MEMBER
 
 
+# How many of the latest presenters of a retired secret are kept.
+PRESENTERS_KEPT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Presenter:
+    """Who presented a retired secret, as the gateway told: untrusted text, bounded in
+    length, never holding a secret."""
+
+    address: str
+    user_agent: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredSummary:
+    """A token's retired secrets that were presented after their retirement: how often in
+    all, when last, and the last few presenters, newest first."""
+
+    presented: int
+    last_presented_at: datetime | None
+    presenters: tuple[Presenter, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class Token:
     id: int
@@ -118,6 +142,13 @@ class Token:
     expires_on: date | None
     last_active_at: datetime
     disabled_reason: str | None
+    # The previous secret a Reset left working until `previous_until`, and when it last
+    # passed the auth check (None: not since the Reset).
+    previous_secret_hint: str | None = None
+    previous_until: datetime | None = None
+    previous_last_used_at: datetime | None = None
+    # None while no retired secret of the token was presented.
+    retired: RetiredSummary | None = None
 
     @property
     def secret_issued_at(self) -> datetime:
@@ -142,6 +173,22 @@ class Token:
         """Whether it has not stopped yet at `now` but will within `days` days."""
         stops_at = self.stops_at
         return stops_at is not None and now < stops_at <= now + timedelta(days=days)
+
+    def current_secret_works_at(self, now: datetime) -> bool:
+        """Whether the current secret passes the auth check at `now` (API access aside):
+        only then may a Reset leave it working for a grace window. The leak guard will
+        add "not leaked"."""
+        return self.state_at(now) is TokenState.ENABLED
+
+    def grace_open_at(self, now: datetime) -> bool:
+        """Whether the previous secret still works at `now`: its window is open and the
+        token has not reached its stop instant."""
+        stops_at = self.stops_at
+        return (
+            self.previous_until is not None
+            and now < self.previous_until
+            and (stops_at is None or now < stops_at)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,11 +247,14 @@ class TokenEdit:
     expires_on: date | None | KeepExpiry = KEEP
 
 
+SecretUsed = Literal["current", "previous"]
+
+
 @dataclass(frozen=True, slots=True)
 class AuthorizedToken:
     """What the auth check may tell a gateway about a token whose secret matched:
     `expires_at` is its stop instant, `secret_used` which of its secrets matched
-    (`current`, the only one a token has for now)."""
+    (`current`, or `previous` during the grace window a Reset left it)."""
 
     id: int
     sid: str
@@ -212,14 +262,35 @@ class AuthorizedToken:
     api_version: str
     access_rights: tuple[str, ...]
     expires_at: datetime | None
-    secret_used: str
+    secret_used: SecretUsed
 
 
-@dataclass(frozen=True, slots=True)
-class DueReminder:
+# The two below are NamedTuples rather than frozen dataclasses: as immutable, and several
+# times cheaper to make, and a scheduler pass may make a thousand of each.
+
+
+class ReminderToken(NamedTuple):
+    """What a reminder shows of a token with an expiry, and no more: a scheduler pass may
+    read a thousand at once. `last_used_at` includes a use not written yet."""
+
+    id: int
+    sid: str
+    name: str
+    primary_contact: str
+    row_version: int
+    stops_at: datetime
+    last_used_at: datetime | None
+
+    @property
+    def expires_on(self) -> date:
+        """The date it works through: the day before its stop instant."""
+        return (self.stops_at - timedelta(days=1)).date()
+
+
+class DueReminder(NamedTuple):
     """A reminder whose moment has come: `days` before the stop instant, 0 once stopped."""
 
-    token: Token
+    token: ReminderToken
     days: int
 
 
@@ -230,6 +301,17 @@ class IdleToken:
 
     token: Token
     idle_since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredPresentation:
+    """A retired secret presented for the first time since its retirement: its token, and
+    the latest presentation known when it was found (`presenter` None only if none was
+    recorded)."""
+
+    token: Token
+    presenter: Presenter | None
+    at: datetime
 
 
 @dataclass(frozen=True, slots=True)

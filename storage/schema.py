@@ -148,6 +148,40 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             warned_at INTEGER NOT NULL
         ) STRICT""",
     ),
+    # 7: Reset with a grace window, and the secrets it retired.
+    (
+        # The previous secret, working until `previous_until` (never past the token's stop
+        # instant). SQLite cannot add a UNIQUE column: the unique index below stands in.
+        "ALTER TABLE tokens ADD COLUMN previous_secret_hash BLOB",
+        "ALTER TABLE tokens ADD COLUMN previous_secret_hint TEXT",
+        """ALTER TABLE tokens ADD COLUMN previous_until INTEGER
+            CHECK ((previous_until IS NULL) = (previous_secret_hash IS NULL))""",
+        """CREATE UNIQUE INDEX tokens_by_previous_secret ON tokens (previous_secret_hash)
+        WHERE previous_secret_hash IS NOT NULL""",
+        # The scheduler's read of the windows that ended by time.
+        """CREATE INDEX tokens_by_previous_until ON tokens (previous_until)
+        WHERE previous_until IS NOT NULL""",
+        # When the previous secret last passed the auth check; NULL: not since the Reset.
+        "ALTER TABLE token_usage ADD COLUMN previous_last_used_at INTEGER",
+        # Digests of secrets that no longer work, kept 30 days so that the integrations
+        # still presenting one can be found: how often, when last and by whom (the last
+        # few presenters, as JSON), and when the token's contact was told.
+        """CREATE TABLE retired_secrets (
+            digest BLOB PRIMARY KEY,
+            token_id INTEGER NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+            retired_at INTEGER NOT NULL,
+            presented INTEGER NOT NULL DEFAULT 0 CHECK (presented >= 0),
+            last_presented_at INTEGER,
+            presenters TEXT NOT NULL DEFAULT '[]',
+            notified_at INTEGER
+        ) STRICT""",
+        "CREATE INDEX retired_secrets_by_time ON retired_secrets (retired_at)",
+        # A token's own (its card's summary, and Delete's cascade).
+        "CREATE INDEX retired_secrets_by_token ON retired_secrets (token_id)",
+        # The presented ones whose contact has not been told yet.
+        """CREATE INDEX retired_secrets_to_notify ON retired_secrets (token_id)
+        WHERE presented > 0 AND notified_at IS NULL""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

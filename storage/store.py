@@ -1,12 +1,14 @@
 """The store: one SQLite database, owned by one process, and what the app asks of it.
 
 Each attribute of `Store` has one job, in one module:
-- `credentials` (credential_index.py): the auth check, from memory; last-used times;
+- `credentials` (credential_index.py): the auth check, from memory; last-used times and
+  retired secrets' presentations (presentations.py);
 - `account` (account.py): the account's API-access switch;
 - `token_reads` (token_reads.py): a token, a filtered page, the token of a secret;
-- `tokens` (token_lifecycle.py): create, duplicate, edit, reset, upgrade, enable or
-  disable, delete;
-- `expiry` (expiry.py): what the scheduler finds due (reminders, idle tokens) and marks;
+- `tokens` (token_lifecycle.py): create, duplicate, edit, reset (with a grace window,
+  retirement.py), end a grace window, upgrade, enable or disable, delete;
+- `expiry` (expiry.py): what the scheduler finds due (reminders, idle tokens, grace windows
+  ended by time, retired secrets to report or purge) and marks;
 - `roles` (roles.py): role mappings, users' Slack statuses, the effective role;
 - `audit` (audit.py): the audit log.
 

@@ -8,6 +8,11 @@ version. In-place changes all go through
 Every one updates the credential index from its `after_commit`, before the change is
 returned to anyone: that is what keeps the auth check exact (storage/credential_index.py).
 
+A Reset may leave the replaced secret working for a grace window, as the token's previous
+secret (storage/retirement.py): one at most, never past the token's stop instant. A Reset,
+End grace, Disable and Delete end a window for good; a change of a token whose window has
+ended by time first retires it, as the scheduler would have.
+
 Create, duplicate and reset issue a secret and choose the expiry with it; edit may change
 the expiry. Either way the expiry may not lie beyond the maximum lifetime counted from the
 day the token's current secret was issued (storage/fields.py), so only a Reset lets a token
@@ -21,7 +26,7 @@ import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiosqlite
@@ -30,7 +35,7 @@ from storage import audit
 from storage.credential_index import CredentialIndex
 from storage.credentials import SecretHasher, generate_secret, secret_hint
 from storage.database import Database
-from storage.errors import AlreadyNewestVersion, InvalidInput, NameTaken
+from storage.errors import AlreadyNewestVersion, InvalidInput, NameTaken, StaleVersion
 from storage.fields import clean_token_fields, expiry_error, latest_expiry, name_key
 from storage.models import (
     IDLE,
@@ -43,6 +48,13 @@ from storage.models import (
     stop_instant,
 )
 from storage.request_keys import claim
+from storage.retirement import (
+    grace_seconds,
+    keep_current_as_previous,
+    retire_current,
+    retire_lapsed,
+    retire_previous,
+)
 from storage.token_reads import free_copy_name, read_token, read_token_at_version
 
 
@@ -67,6 +79,18 @@ class _Update:
     columns: dict[str, Any]
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
+    # The token's previous secret, if any, is retired.
+    retire_previous: bool = False
+    # A Reset's: the replaced secret keeps working until then as the previous one (None:
+    # it is retired at once).
+    current_until: int | None = None
+
+    def end_window(self, token: Token) -> None:
+        """Retire the token's previous secret, if it has one, recording the window's end."""
+        if token.previous_until is not None:
+            self.retire_previous = True
+            self.before["previous_until"] = audit.iso_time(token.previous_until)
+            self.after["previous_until"] = None
 
 
 def _new_sid() -> str:
@@ -75,6 +99,10 @@ def _new_sid() -> str:
 
 def _utc_date(moment: int) -> date:
     return datetime.fromtimestamp(moment, UTC).date()
+
+
+def _seconds(moment: datetime | None) -> int | None:
+    return None if moment is None else int(moment.timestamp())
 
 
 def _expiry_columns(expires_on: date | None, now: int) -> dict[str, Any]:
@@ -248,13 +276,19 @@ class TokenLifecycle:
     async def delete(
         self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
     ) -> Token:
-        """Remove the token completely; the audit log keeps its history."""
+        """Remove the token completely, its previous and retired secrets too; the audit
+        log keeps its history."""
         now = int(self._clock())
 
         async def write(connection: aiosqlite.Connection) -> Token:
             await claim(connection, request_key, now)
+            await retire_lapsed(connection, now=now, token_id=token_id)
             token = await read_token_at_version(connection, token_id, row_version)
+            # Its retired secrets go with it (ON DELETE CASCADE).
             await connection.execute("DELETE FROM tokens WHERE id = ?", (token_id,))
+            before = audit.token_fields(token)
+            if token.previous_until is not None:
+                before["previous_until"] = audit.iso_time(token.previous_until)
             await audit.append(
                 connection,
                 at=now,
@@ -262,7 +296,7 @@ class TokenLifecycle:
                 action="delete",
                 token_sid=token.sid,
                 token_name=token.name,
-                before=audit.token_fields(token),
+                before=before,
             )
             return token
 
@@ -300,6 +334,14 @@ class TokenLifecycle:
                 columns |= _expiry_columns(edit.expires_on, now)
                 before["expires_on"] = audit.iso_date(token.expires_on)
                 after["expires_on"] = audit.iso_date(edit.expires_on)
+                # The previous secret never outlives the token's stop instant, even one
+                # moved back: its window ends there.
+                stops_at = columns["expires_at"]
+                until = _seconds(token.previous_until)
+                if until is not None and stops_at is not None and stops_at < until:
+                    columns["previous_until"] = stops_at
+                    before["previous_until"] = audit.iso_time(until)
+                    after["previous_until"] = audit.iso_time(stops_at)
             if not columns:
                 return None
             if "name" in columns:
@@ -323,15 +365,28 @@ class TokenLifecycle:
         token_id: int,
         row_version: int,
         expires_on: date | None,
+        grace: timedelta | None = None,
         request_key: str | None = None,
     ) -> IssuedToken:
         """A new secret, working through `expires_on` (the cap counts from today, the new
-        secret's issue day); from the commit on, the previous secret fails the auth check."""
+        secret's issue day).
+
+        With a `grace` (at most 7 days; None or zero: none) while the current secret works,
+        the replaced secret keeps working as the previous one until the window's end, or
+        the stop instant the token had or is given, whichever comes first; otherwise it
+        fails the auth check from the commit on. A previous secret the token already had
+        is retired at once either way."""
+        grace_for = grace_seconds(grace)
         secret = generate_secret()
         digest = self._hasher.digest(secret)
 
         def plan(token: Token, now: int) -> _Update:
             self._check_expiry(expires_on, now=now, secret_issued_on=_utc_date(now))
+            columns = _expiry_columns(expires_on, now)
+            until = None
+            if grace_for and token.current_secret_works_at(datetime.fromtimestamp(now, UTC)):
+                ends = (now + grace_for, columns["expires_at"], _seconds(token.stops_at))
+                until = min(moment for moment in ends if moment is not None)
             update = _Update(
                 "reset",
                 {
@@ -339,7 +394,13 @@ class TokenLifecycle:
                     "secret_hint": secret_hint(secret),
                     "reset_at": now,
                     "last_active_at": now,
-                    **_expiry_columns(expires_on, now),
+                    **columns,
+                },
+                retire_previous=token.previous_until is not None,
+                current_until=until,
+                after={
+                    "grace_until": audit.iso_time(until),
+                    "previous_retired": token.previous_until is not None,
                 },
             )
             if expires_on != token.expires_on:
@@ -381,19 +442,55 @@ class TokenLifecycle:
         )
         return change.after
 
+    async def end_grace(
+        self, *, actor: str, token_id: int, row_version: int, request_key: str | None = None
+    ) -> TokenChange:
+        """Retire the previous secret now. Idempotent: without an open window nothing is
+        written nor audited, whatever version the caller saw; with one, StaleVersion if
+        the token moved on since (it may be another window)."""
+
+        def plan(token: Token, now: int) -> _Update | None:
+            if token.previous_until is None:
+                return None
+            if token.row_version != row_version:
+                raise StaleVersion(changed_by=token.updated_by, changed_at=token.updated_at)
+            update = _Update("end_grace", {})
+            update.end_window(token)
+            return update
+
+        return await self._change(
+            actor=actor, token_id=token_id, row_version=None, plan=plan, request_key=request_key
+        )
+
     async def set_enabled(
-        self, *, actor: str, token_id: int, enabled: bool, reason: str | None = None
+        self,
+        *,
+        actor: str,
+        token_id: int,
+        enabled: bool,
+        reason: str | None = None,
+        idle_since: datetime | None = None,
     ) -> TokenChange:
         """Enable or disable whatever state the caller last saw: idempotent, no version.
 
-        Token Desk disables an unused token itself with `reason` `idle` (actor `tokendesk`);
-        an enable clears the reason and starts a new idle period."""
+        Token Desk disables an unused token itself with `reason` `idle` (actor `tokendesk`)
+        and `idle_since`, the activity it found the token idle since. That is checked inside
+        the transaction: a token used, reset or enabled since then (its activity moved on,
+        a use the auth check gathered but has not written yet included) is left as it is.
+        An enable clears the reason and starts a new idle period."""
         if reason is not None and (enabled or reason != IDLE):
             raise ValueError(f"only a disable has a reason, and it is {IDLE!r}")
+        if (reason == IDLE) != (idle_since is not None):
+            raise ValueError("an idle disable, and only one, says since when the token is idle")
+        pending_use = self._credentials.pending_use
 
         def plan(token: Token, now: int) -> _Update | None:
             if token.enabled is enabled:
                 return None
+            if idle_since is not None:
+                active = max(int(token.last_active_at.timestamp()), pending_use(token.id) or 0)
+                if active != int(idle_since.timestamp()):
+                    return None
             update = _Update(
                 "enable" if enabled else "disable",
                 {"enabled": int(enabled), "disabled_reason": reason},
@@ -403,6 +500,8 @@ class TokenLifecycle:
             if enabled:
                 active = max(int(token.last_active_at.timestamp()), now)
                 update.columns |= {"enabled_at": now, "last_active_at": active}
+            else:
+                update.end_window(token)
             if reason is not None:
                 update.after["reason"] = reason
             return update
@@ -421,12 +520,14 @@ class TokenLifecycle:
     ) -> TokenChange:
         """The one path of every in-place change: check the version, let `plan` decide
         from the current row what to write, write it with the audit record, and move the
-        row version, all in one transaction."""
+        row version, all in one transaction. A window that ended by time is retired first
+        (storage/retirement.py), so that `plan` sees none."""
         now = int(self._clock())
         with_last_used = self._credentials.with_last_used
 
         async def write(connection: aiosqlite.Connection) -> TokenChange:
             await claim(connection, request_key, now)
+            await retire_lapsed(connection, now=now, token_id=token_id)
             if row_version is None:
                 before = await read_token(connection, token_id)
             else:
@@ -435,6 +536,15 @@ class TokenLifecycle:
             if update is None:
                 current = with_last_used(before)
                 return TokenChange(before=current, after=current)
+            if update.retire_previous:
+                await retire_previous(connection, token_id=token_id, at=now)
+            if digest is not None:
+                if update.current_until is None:
+                    await retire_current(connection, token_id=token_id, at=now)
+                else:
+                    await keep_current_as_previous(
+                        connection, token_id=token_id, until=update.current_until
+                    )
             columns = update.columns | {"updated_at": now, "updated_by": actor}
             assignments = ", ".join(f"{column} = ?" for column in columns)
             await _write_row(
@@ -456,8 +566,8 @@ class TokenLifecycle:
             return TokenChange(before=with_last_used(before), after=with_last_used(after))
 
         def apply(change: TokenChange) -> None:
-            if change.changed:
-                self._credentials.remember(change.after, digest)
+            # Unchanged too: a window that ended by time may have been retired.
+            self._credentials.remember(change.after, digest)
 
         return await self._database.transact(write, after_commit=apply)
 

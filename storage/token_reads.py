@@ -20,8 +20,11 @@ from storage.errors import StaleVersion, TokenNotFound
 from storage.fields import copy_name, name_key
 from storage.models import (
     EXPIRING_SOON_DAYS,
+    PRESENTERS_KEPT,
     CreatedOn,
     LastUsedFilter,
+    Presenter,
+    RetiredSummary,
     StateFilter,
     Token,
     TokenFilter,
@@ -35,10 +38,14 @@ COLUMNS = (
     "t.id, t.sid, t.name, t.description, t.enabled, t.api_version, t.access_rights,"
     " t.primary_contact, t.secret_hint, t.created_at, t.created_by, t.updated_at,"
     " t.updated_by, t.reset_at, u.last_used_at, t.row_version, t.expires_at,"
-    " t.last_active_at, t.disabled_reason"
+    " t.last_active_at, t.disabled_reason, t.previous_secret_hint, t.previous_until,"
+    " u.previous_last_used_at,"
+    # The token's retired secrets that were presented, as JSON, summed up in Python.
+    " (SELECT json_group_array(json_array(r.presented, r.last_presented_at,"
+    " json(r.presenters))) FROM retired_secrets r WHERE r.token_id = t.id AND r.presented > 0)"
 )
-_FROM = " FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
-_SELECT = f"SELECT {COLUMNS}{_FROM}"
+FROM = " FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
+_SELECT = f"SELECT {COLUMNS}{FROM}"
 _BY_ID = f"{_SELECT} WHERE t.id = ?"
 
 
@@ -49,6 +56,35 @@ def _time(value: int | None) -> datetime | None:
 def expiry_date(stops_at: int | None) -> date | None:
     """The date a token works through, from its stop instant (the next 00:00 UTC)."""
     return None if stops_at is None else datetime.fromtimestamp(stops_at - DAY, UTC).date()
+
+
+def presenters_of(stored: list[dict[str, Any]]) -> tuple[Presenter, ...]:
+    """Presenters as `retired_secrets.presenters` keeps them (a JSON list)."""
+    return tuple(
+        Presenter(
+            address=entry["address"],
+            user_agent=entry["user_agent"],
+            at=datetime.fromtimestamp(entry["at"], UTC),
+        )
+        for entry in stored
+    )
+
+
+def _retired_summary(stored: str | None) -> RetiredSummary | None:
+    """The sum of a token's presented retired secrets, from the `COLUMNS` subquery."""
+    if stored is None or stored == "[]":  # most tokens: no JSON to parse
+        return None
+    rows = json.loads(stored)
+    presenters = sorted(
+        (presenter for _, _, listed in rows for presenter in presenters_of(listed)),
+        key=lambda presenter: presenter.at,
+        reverse=True,
+    )
+    return RetiredSummary(
+        presented=sum(presented for presented, _, _ in rows),
+        last_presented_at=_time(max((at for _, at, _ in rows if at is not None), default=None)),
+        presenters=tuple(presenters[:PRESENTERS_KEPT]),
+    )
 
 
 def token_of(row: Row) -> Token:
@@ -73,6 +109,10 @@ def token_of(row: Row) -> Token:
         expires_on=expiry_date(row[16]),
         last_active_at=datetime.fromtimestamp(row[17], UTC),
         disabled_reason=row[18],
+        previous_secret_hint=row[19],
+        previous_until=_time(row[20]),
+        previous_last_used_at=_time(row[21]),
+        retired=_retired_summary(row[22]),
     )
 
 
@@ -165,7 +205,7 @@ class TokenReads:
             total = self._credentials.count
         else:
             # The last-used times are joined only for the filter that reads them.
-            tables = _FROM if filters.last_used is not None else " FROM tokens t"
+            tables = FROM if filters.last_used is not None else " FROM tokens t"
             counted = await self._database.fetch_one(f"SELECT count(*){tables}{where}", parameters)
             total = counted[0] if counted else 0
         return TokenPage(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from slack_sdk.models.blocks import (
     Block,
@@ -24,9 +24,18 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.blocks.common import escape, mrkdwn
+from bot.blocks.common import escape, mrkdwn, slack_date
 from bot.blocks.notices import Issued
-from bot.ids import COMMAND, ActionId, BlockId, CallbackId, ExpiryChoice, FormField, MenuChoice
+from bot.ids import (
+    COMMAND,
+    ActionId,
+    BlockId,
+    CallbackId,
+    ExpiryChoice,
+    FormField,
+    GraceChoice,
+    MenuChoice,
+)
 from bot.inputs.modal_context import ModalContext
 from storage.fields import DESCRIPTION_MAX, NAME_MAX, day_month_year, latest_expiry
 from storage.models import IssuedToken, Token
@@ -163,6 +172,76 @@ def expiry_blocks(offer: ExpiryOffer) -> list[Block]:
     ]
 
 
+# -- the grace window a Reset may leave the current secret ----------------------------------
+
+GRACE_LABELS = {
+    GraceChoice.STOP: "Stop immediately",
+    GraceChoice.ONE_HOUR: "1 hour",
+    GraceChoice.ONE_DAY: "24 hours",
+    GraceChoice.THREE_DAYS: "3 days",
+    GraceChoice.SEVEN_DAYS: "7 days",
+}
+GRACE_HINT = (
+    "Integrations can switch to the new secret meanwhile. The current one stops at the end of"
+    " this window, or when the token stops working, whichever comes first."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class GraceOffer:
+    """What a Reset confirmation says about the secrets in use at `now`: the choice of how
+    long the current secret keeps working, `offered` only while it works (enabled, not
+    expired); and the previous secret of an earlier Reset, still working `until` then, which
+    any Reset stops at once (there is one previous secret at most)."""
+
+    offered: bool
+    until: datetime | None = None
+    hint: str | None = None
+
+    @classmethod
+    def for_reset(cls, token: Token, *, now: datetime) -> GraceOffer:
+        open_until = token.previous_until if token.grace_open_at(now) else None
+        return cls(
+            offered=token.current_secret_works_at(now),
+            until=open_until,
+            hint=token.previous_secret_hint if open_until else None,
+        )
+
+
+def grace_blocks(offer: GraceOffer) -> list[Block]:
+    """The earlier previous secret's warning, if one still works; then `Current secret keeps
+    working`, starting on Stop immediately, if offered."""
+    blocks: list[Block] = []
+    if offer.until is not None:
+        which = f" (ends in `{escape(offer.hint)}`)" if offer.hint else ""
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    mrkdwn(
+                        f":warning: The previous secret{which} of an earlier Reset, which works"
+                        f" until {slack_date(offer.until)}, stops working at once when you"
+                        " confirm, whatever you choose below."
+                    )
+                ]
+            )
+        )
+    if offer.offered:
+        options = [
+            Option(text=_plain(label), value=choice) for choice, label in GRACE_LABELS.items()
+        ]
+        blocks.append(
+            InputBlock(
+                block_id=BlockId.GRACE,
+                label="Current secret keeps working",
+                hint=GRACE_HINT,
+                element=StaticSelectElement(
+                    action_id=ActionId.GRACE_CHOICE, options=options, initial_option=options[0]
+                ),
+            )
+        )
+    return blocks
+
+
 def token_form(
     *,
     context: ModalContext,
@@ -269,8 +348,8 @@ _CONFIRMATIONS = {
         "Reset token",
         "Reset",
         "Reset the secret of *{name}*? Integrations using the current value will stop"
-        " working as soon as you confirm. The new secret is shown to you once, and works"
-        " until the date you choose below.",
+        " working as soon as you confirm{unless}. The new secret is shown to you once, and"
+        " works until the date you choose below.",
     ),
     MenuChoice.UPGRADE: (
         "Upgrade version",
@@ -297,16 +376,23 @@ def confirm_view(
     newest_version: str,
     context: ModalContext,
     expiry: ExpiryOffer | None = None,
+    grace: GraceOffer | None = None,
 ) -> View:
     """The confirmation of a card menu choice; Duplicate and Reset, which issue a secret,
-    also ask until when it works (`expiry`)."""
+    also ask until when it works (`expiry`), and Reset how long the current secret keeps
+    working (`grace`)."""
     title, submit, text = _CONFIRMATIONS[choice]
+    if choice is MenuChoice.RESET and grace is None:
+        raise ValueError("Reset says what becomes of the secrets in use")
     body = text.format(
         name=escape(token.name),
         version=escape(token.api_version),
         newest=escape(newest_version),
+        unless=", unless you let it keep working a while below" if grace and grace.offered else "",
     )
     blocks: list[Block] = [SectionBlock(text=mrkdwn(body))]
+    if grace is not None:
+        blocks += grace_blocks(grace)
     if choice in ISSUING_A_SECRET:
         if expiry is None:
             raise ValueError(f"{choice} asks until when the new secret works")

@@ -103,6 +103,17 @@ def enabled_changed(token: Token, *, enabled: bool, changed: bool) -> Notice:
     return Notice(f":no_entry: *{name}* disabled. Calls using it now fail.")
 
 
+def grace_ended(token: Token, *, changed: bool) -> Notice:
+    """After End grace now: the previous secret stopped, or had already."""
+    name = escape(token.name)
+    if not changed:
+        return Notice(f"*{name}*: the previous secret had already stopped working.")
+    return Notice(
+        f":stop_sign: *{name}*: the previous secret stopped working. Only the current one"
+        " passes the auth check now."
+    )
+
+
 def stale_card(token: Token) -> Notice:
     return Notice(changed_meanwhile(by=token.updated_by, at=token.updated_at, name=token.name))
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from slack_sdk.models.blocks import SectionBlock
+from slack_sdk.models.blocks import Block, ContextBlock, PlainTextObject, SectionBlock
 
 from bot.blocks.common import Message, escape, mention, mrkdwn, slack_date
-from storage.models import Token
+from storage.models import Presenter, RetiredPresentation, Token
 
 
 def _message(fallback: str, text: str) -> Message:
@@ -20,11 +20,20 @@ def _about(token: Token) -> str:
 
 
 def token_reset(token: Token, *, actor: str, at: datetime) -> Message:
+    """After a Reset: until when the previous secret works (`token.previous_until`, its
+    grace window's end), or that it stopped at once."""
+    until = token.previous_until
+    if until is None:
+        old_value = "The previous secret no longer works: integrations need the new one"
+    else:
+        old_value = (
+            f"The previous secret keeps working until {slack_date(until)}: integrations need"
+            " the new one before then"
+        )
     return _message(
         f"Token {escape(token.name)} was reset",
         f":arrows_counterclockwise: {_about(token)} was reset by {mention(actor)}"
-        f" {slack_date(at)}. The previous secret no longer works: integrations need the new"
-        " one, which only the person who reset it has seen.",
+        f" {slack_date(at)}. {old_value}, which only the person who reset it has seen.",
     )
 
 
@@ -57,3 +66,28 @@ def contact_changed(token: Token, *, actor: str, at: datetime, now_contact: bool
         f":bust_in_silhouette: {mention(actor)} made {mention(token.primary_contact)} the"
         f" primary contact of {_about(token)} {slack_date(at)}, instead of you.",
     )
+
+
+def _presenter_texts(presenter: Presenter) -> list[PlainTextObject]:
+    """Where a presentation came from, as the gateway said: untrusted text, so shown plain."""
+    address = presenter.address or "an unknown address"
+    agent = presenter.user_agent or "none given"
+    return [
+        PlainTextObject(text=f"From {address}", emoji=False),
+        PlainTextObject(text=f"User agent: {agent}", emoji=False),
+    ]
+
+
+def retired_secret_presented(presentation: RetiredPresentation) -> Message:
+    """To the primary contact, the first time a secret retired from a token is presented:
+    an integration still uses it and is refused."""
+    token = presentation.token
+    text = (
+        f":mag: An old secret of {_about(token)} was presented to the auth check"
+        f" {slack_date(presentation.at)}, after it had stopped working, and was refused."
+        " Some integration still uses it: give it the token's current secret."
+    )
+    blocks: list[Block] = [SectionBlock(text=mrkdwn(text))]
+    if presentation.presenter is not None:
+        blocks.append(ContextBlock(elements=_presenter_texts(presentation.presenter)))
+    return Message(text=f"An old secret of {escape(token.name)} is still in use", blocks=blocks)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -25,7 +26,7 @@ from typing import Any
 from bot.blocks.administration import MESSAGE_TEXT_BUDGET, SECTION_MAX
 from bot.blocks.common import escape, mention, slack_date
 from bot.ids import COMMAND, ActionId, BlockId
-from storage.models import DueReminder, IdleToken, Role, Token
+from storage.models import DueReminder, IdleToken, ReminderToken, Role, Token
 
 DM_TOKENS_SHOWN = 20
 DIGEST_LINES_SHOWN = 60
@@ -34,8 +35,15 @@ ASK_A_MANAGER = (
     " Token Desk."
 )
 _DAY = timedelta(days=1)
+# Ids written out once, not per block: a pass writes a thousand lines.
+_LINE_BLOCK = f"{BlockId.REMINDER}."
+_ACTIONS_BLOCK = f"{BlockId.REMINDER_ACTIONS}."
+_EXTEND = str(ActionId.REMINDER_EXTEND)
+_RESET = str(ActionId.REMINDER_RESET)
 
 Block = dict[str, Any]
+# A token as a DM shows it: read whole (a list's card, an update), or lean (a reminder).
+Shown = Token | ReminderToken
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +77,17 @@ def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
 
-def _about(token: Token) -> str:
+def _about(token: Shown) -> str:
     return f"*{escape(token.name)}* `{token.sid}`"
 
 
+# Cached, like the next one: the tokens of one pass share a few dozen stop instants.
 @functools.lru_cache(maxsize=1024)
 def _works_until(stops_at: datetime | None) -> str:
-    # Cached: the tokens of one pass share a few dozen stop instants.
     return f"Works until {slack_date(stops_at)}" if stops_at else "No expiry"
 
 
-def _last_used(token: Token) -> str:
-    used = slack_date(token.last_used_at, ago=True) if token.last_used_at else "never"
-    return f"Last used {used}"
-
-
+@functools.lru_cache(maxsize=1024)
 def _when_it_stops(stops_at: datetime | None, now: datetime) -> str:
     if stops_at is None:
         return "has no expiry"
@@ -93,25 +97,28 @@ def _when_it_stops(stops_at: datetime | None, now: datetime) -> str:
     return f"stops working in {_plural(days, 'day')}"
 
 
-def _buttons(token: Token) -> Block:
+def _last_used(token: Shown) -> str:
+    used = token.last_used_at
+    return "Last used never" if used is None else f"Last used {slack_date(used, ago=True)}"
+
+
+def _buttons(token: Shown) -> Block:
     ref = f"{token.id}:{token.row_version}"
     return {
         "type": "actions",
-        "block_id": f"{BlockId.REMINDER_ACTIONS}.{token.id}",
-        "elements": [
-            _button("Extend…", ActionId.REMINDER_EXTEND, ref),
-            _button("Reset…", ActionId.REMINDER_RESET, ref),
-        ],
+        "block_id": f"{_ACTIONS_BLOCK}{token.id}",
+        "elements": [_button("Extend…", _EXTEND, ref), _button("Reset…", _RESET, ref)],
     }
 
 
-# A token in a DM: itself, the first line about it, and its stop instant (worked out once).
-Line = tuple[Token, str, datetime | None]
+# A token in a DM: itself, and its text.
+Line = tuple[Shown, str]
 
 
-def _details(line: Line) -> str:
-    token, first_line, stops_at = line
-    return f"{first_line}\n{_works_until(stops_at)}   {_last_used(token)}"
+def _line(token: Shown, first_line: str, stops_at: datetime | None) -> Line:
+    """`token` in a DM: `first_line`, then until when it works (`stops_at`, worked out by
+    the caller) and when it was last used."""
+    return token, f"{first_line}\n{_works_until(stops_at)}   {_last_used(token)}"
 
 
 def _fitting(texts: Sequence[str], *, budget: int, most: int) -> int:
@@ -130,13 +137,13 @@ def _dm(
     """A DM about `total` tokens: the headline, each of the first (`lines`, at most
     DM_TOKENS_SHOWN) as many as fit, with its buttons when `may_act`, then the count of
     those left out and the footer."""
-    details = [(line[0], _details(line)) for line in lines[:DM_TOKENS_SHOWN]]
     shown = _fitting(
-        [text for _, text in details], budget=MESSAGE_TEXT_BUDGET - 1000, most=DM_TOKENS_SHOWN
+        [text for _, text in lines], budget=MESSAGE_TEXT_BUDGET - 1000, most=DM_TOKENS_SHOWN
     )
     blocks = [_section(headline, "headline")]
-    for token, text in details[:shown]:
-        blocks.append(_section(text, f"{BlockId.REMINDER}.{token.id}"))
+    for token, text in lines[:shown]:
+        line_id = f"{_LINE_BLOCK}{token.id}"
+        blocks.append({"type": "section", "block_id": line_id, "text": _mrkdwn(text)})
         if may_act:
             blocks.append(_buttons(token))
     notes = []
@@ -153,17 +160,15 @@ def _dm(
 
 # -- reminders ----------------------------------------------------------------------------
 
+_soonest_first = operator.attrgetter("stops_at", "id")
+
 
 def reminder_dm(reminders: Sequence[DueReminder], *, now: datetime, may_act: bool) -> RawMessage:
     """One DM to a primary contact listing all their tokens a reminder is due for, soonest
     stop first. Who holds a role gets Extend… and Reset… on each; others are told whom to
     ask."""
-    # A reminder is of a token with an expiry; `now` only keeps the types simple.
-    ordered = sorted(
-        ((due.token.stops_at or now, due.token) for due in reminders),
-        key=lambda pair: (pair[0], pair[1].id),
-    )
-    stopped = sum(1 for stops_at, _ in ordered if stops_at <= now)
+    ordered = sorted((due.token for due in reminders), key=_soonest_first)
+    stopped = sum(1 for token in ordered if token.stops_at <= now)
     soon = len(ordered) - stopped
     if not stopped:
         summary = f"{soon} of your tokens {'stops' if soon == 1 else 'stop'} working soon"
@@ -175,8 +180,8 @@ def reminder_dm(reminders: Sequence[DueReminder], *, now: datetime, may_act: boo
         )
     headline = f":hourglass_flowing_sand: Token Desk: {summary}."
     lines = [
-        (token, f"{_about(token)} {_when_it_stops(stops_at, now)}", stops_at)
-        for stops_at, token in ordered[:DM_TOKENS_SHOWN]
+        _line(token, f"{_about(token)} {_when_it_stops(token.stops_at, now)}", token.stops_at)
+        for token in ordered[:DM_TOKENS_SHOWN]
     ]
     if may_act:
         footer = (
@@ -193,11 +198,11 @@ def reminder_update(tokens: Sequence[Token], *, gone: int, notice: str) -> RawMe
     mrkdwn), then its tokens as they are now. Only the contact sees the DM, and they just
     acted from it, so the buttons stay."""
     lines = [
-        (token, _about(token) + ("" if token.enabled else " is disabled"), token.stops_at)
-        for token in tokens
+        _line(token, _about(token) + ("" if token.enabled else " is disabled"), token.stops_at)
+        for token in tokens[:DM_TOKENS_SHOWN]
     ]
     footer = f"{_plural(gone, 'token')} listed here no longer {'exists' if gone == 1 else 'exist'}."
-    return _dm(notice, lines, len(lines), may_act=True, footer=footer if gone else "")
+    return _dm(notice, lines, len(tokens), may_act=True, footer=footer if gone else "")
 
 
 # -- idle tokens --------------------------------------------------------------------------
@@ -214,7 +219,7 @@ def idle_warning_dm(
         f" unless used before then (tokens unused for {unused_days} days are disabled)."
     )
     lines = [
-        (
+        _line(
             item.token,
             f"{_about(item.token)} idle since {slack_date(item.idle_since)}",
             item.token.stops_at,
@@ -232,7 +237,7 @@ def idle_disabled_dm(tokens: Sequence[Token], *, unused_days: int) -> RawMessage
         f" manager enables {'it' if len(tokens) == 1 else 'them'} again in `{COMMAND}`."
     )
     lines = [
-        (token, f"{_about(token)} is disabled", token.stops_at)
+        _line(token, f"{_about(token)} is disabled", token.stops_at)
         for token in tokens[:DM_TOKENS_SHOWN]
     ]
     return _dm(headline, lines, len(tokens), may_act=False, footer="")
@@ -276,14 +281,11 @@ def digest(
         f" ({mention(token.primary_contact)})"
         for token in disabled[:DIGEST_LINES_SHOWN]
     ]
-    ordered = sorted(
-        ((due.token.stops_at or now, due.token) for due in reminders),
-        key=lambda pair: (pair[0], pair[1].id),
-    )
+    ordered = sorted((due.token for due in reminders), key=_soonest_first)
     lines += [
-        f"• :hourglass_flowing_sand: {_about(token)} {_when_it_stops(stops_at, now)}"
+        f"• :hourglass_flowing_sand: {_about(token)} {_when_it_stops(token.stops_at, now)}"
         f" ({mention(token.primary_contact)})"
-        for stops_at, token in ordered[: DIGEST_LINES_SHOWN - len(lines)]
+        for token in ordered[: DIGEST_LINES_SHOWN - len(lines)]
     ]
     parts = []
     if reminders:

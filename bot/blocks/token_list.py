@@ -3,7 +3,11 @@ filters, cards, pager (bot/list_message.py reads the page from the store).
 
 Pure: domain models in, Block Kit out. User text reaches mrkdwn only escaped and in
 `verbatim` texts; token names are `plain_text` (card headers). The worst case — banner,
-notice, filters, 10 cards and the pager — is 38 blocks, within Slack's 50.
+notice, filters, 10 cards and the pager — is 38 blocks, within Slack's 50: a card is three
+blocks whatever it shows (End grace now joins Edit in the card's actions block). The text
+stays within Slack's cap on a message's text too: what a gateway said about who presented
+an old secret (untrusted, escaped) is cut short, and a card names at most PRESENTERS_SHOWN
+presenters, or only the latest when a full page would run past the cap.
 
 A card shows the token as it is at `now` (expired once past its stop instant), which the
 caller reads from the store's clock.
@@ -11,6 +15,7 @@ caller reads from the store's clock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -38,6 +43,8 @@ from storage.models import (
     IDLE,
     CreatedOn,
     LastUsedFilter,
+    Presenter,
+    RetiredSummary,
     StateFilter,
     Token,
     TokenPage,
@@ -57,6 +64,13 @@ class Notice:
 
 
 RIGHTS_SHOWN = 3
+# Who presented an old secret, newest first: how many a card names, and how much of each.
+PRESENTERS_SHOWN = 3
+ADDRESS_SHOWN = 45  # an IPv6 address in full
+USER_AGENT_SHOWN = 40
+# The text the notice and the cards may take: Slack refuses a message with more than about
+# 12,000 characters of text in all, and the rest of the list (filters, pager) takes < 1,200.
+CARDS_TEXT_BUDGET = 10_800
 CREATED_ON_LABELS = {
     CreatedOn.LAST_7_DAYS: "Last 7 days",
     CreatedOn.LAST_30_DAYS: "Last 30 days",
@@ -184,11 +198,87 @@ def works_until(token: Token, *, now: datetime, expiry_required: bool) -> str:
     return f"*Works until* {slack_date(stops_at)}"
 
 
-def card_blocks(
-    token: Token, *, newest_version: str, now: datetime, expiry_required: bool
-) -> list[Block]:
-    """One token as it is at `now`: its name as a header, its details with the action menu,
-    an Edit button. `expiry_required`: a maximum lifetime is set."""
+def previous_secret(token: Token, *, now: datetime) -> str | None:
+    """Until when the secret a Reset replaced still works, and its last use; None when no
+    grace window is open at `now`."""
+    if token.previous_until is None or not token.grace_open_at(now):
+        return None
+    used = token.previous_last_used_at
+    last_use = f"last used {slack_date(used, ago=True)}" if used else "not used since the reset"
+    hint = f"ends in `{escape(token.previous_secret_hint)}`, " if token.previous_secret_hint else ""
+    return (
+        f":hourglass: *Previous secret works until* {slack_date(token.previous_until)}"
+        f" ({hint}{last_use})"
+    )
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` escaped, in at most `limit` characters: cut, with an ellipsis, between two
+    characters, never inside the `&amp;` of one."""
+    escaped = escape(text)
+    if len(escaped) <= limit:
+        return escaped
+    shown, used = [], 0
+    for character in text:
+        piece = escape(character)
+        if used + len(piece) > limit - 1:
+            break
+        shown.append(piece)
+        used += len(piece)
+    return "".join(shown) + "…"
+
+
+def _presenter(presenter: Presenter) -> str:
+    address = _cut(presenter.address, ADDRESS_SHOWN) if presenter.address else "unknown address"
+    agent = (
+        _cut(presenter.user_agent, USER_AGENT_SHOWN) if presenter.user_agent else "no user agent"
+    )
+    return f"{address} ({agent})"
+
+
+def old_secret_presented(
+    retired: RetiredSummary | None, *, presenters_shown: int = PRESENTERS_SHOWN
+) -> str | None:
+    """How often secrets retired from the token were still presented, when last, and by
+    whom (the latest `presenters_shown` distinct presenters); None when never."""
+    if retired is None or retired.presented <= 0:
+        return None
+    times = f"{retired.presented:,} time{'' if retired.presented == 1 else 's'}"
+    last = retired.last_presented_at
+    line = f":mag: *Old secret still presented* {times}"
+    if last is not None:
+        line += f", last {slack_date(last, ago=True)}"
+    newest: dict[tuple[str, str], Presenter] = {}
+    for presenter in retired.presenters:
+        newest.setdefault((presenter.address, presenter.user_agent), presenter)
+    distinct = list(newest.values())
+    if distinct:
+        line += ", from " + "; ".join(_presenter(p) for p in distinct[:presenters_shown])
+        if len(distinct) > presenters_shown:
+            line += f" +{len(distinct) - presenters_shown} more"
+    return line
+
+
+def _actions(token: Token, *, now: datetime) -> list[ButtonElement]:
+    """Edit, and End grace now while a previous secret still works: in the one actions
+    block a card has, so that a card costs no extra block."""
+    ref = f"{token.id}:{token.row_version}"
+    buttons = [ButtonElement(text="Edit", action_id=ActionId.TOKEN_EDIT, value=ref)]
+    if token.grace_open_at(now):
+        buttons.append(ButtonElement(text="End grace now", action_id=ActionId.END_GRACE, value=ref))
+    return buttons
+
+
+def card_details(
+    token: Token,
+    *,
+    newest_version: str,
+    now: datetime,
+    expiry_required: bool,
+    presenters_shown: int = PRESENTERS_SHOWN,
+) -> str:
+    """A card's text: the token as it is at `now`. `expiry_required`: a maximum lifetime is
+    set; `presenters_shown`: how many presenters of an old secret it names at most."""
     version = f"`{escape(token.api_version)}`"
     if token.api_version != newest_version:
         version += f" (upgrade to `{escape(newest_version)}` available)"
@@ -208,23 +298,76 @@ def card_blocks(
             ":zzz: *Disabled by Token Desk*: unused since"
             f" {slack_date(token.last_active_at, with_time=False)}"
         )
-    details = "\n".join(lines)
+    extra = (
+        previous_secret(token, now=now),
+        old_secret_presented(token.retired, presenters_shown=presenters_shown),
+    )
+    lines += [line for line in extra if line is not None]
+    return "\n".join(lines)
+
+
+def card_blocks(
+    token: Token,
+    *,
+    newest_version: str,
+    now: datetime,
+    expiry_required: bool,
+    details: str | None = None,
+) -> list[Block]:
+    """One token as it is at `now`: its name as a header, its details (`card_details`,
+    unless given) with the action menu, an Edit button (and End grace now during a grace
+    window)."""
+    if details is None:
+        details = card_details(
+            token, newest_version=newest_version, now=now, expiry_required=expiry_required
+        )
     return [
         HeaderBlock(
             block_id=f"card.{token.id}", text=PlainTextObject(text=token.name, emoji=False)
         ),
         SectionBlock(block_id=f"details.{token.id}", text=mrkdwn(details), accessory=_menu(token)),
-        ActionsBlock(
-            block_id=f"edit.{token.id}",
-            elements=[
-                ButtonElement(
-                    text="Edit",
-                    action_id=ActionId.TOKEN_EDIT,
-                    value=f"{token.id}:{token.row_version}",
-                )
-            ],
-        ),
+        ActionsBlock(block_id=f"edit.{token.id}", elements=_actions(token, now=now)),
     ]
+
+
+def _cards(
+    tokens: Sequence[Token],
+    *,
+    newest_version: str,
+    now: datetime,
+    expiry_required: bool,
+    notice: Notice | None,
+) -> list[Block]:
+    """The page's cards, each naming up to PRESENTERS_SHOWN presenters of an old secret, or
+    only the latest one when that would take the message past CARDS_TEXT_BUDGET."""
+
+    def details(presenters_shown: int) -> list[str]:
+        return [
+            card_details(
+                token,
+                newest_version=newest_version,
+                now=now,
+                expiry_required=expiry_required,
+                presenters_shown=presenters_shown,
+            )
+            for token in tokens
+        ]
+
+    texts = details(PRESENTERS_SHOWN)
+    used = len(notice.text) if notice else 0
+    used += sum(len(token.name) + len(text) for token, text in zip(tokens, texts, strict=True))
+    if used > CARDS_TEXT_BUDGET:
+        texts = details(1)
+    blocks: list[Block] = []
+    for token, text in zip(tokens, texts, strict=True):
+        blocks += card_blocks(
+            token,
+            newest_version=newest_version,
+            now=now,
+            expiry_required=expiry_required,
+            details=text,
+        )
+    return blocks
 
 
 def _empty_state(filtered: bool) -> Block:
@@ -327,10 +470,13 @@ def render_token_list(
         )
     )
     blocks += filter_blocks(view, nonce)
-    for token in page.tokens:
-        blocks += card_blocks(
-            token, newest_version=newest_version, now=now, expiry_required=expiry_required
-        )
+    blocks += _cards(
+        page.tokens,
+        newest_version=newest_version,
+        now=now,
+        expiry_required=expiry_required,
+        notice=notice,
+    )
     if page.tokens:
         blocks += _pager(page)
     else:

@@ -9,6 +9,7 @@ value is not what Token Desk itself wrote. Numbers never reach int() or SQLite u
 text SQLite cannot store (a lone surrogate, which JSON can carry) is dropped, and a
 `response_url` is followed only if it points at Slack.
 
-Three modules: `command_text` (what follows `/tokens`), `payloads` (button and menu values,
-`state.values`, form fields) and `modal_context` (`private_metadata`).
+Four modules: `command_text` (what follows `/tokens`), `payloads` (button and menu values,
+`state.values`, form fields), `modal_context` (`private_metadata`) and `gateway` (who
+presented a secret to the auth check, as the API gateway says).
 """

@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from bot.ids import ActionId, BlockId, ExpiryChoice, FormField, MenuChoice
+from bot.ids import ActionId, BlockId, ExpiryChoice, FormField, GraceChoice, MenuChoice
 from bot.inputs.command_text import AUDIT_NAME_MAX
 from bot.list_view import ListView
 from storage.credentials import has_secret_part
@@ -269,6 +269,14 @@ def chosen_expiry(view: Mapping[str, Any]) -> ChosenExpiry:
         return ChosenExpiry(expires_on=day, chosen=day is not None, on_a_date=True)
     day = iso_date(choice)
     return ChosenExpiry(expires_on=day, chosen=day is not None)
+
+
+def chosen_grace(view: Mapping[str, Any]) -> timedelta | None:
+    """How long a Reset confirmation lets the current secret keep working; None (stop
+    immediately) when it offered no choice, or anything but one of its own options came."""
+    selected = _mapping(_entry(view, BlockId.GRACE, ActionId.GRACE_CHOICE), "selected_option")
+    choice = enum_member(GraceChoice, selected.get("value"))
+    return None if choice is None else choice.grace
 
 
 def request_key(kind: str, view: Mapping[str, Any]) -> str:

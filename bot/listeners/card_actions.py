@@ -1,15 +1,17 @@
 """Clicks on a token card: Edit, the card menu (Duplicate, Reset, Upgrade Version, Disable
-or Enable, Delete) and the notice's Reset now; and a reminder DM's Extend… and Reset…, which
-work as Edit and Reset now but answer in that DM.
+or Enable, Delete), End grace now and the notice's Reset now; and a reminder DM's Extend…
+and Reset…, which work as Edit and Reset now but answer in that DM.
 
 Each listener acknowledges at once, then works after the ack: Edit and the confirmations
 open a modal with the click's trigger, carrying the row version the card showed; Disable and
-Enable apply at once and update the same list in place through the click's `response_url`.
+Enable apply at once and update the same list in place through the click's `response_url`;
+End grace now too, but only to the token as the card showed it (its row version).
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
@@ -17,7 +19,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import after_ack
 from bot.blocks import notices, notifications
-from bot.blocks.modals import ISSUING_A_SECRET, confirm_view, token_form
+from bot.blocks.modals import ISSUING_A_SECRET, GraceOffer, confirm_view, token_form
 from bot.ids import ActionId, MenuChoice
 from bot.inputs.modal_context import ModalContext
 from bot.inputs.payloads import list_view_of, menu_choice, response_url_of, token_ref, trigger_id_of
@@ -26,6 +28,7 @@ from bot.listeners.token_forms import edit_expiry, new_secret_expiry
 from bot.reminder_dm import show_notice
 from bot.settings import Settings
 from bot.slack_client import open_modal, send_direct_messages
+from storage.errors import StaleVersion
 from storage.store import Store
 
 
@@ -33,6 +36,7 @@ def register(app: AsyncApp) -> None:
     app.action(ActionId.TOKEN_EDIT)(edit_clicked)
     app.action(ActionId.TOKEN_MENU)(menu_chosen)
     app.action(ActionId.RESET_NOW)(reset_now_clicked)
+    app.action(ActionId.END_GRACE)(end_grace_clicked)
     # A reminder DM's buttons: as the card's Edit and the notice's Reset now, answered in
     # that DM instead of a list (the modal's context carries where it is).
     app.action(ActionId.REMINDER_EXTEND)(edit_clicked)
@@ -109,6 +113,43 @@ async def reset_now_clicked(
         after_ack(work, respond=respond)
 
 
+async def end_grace_clicked(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
+    actor: str,
+) -> None:
+    await ack()
+    ref = token_ref(action.get("value"))
+    if ref is not None:
+        after_ack(end_grace(body, client, store, actor, *ref), respond=respond)
+
+
+async def end_grace(
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    store: Store,
+    actor: str,
+    token_id: int,
+    row_version: int,
+) -> None:
+    """Stop the previous secret now, at once and without asking: the card showed its window
+    open. A click on a card that moved on since is told so, with nothing applied; one on a
+    window that has ended anyway changes nothing."""
+    try:
+        change = await store.tokens.end_grace(
+            actor=actor, token_id=token_id, row_version=row_version
+        )
+    except StaleVersion:
+        notice = notices.stale_card(await store.token_reads.get(token_id=token_id))
+    else:
+        notice = notices.grace_ended(change.after, changed=change.changed)
+    await show_notice(client, store, body, notice)
+
+
 async def set_enabled(
     body: dict[str, Any],
     client: AsyncWebClient,
@@ -151,8 +192,15 @@ async def confirm(
             body, now=time.time(), token_id=token_id, row_version=row_version, action=choice
         )
         expiry = new_secret_expiry(store, settings) if choice in ISSUING_A_SECRET else None
+        now = datetime.fromtimestamp(store.clock(), UTC)
+        grace = GraceOffer.for_reset(token, now=now) if choice is MenuChoice.RESET else None
         view = confirm_view(
-            choice, token=token, newest_version=newest, context=context, expiry=expiry
+            choice,
+            token=token,
+            newest_version=newest,
+            context=context,
+            expiry=expiry,
+            grace=grace,
         )
         await open_modal(client, trigger_id_of(body), view)
         return

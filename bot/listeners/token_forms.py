@@ -36,6 +36,7 @@ from bot.inputs.modal_context import ModalContext
 from bot.inputs.payloads import (
     ChosenExpiry,
     chosen_expiry,
+    chosen_grace,
     form_fields,
     request_key,
     trigger_id_of,
@@ -377,6 +378,7 @@ async def confirm_submitted(
                 token_id=token_id,
                 row_version=row_version,
                 expires_on=chosen.expires_on,
+                grace=chosen_grace(view),
                 request_key=key,
             )
             await _show_secret(ack, store, settings, context, reset, Issued.RESET)

@@ -24,6 +24,7 @@ from bot.background import drain
 from slack_standin.blockkit import check_message, check_view
 from slack_standin.client import Reply, SlackClient, action_for, ephemeral_container, fill
 from slack_standin.server import Call, ResponsePost, SlackStandIn
+from storage.fields import is_user_id
 from tests.bot.blockwalk import Body, assert_harmless, blocks_of, pager_button, refused
 
 CHANNEL, MESSAGE_TS = "C0TEST", "1700000000.000100"  # where the user's list is shown
@@ -89,30 +90,28 @@ async def settle(until: Callable[[], Any] | None = None, *, timeout: float = SET
 # -- what Slack holds ---------------------------------------------------------------------
 
 
-def dm_channel(user_id: str) -> str:
-    """The direct message channel between the app and a user, as the stand-in names it."""
-    return "D" + user_id[1:]
-
-
 def dms(standin: SlackStandIn, user_id: str | None = None) -> list[Body]:
-    """The direct messages Slack accepted, in order; only those to `user_id` when given."""
+    """The direct messages Slack accepted, in order (posted to a user id: the app sends a DM
+    to the user id directly); only those to `user_id` when given."""
     return [
         call.args
         for call in standin.calls_to("chat.postMessage")
-        if call.ok and (user_id is None or call.args.get("channel") == dm_channel(user_id))
+        if call.ok
+        and is_user_id(str(call.args.get("channel")))
+        and (user_id is None or call.args.get("channel") == user_id)
     ]
 
 
 def dm_calls(standin: SlackStandIn, method: str, user_id: str) -> list[Call]:
     """The calls of `method` made to reach one user by direct message, accepted or not."""
-    if method == "conversations.open":
-        return [c for c in standin.calls_to(method) if c.args.get("users") == user_id]
-    return [c for c in standin.calls_to(method) if c.args.get("channel") == dm_channel(user_id)]
+    return [c for c in standin.calls_to(method) if c.args.get("channel") == user_id]
 
 
-def opened_for(standin: SlackStandIn) -> list[str]:
-    """Whom the app opened a direct message with, in order."""
-    return [str(call.args.get("users")) for call in standin.calls_to("conversations.open")]
+def dm_recipients(standin: SlackStandIn) -> list[str]:
+    """Whom the app sent a direct message Slack accepted, in order; each posted to the user
+    id directly, never after a `conversations.open` round trip."""
+    assert standin.calls_to("conversations.open") == [], "a DM opened a conversation first"
+    return [str(message["channel"]) for message in dms(standin)]
 
 
 def modal_opened_with(standin: SlackStandIn, trigger_id: str, *, since: int = 0) -> Call | None:

@@ -44,7 +44,7 @@ from tests.bot.blockwalk import (
     secret_of,
 )
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER, Seed
-from tests.bot.driver import SlackUser, dm_channel, dms, opened_for, send_payload, settle
+from tests.bot.driver import SlackUser, dm_recipients, dms, send_payload, settle
 from tests.store_support import verify
 
 HOSTILE_NAME = "<!channel> & <@U1>"
@@ -232,7 +232,7 @@ async def test_edit_is_prefilled_and_saves_only_what_changed(
     assert event.after == {"description": "New text", "primary_contact": SPECIALIST}
 
     await settle(lambda: len(dms(standin)) >= 2)
-    assert sorted(opened_for(standin)) == sorted([ADMIN, SPECIALIST])
+    assert sorted(dm_recipients(standin)) == sorted([ADMIN, SPECIALIST])
     new, old = dms(standin, SPECIALIST), dms(standin, ADMIN)
     assert len(new) == 1 and len(old) == 1 and len(dms(standin)) == 2
     assert "You are now the primary contact" in new[0]["text"]
@@ -376,8 +376,7 @@ async def test_reset_warns_then_replaces_the_secret_and_tells_contact_and_actor(
 
     recipients = {contact, ADMIN}
     await settle(lambda: len(dms(standin)) >= len(recipients))
-    assert sorted(opened_for(standin)) == sorted(recipients)
-    assert sorted(m["channel"] for m in dms(standin)) == sorted(map(dm_channel, recipients))
+    assert sorted(dm_recipients(standin)) == sorted(recipients)
     for message in dms(standin):
         said = all_text(message)
         assert "Gateway" in said and f"<@{ADMIN}>" in said and "<!date^" in said
@@ -441,8 +440,7 @@ async def test_disable_enable_and_reset_now(
     assert "Disabled" in card(listed, token.id).text
     assert not verifies(store, issued.secret)
     await settle(lambda: len(dms(standin)) >= 1)
-    assert opened_for(standin) == [SPECIALIST]
-    assert [m["channel"] for m in dms(standin)] == [dm_channel(SPECIALIST)]
+    assert dm_recipients(standin) == [SPECIALIST]
     assert "Toggle me" in all_text(dms(standin)[0]) and "disabled" in all_text(dms(standin)[0])
     disabled = await store.token_reads.get(token_id=token.id)
     events = await audit_count(store)
@@ -497,8 +495,7 @@ async def test_delete_confirms_removes_the_token_and_keeps_its_history(
     assert history == ["delete", "create"]
 
     await settle(lambda: len(dms(standin)) >= 1)
-    assert opened_for(standin) == [SPECIALIST]
-    assert [m["channel"] for m in dms(standin)] == [dm_channel(SPECIALIST)]
+    assert dm_recipients(standin) == [SPECIALIST]
     assert "Doomed" in all_text(dms(standin)[0]) and "deleted" in all_text(dms(standin)[0])
 
 
@@ -591,7 +588,7 @@ async def test_two_users_disabling_at_once_disable_it_once(
     assert sum("already disabled" in notice for notice in notices) == 1
     assert await audit_count(store) == events + 1
     await settle(lambda: len(dms(standin)) >= 1)
-    assert [m["channel"] for m in dms(standin)] == [dm_channel(STRANGER)]
+    assert dm_recipients(standin) == [STRANGER]
     assert not verifies(store, issued.secret)
 
 
@@ -701,7 +698,7 @@ async def test_a_failed_list_refresh_does_not_stop_the_disable_or_its_dm(
     await admin.send_click(menu_action(admin.blocks, issued.token.id, "disable"))
     await settle(lambda: len(dms(standin)) >= 1)
     assert not verifies(store, issued.secret)
-    assert [m["channel"] for m in dms(standin)] == [dm_channel(SPECIALIST)]
+    assert dm_recipients(standin) == [SPECIALIST]
 
 
 # -- 11. search by a pasted secret -------------------------------------------------------
@@ -1089,18 +1086,18 @@ async def test_a_response_url_only_one_url_parser_sends_to_slack_is_not_followed
 # -- 16. a failed DM ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("failing", ["chat.postMessage", "conversations.open"])
+@pytest.mark.parametrize("error", ["channel_not_found", "user_disabled"])
 async def test_a_failed_dm_is_logged_and_the_reset_stands(
     admin: SlackUser,
     seed: Seed,
     store: Store,
     standin: SlackStandIn,
     captured_log: io.StringIO,
-    failing: str,
+    error: str,
 ) -> None:
     issued = await seed("Unreachable", contact=SPECIALIST)
     click, confirmation = await open_confirmation(admin, issued.token.id, "reset")
-    standin.fail_next(failing, error="channel_not_found", status=200)
+    standin.fail_next("chat.postMessage", error=error, status=200)
 
     ack = await admin.submit(confirmation)
     secret = secret_of(ack["view"])
@@ -1111,8 +1108,8 @@ async def test_a_failed_dm_is_logged_and_the_reset_stands(
 
     log = captured_log.getvalue()
     assert f"direct message to {SPECIALIST} not delivered" in log
-    assert "channel_not_found" in log
+    assert error in log
     assert secret not in log and issued.secret not in log
-    assert [m["channel"] for m in dms(standin)] == [dm_channel(ADMIN)]
+    assert dm_recipients(standin) == [ADMIN]
     token: Token = await store.token_reads.get(token_id=issued.token.id)
     assert token.reset_at is not None

@@ -355,7 +355,7 @@ class Sweep:
     def _call_problems(self, calls: list[Call]) -> list[str]:
         problems: list[str] = []
         for call in calls:
-            if call.method in ("users.info", "conversations.open", "auth.test"):
+            if call.method in ("users.info", "auth.test"):
                 continue
             if not call.ok:
                 problems.append(f"Slack refused {call.method}: {_short(_dump(call.answer), 400)}")
@@ -878,7 +878,11 @@ def crafted_actions(blocks: list[Body], token: Token) -> list[tuple[str, str, Bo
         ("id_superscript", f"\u00b2:{rv}"),
         ("row_version_superscript", f"{tid}:\u00b2"),
     ]
-    for action_id, block_id in (("token_edit", f"edit.{tid}"), ("token_reset_now", "notice")):
+    for action_id, block_id in (
+        ("token_edit", f"edit.{tid}"),
+        ("token_reset_now", "notice"),
+        ("token_end_grace", f"edit.{tid}"),
+    ):
         for case_id, value in refs:
             cases.append((action_id, case_id, button(action_id, block_id, value=value), base))
         cases.append((action_id, "missing", button(action_id, block_id), base))

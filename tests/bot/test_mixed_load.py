@@ -668,11 +668,13 @@ async def test_twenty_users_and_a_gateway_at_once(
             assert check_message(call.args) == []
             assert not SECRET_SHAPE.search(json.dumps(call.args)), "a secret in a DM"
 
-    # Reset told the contact and the actor, disable the contact: one DM each, no more.
+    # Reset told the contact and the actor, disable the contact: one DM each, no more,
+    # each posted to the user id directly.
     delivered = Counter(
         str(call.args.get("channel")) for call in standin.calls_to("chat.postMessage")
     )
-    assert delivered == Counter({"D" + user[1:]: n for user, n in ledger.dms.items()})
+    assert delivered == Counter(ledger.dms)
+    assert standin.calls_to("conversations.open") == []
 
     # The gateway: only the 401s it should get.
     assert report.times, "no auth check was made"

@@ -19,17 +19,19 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from bot.operator import audit_actor
+from bot.scheduler import Scheduler
 from bot.settings import Settings
+from bot.slack_client import create_web_client
 from slack_standin.client import SlackClient
 from storage.credentials import SecretHasher, key_file_for
 from storage.database import file_uri
-from storage.models import Role
+from storage.models import Role, TokenEdit
 from storage.store import Store
 from tests.bot.conftest import ADMIN, SPECIALIST, STRANGER
 from tests.store_support import days_ahead
@@ -389,6 +391,85 @@ async def test_audit_export_as_csv_neutralises_formulas(
     created = next(row for row in rows if row[3] == "create")
     assert json.loads(created[7])["description"].startswith(FORMULA_NAMES[0] + "\nsecond line")
     assert_no_secret(everything.stdout, issued)
+
+
+async def test_audit_export_shows_expiry_changes_and_token_desks_own_disables(
+    tmp_path: Path, data: Path, settings: Settings
+) -> None:
+    """An expiry chosen anew (Edit, Reset) is in the records' before and after; a token the
+    scheduler disabled for being unused is recorded with the actor `tokendesk`."""
+    path = data / "tokendesk.db"
+    clock = WallClock(JANUARY)
+    store = await open_store(path, clock=clock)
+    try:
+        first_date, later_date, reset_date = (
+            days_ahead(days, clock=clock) for days in (90, 120, 200)
+        )
+        edited = await store.tokens.create(
+            actor=ADMIN,
+            name="Edited",
+            description="",
+            access_rights=["reports:read"],
+            primary_contact=ADMIN,
+            expires_on=first_date,
+        )
+        await store.tokens.edit(
+            actor=ADMIN,
+            token_id=edited.token.id,
+            row_version=edited.token.row_version,
+            edit=TokenEdit(expires_on=later_date),
+        )
+        await store.tokens.reset(
+            actor=ADMIN, token_id=edited.token.id, row_version=2, expires_on=reset_date
+        )
+        await store.tokens.create(
+            actor=ADMIN,
+            name="Forgotten",
+            description="",
+            access_rights=["reports:read"],
+            primary_contact=ADMIN,
+            expires_on=reset_date,
+        )
+        scheduler = Scheduler(
+            store=store,
+            client=create_web_client(settings),
+            settings=settings.model_copy(update={"tokendesk_disable_unused_days": 30}),
+            clock=clock,
+        )
+        clock.set(JANUARY + timedelta(days=23))
+        assert (await scheduler.run_pass()).warned
+        clock.set(JANUARY + timedelta(days=30))
+        disabled = (await scheduler.run_pass()).disabled
+        assert sorted(token.name for token in disabled) == ["Edited", "Forgotten"]
+    finally:
+        await store.close()
+
+    env = environment(tmp_path, path)
+    jsonl, as_csv = await all_of(
+        tokendesk_async("audit", "--format", "jsonl", env=env, cwd=tmp_path),
+        tokendesk_async("audit", "--format", "csv", env=env, cwd=tmp_path),
+    )
+    records = [json.loads(line) for line in assert_ok(jsonl)]
+    changes = [(r["actor"], r["action"], r["token_name"], r["before"], r["after"]) for r in records]
+    edit = next(change for change in changes if change[1] == "edit")
+    assert edit[3:] == (
+        {"expires_on": first_date.isoformat()},
+        {"expires_on": later_date.isoformat()},
+    )
+    reset = next(change for change in changes if change[1] == "reset")
+    assert reset[3]["expires_on"] == later_date.isoformat()
+    assert reset[4]["expires_on"] == reset_date.isoformat()
+    disables = [change for change in changes if change[1] == "disable"]
+    assert sorted(change[2] for change in disables) == ["Edited", "Forgotten"]
+    for actor, _, _, before, after in disables:
+        assert actor == "tokendesk"
+        assert (before, after) == ({"state": "enabled"}, {"state": "disabled", "reason": "idle"})
+    assert_ok(as_csv)
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert [(row["actor"], row["action"]) for row in rows] == [(r[0], r[1]) for r in changes]
+    assert json.loads(next(row for row in rows if row["action"] == "edit")["after"]) == {
+        "expires_on": later_date.isoformat()
+    }
 
 
 # -- backup -----------------------------------------------------------------------------

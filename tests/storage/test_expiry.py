@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from storage.expiry import IDLE_QUERY, reminders_query
-from storage.models import IDLE, DueReminder, IdleToken, TokenEdit
+from storage.models import IDLE, DueReminder, IdleToken, ReminderToken, TokenChange, TokenEdit
 from storage.store import Store
 from storage.token_reads import DAY
 from tests.storage.conftest import FakeClock, OpenStore
@@ -206,14 +206,30 @@ async def test_a_reminder_is_dropped_when_a_more_urgent_one_was_marked_first(
     assert await store.expiry.mark_reminders(reminders=[stale, zero, stale]) == [zero]
 
 
-async def test_a_reminder_shows_the_last_use_not_written_yet(
-    store: Store, clock: FakeClock
-) -> None:
+async def test_a_reminder_shows_the_last_use_written_or_not(store: Store, clock: FakeClock) -> None:
     issued = await create_token(store, "Alpha", expires_on=on(3))
     clock.now = reminder_moment(on(3), 1)
+    (reminder,) = await due(store)
+    assert reminder.token.last_used_at is None
+    assert verify(store, issued.secret) is not None
+    written = datetime.fromtimestamp(clock.now, UTC)
+    await store.credentials.flush_last_used()
+    (reminder,) = await due(store)
+    assert reminder.token.last_used_at == written
+    # A later use, gathered by the auth check but not written yet, shows over it.
+    clock.advance(90)
     assert verify(store, issued.secret) is not None
     (reminder,) = await due(store)
     assert reminder.token.last_used_at == datetime.fromtimestamp(clock.now, UTC)
+    assert reminder.token == ReminderToken(
+        id=issued.token.id,
+        sid=issued.token.sid,
+        name="Alpha",
+        primary_contact=issued.token.primary_contact,
+        row_version=issued.token.row_version,
+        stops_at=datetime.combine(on(4), time(), UTC),
+        last_used_at=datetime.fromtimestamp(clock.now, UTC),
+    )
 
 
 # Idle tokens ------------------------------------------------------------------------------
@@ -229,6 +245,17 @@ async def idle(store: Store) -> tuple[list[str], list[str]]:
 async def warn(store: Store) -> list[str]:
     to_warn, _ = await store.expiry.idle_tokens(unused_days=UNUSED_DAYS)
     return [i.token.name for i in await store.expiry.mark_idle_warnings(tokens=to_warn)]
+
+
+async def disable_idle(store: Store, idle: IdleToken) -> TokenChange:
+    """As the scheduler disables a token it found idle."""
+    return await store.tokens.set_enabled(
+        actor="tokendesk",
+        token_id=idle.token.id,
+        enabled=False,
+        reason=IDLE,
+        idle_since=idle.idle_since,
+    )
 
 
 async def test_an_idle_token_is_warned_then_disabled_a_week_later(
@@ -255,10 +282,10 @@ async def test_an_idle_token_is_warned_then_disabled_a_week_later(
     assert await idle(store) == ([], [])
     clock.now = START + 30 * DAY
     assert await idle(store) == ([], ["Idle"])
-    change = await store.tokens.set_enabled(
-        actor="tokendesk", token_id=issued.token.id, enabled=False, reason=IDLE
-    )
-    assert change.after.disabled_reason == IDLE
+    [], (found,) = await store.expiry.idle_tokens(unused_days=UNUSED_DAYS)
+    change = await disable_idle(store, found)
+    assert change.changed and change.after.disabled_reason == IDLE
+    assert change.after.id == issued.token.id and verify(store, issued.secret) is None
     assert await idle(store) == ([], [])
     assert verify(store, busy_secret.secret) is not None
 
@@ -296,6 +323,54 @@ async def test_a_use_ends_the_idle_period_even_before_it_is_written(
     assert await warn(store) == ["Alpha"]
     clock.now = START + 55 * DAY
     assert await idle(store) == ([], ["Alpha"])
+
+
+@pytest.mark.parametrize("meanwhile", ["used", "used and written", "reset", "enabled again"])
+async def test_a_token_active_since_it_was_found_idle_is_not_disabled(
+    store: Store, clock: FakeClock, meanwhile: str
+) -> None:
+    """Between the pass's read and its disable, the token was used (the use perhaps not
+    written yet), reset, or disabled and enabled again: its idle period ended, and the
+    disable, checked inside its transaction, changes nothing."""
+    issued = await create_token(store, "Alpha", expires_on=on(300))
+    token_id = issued.token.id
+    clock.now = START + 23 * DAY
+    assert await warn(store) == ["Alpha"]
+    clock.now = START + 30 * DAY
+    [], (found,) = await store.expiry.idle_tokens(unused_days=UNUSED_DAYS)
+
+    clock.advance(60)
+    if meanwhile.startswith("used"):
+        assert verify(store, issued.secret) is not None
+        if meanwhile == "used and written":
+            await store.credentials.flush_last_used()
+    elif meanwhile == "reset":
+        await store.tokens.reset(actor=ACTOR, token_id=token_id, row_version=1, expires_on=on(300))
+    else:
+        await store.tokens.set_enabled(actor=ACTOR, token_id=token_id, enabled=False)
+        await store.tokens.set_enabled(actor=ACTOR, token_id=token_id, enabled=True)
+    events = await store.audit.events()
+
+    change = await disable_idle(store, found)
+    assert not change.changed
+    token = await store.token_reads.get(token_id=token_id)
+    assert token.enabled and token.disabled_reason is None
+    assert await store.audit.events() == events
+
+
+async def test_an_idle_disable_says_since_when(store: Store) -> None:
+    token_id = (await create_token(store, "Alpha", expires_on=on(300))).token.id
+    with pytest.raises(ValueError):
+        await store.tokens.set_enabled(
+            actor="tokendesk", token_id=token_id, enabled=False, reason=IDLE
+        )
+    with pytest.raises(ValueError):
+        await store.tokens.set_enabled(
+            actor=ACTOR,
+            token_id=token_id,
+            enabled=False,
+            idle_since=datetime.fromtimestamp(START, UTC),
+        )
 
 
 async def test_an_enable_or_a_reset_starts_a_new_idle_period(

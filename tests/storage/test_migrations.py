@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -432,3 +432,55 @@ async def test_tokens_from_before_expiry_keep_none_and_their_activity_is_backfil
     finally:
         connection.close()
     assert enabled == {used.sid: None, reset.sid: enabled_at}
+
+
+async def test_tokens_from_before_grace_windows_have_none_and_can_open_one(
+    tmp_path: Path,
+) -> None:
+    """Migration 7: no previous secret and nothing retired for the tokens already there;
+    their usage rows keep their last-used times; a Reset may then open a window."""
+    path = tmp_path / "tokendesk.db"
+    connection = build_at(path, 6)
+    try:
+        used, disabled = seed(connection, 6).tokens
+    finally:
+        connection.close()
+
+    clock = FakeClock()
+    async with opened_store(path, clock=clock) as store:
+        tokens = await tokens_by_sid(store)
+        for token in tokens.values():
+            assert (token.previous_secret_hint, token.previous_until) == (None, None)
+            assert (token.previous_last_used_at, token.retired) == (None, None)
+        assert tokens[used.sid].last_used_at == at(used.last_used_at)
+
+        token = tokens[used.sid]
+        issued = await store.tokens.reset(
+            actor=ACTOR,
+            token_id=token.id,
+            row_version=token.row_version,
+            expires_on=None,
+            grace=timedelta(hours=1),
+        )
+        assert issued.token.previous_until == at(int(clock.now) + 3_600)
+        old = store.credentials.check(used.secret)
+        assert old.token is not None and old.token.secret_used == "previous"
+        reset_disabled = await store.tokens.reset(
+            actor=ACTOR,
+            token_id=tokens[disabled.sid].id,
+            row_version=disabled.row_version,
+            expires_on=None,
+        )
+        assert reset_disabled.token.previous_until is None
+        assert store.credentials.check(disabled.secret).reason == "retired"
+
+    connection = plain_connection(path)
+    try:
+        assert connection.execute("SELECT count(*) FROM retired_secrets").fetchone() == (1,)
+        # A previous secret comes whole (its end with its digest) and belongs to one token.
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute("UPDATE tokens SET previous_until = 1 WHERE previous_until IS NULL")
+        with pytest.raises(sqlite3.IntegrityError):
+            connection.execute("UPDATE tokens SET previous_secret_hash = x'00', previous_until = 1")
+    finally:
+        connection.close()

@@ -883,23 +883,40 @@ class StoreModel(RuleBasedStateMachine):
         assert unused(upgraded) == unused(token.expected())
 
     @precondition(lambda self: self.ever)
-    @rule(data=st.data(), actor=ACTORS, enabled=st.booleans(), idle=st.booleans())
-    def set_enabled(self, data: st.DataObject, actor: str, enabled: bool, idle: bool) -> None:
-        """Enable, disable, or disable as Token Desk does an unused token (reason idle)."""
+    @rule(
+        data=st.data(),
+        actor=ACTORS,
+        enabled=st.booleans(),
+        idle=st.booleans(),
+        stale=st.booleans(),
+    )
+    def set_enabled(
+        self, data: st.DataObject, actor: str, enabled: bool, idle: bool, stale: bool
+    ) -> None:
+        """Enable, disable, or disable as Token Desk does an unused token: reason idle, with
+        the activity it found the token idle since; if that moved on since (`stale`), the
+        disable changes nothing."""
         token = self.pick(data)
-        reason = IDLE if idle and not enabled else None
+        idle = idle and not enabled
+        reason = IDLE if idle else None
+        active = max(token.active_at, token.last_used_at or 0)
+        idle_since = datetime.fromtimestamp(active - stale, UTC) if idle else None
         expected = None if token.sid in self.tokens else TokenNotFound
         change = self.outcome(
             f"{'enable' if enabled else 'disable'} {token.sid}",
             self.s.tokens.set_enabled(
-                actor=actor, token_id=token.id, enabled=enabled, reason=reason
+                actor=actor,
+                token_id=token.id,
+                enabled=enabled,
+                reason=reason,
+                idle_since=idle_since,
             ),
             expected,
         )
         if change is None:
             return
         before = token.expected()
-        moved = token.enabled != enabled
+        moved = token.enabled != enabled and not (idle and stale)
         if moved:
             token.enabled = enabled
             token.disabled_reason = reason

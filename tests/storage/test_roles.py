@@ -182,6 +182,40 @@ async def test_without_a_known_status_only_a_group_gives_no_role(store: Store) -
     )
 
 
+async def test_many_roles_at_once_follow_the_same_rules_as_one(store: Store) -> None:
+    """The scheduler asks about every recipient of a pass in one query: each answer is the
+    one `effective_role` gives, whatever mix of bootstrap, direct and group roles, known
+    status and groups the user has."""
+    await store.roles.grant_group(actor=BOOTSTRAP_ADMIN, group_id="SADMINS01", role=Role.ADMIN)
+    await store.roles.grant_group(actor=BOOTSTRAP_ADMIN, group_id="SSPECS001", role=Role.SPECIALIST)
+    group_choices = [(), ("SADMINS01",), ("SSPECS001",), ("SNOMAP001",), ("SSPECS001", "SADMINS01")]
+    groups_by_user: dict[str, tuple[str, ...]] = {}
+    statuses = []
+    for d, direct in enumerate([None, Role.SPECIALIST, Role.ADMIN]):
+        for s, status in enumerate([None, *SlackStatus]):
+            for g, groups in enumerate(group_choices):
+                user = f"U{d}{s}{g}00000"
+                groups_by_user[user] = groups
+                if direct is not None:
+                    await store.roles.grant_user(actor=BOOTSTRAP_ADMIN, user_id=user, role=direct)
+                if status is not None:
+                    statuses.append(learned(user, status))
+    await store.roles.record_statuses(statuses=statuses)
+
+    for status in [None, *SlackStatus]:
+        if status is not None:
+            await store.roles.record_statuses(statuses=[learned(BOOTSTRAP_ADMIN, status)])
+        groups_by_user[BOOTSTRAP_ADMIN] = ("SSPECS001",)
+        roles = await store.roles.effective_roles(groups_by_user=groups_by_user)
+        expected = {
+            user: await store.roles.effective_role(user_id=user, group_ids=groups)
+            for user, groups in groups_by_user.items()
+        }
+        assert roles == expected
+        assert {role for role in roles.values()} == {None, Role.SPECIALIST, Role.ADMIN}
+    assert await store.roles.effective_roles(groups_by_user={}) == {}
+
+
 async def test_an_earlier_status_never_overwrites_a_later_one(store: Store) -> None:
     """A slow look-up asked before Slack's `user_change` event must not undo it."""
     await store.roles.record_statuses(statuses=[learned("UALICE001", SlackStatus.GUEST, START - 2)])

@@ -323,10 +323,13 @@ async def test_expiry_changes_are_audited(open_store: OpenStore) -> None:
         {"expires_on": "2026-12-20"},
         {"expires_on": "2026-09-28"},
     )
-    assert (events[2].before, events[2].after) == ({}, {})  # the same date
+    # A Reset also records its grace window (none here) and whether it retired a previous
+    # secret.
+    no_window = {"grace_until": None, "previous_retired": False}
+    assert (events[2].before, events[2].after) == ({}, no_window)  # the same date
     assert (events[3].before, events[3].after) == (
         {"expires_on": "2026-09-28"},
-        {"expires_on": "2026-10-21"},
+        {"expires_on": "2026-10-21"} | no_window,
     )
 
 
@@ -384,7 +387,11 @@ async def test_token_desk_disables_an_idle_token_with_a_reason_an_enable_clears(
     token_id = issued.token.id
 
     change = await store.tokens.set_enabled(
-        actor="tokendesk", token_id=token_id, enabled=False, reason=IDLE
+        actor="tokendesk",
+        token_id=token_id,
+        enabled=False,
+        reason=IDLE,
+        idle_since=issued.token.last_active_at,
     )
     assert change.changed and change.after.disabled_reason == "idle"
     assert verify(store, issued.secret) is None

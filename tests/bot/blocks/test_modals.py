@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,6 +11,7 @@ from slack_sdk.models.views import View
 from bot.blocks.modals import (
     EXPIRY_DATE_HINT,
     ExpiryOffer,
+    GraceOffer,
     confirm_view,
     message_view,
     secret_view,
@@ -19,7 +20,7 @@ from bot.blocks.modals import (
 from bot.blocks.notices import Issued
 from bot.ids import MenuChoice
 from bot.inputs.modal_context import ModalContext
-from bot.inputs.payloads import ChosenExpiry, chosen_expiry
+from bot.inputs.payloads import ChosenExpiry, chosen_expiry, chosen_grace
 from bot.list_view import ListView
 from slack_standin.blockkit import check_view
 from slack_standin.client import fill
@@ -33,6 +34,7 @@ SECRET = "tdk_" + "A" * 38
 CONFIRMED = (MenuChoice.DUPLICATE, MenuChoice.RESET, MenuChoice.UPGRADE, MenuChoice.DELETE)
 TODAY = date(2026, 11, 30)
 NEW_SECRET = ExpiryOffer.for_new_secret(today=TODAY, max_lifetime_days=365, default_days=90)
+NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
 def widest_context() -> ModalContext:
@@ -128,6 +130,7 @@ def test_each_confirmation_names_the_token_escaped(choice: MenuChoice) -> None:
             newest_version="<v3>",
             context=widest_context(),
             expiry=NEW_SECRET,
+            grace=GraceOffer.for_reset(hostile, now=NOW) if choice is MenuChoice.RESET else None,
         )
     )
     assert check_view(view) == []
@@ -359,3 +362,113 @@ def test_a_malformed_date_is_no_date(picked: Any) -> None:
         "expiry_date": {"expiry_date": {"selected_date": picked}},
     }
     assert chosen_expiry({"state": {"values": values}}) == ChosenExpiry(on_a_date=True)
+
+
+# -- the grace window of a Reset --------------------------------------------------------------
+
+
+def reset_view(current: Any) -> dict[str, Any]:
+    view = as_dict(
+        confirm_view(
+            MenuChoice.RESET,
+            token=current,
+            newest_version="v3",
+            context=widest_context(),
+            expiry=NEW_SECRET,
+            grace=GraceOffer.for_reset(current, now=NOW),
+        )
+    )
+    assert check_view(view) == []
+    assert_harmless(view)
+    return view
+
+
+def grace_block(view: dict[str, Any]) -> dict[str, Any] | None:
+    return next((b for b in blocks_of(view) if b.get("block_id") == "grace"), None)
+
+
+def test_a_reset_of_a_working_token_offers_a_grace_window_stopping_at_once_by_default() -> None:
+    view = reset_view(token(expires_on=date(2027, 1, 31)))
+    grace = grace_block(view)
+    assert grace is not None and grace["type"] == "input"
+    assert grace["label"]["text"] == "Current secret keeps working"
+    element = grace["element"]
+    assert (element["type"], element["action_id"]) == ("static_select", "grace_choice")
+    assert [o["text"]["text"] for o in element["options"]] == [
+        "Stop immediately",
+        "1 hour",
+        "24 hours",
+        "3 days",
+        "7 days",
+    ]
+    assert element["initial_option"]["text"]["text"] == "Stop immediately"
+    assert "unless you let it keep working" in all_text(view)
+    assert "earlier Reset" not in all_text(view)
+    ids = [b.get("block_id") for b in blocks_of(view)]
+    assert ids.index("grace") < ids.index("expiry")
+
+
+@pytest.mark.parametrize(
+    "current",
+    [token(enabled=False), token(expires_on=date(2026, 11, 29))],
+    ids=["disabled", "expired"],
+)
+def test_no_grace_window_is_offered_while_the_current_secret_does_not_work(current: Any) -> None:
+    view = reset_view(current)
+    assert grace_block(view) is None
+    assert "unless you let it keep working" not in all_text(view)
+    assert "will stop working as soon as you confirm." in all_text(view)
+
+
+def test_a_reset_during_a_window_says_the_earlier_previous_secret_stops_at_once() -> None:
+    until = NOW + timedelta(hours=5)
+    view = reset_view(token(previous_secret_hint="Qw12", previous_until=until))
+    warning = all_text(blocks_of(view)[1])
+    assert "previous secret (ends in `Qw12`) of an earlier Reset" in warning
+    assert f"<!date^{int(until.timestamp())}^" in warning and "stops working at once" in warning
+    assert grace_block(view) is not None
+    ended = reset_view(token(previous_secret_hint="Qw12", previous_until=NOW))
+    assert "earlier Reset" not in all_text(ended)
+
+
+def test_a_reset_must_say_what_becomes_of_the_secrets_in_use() -> None:
+    with pytest.raises(ValueError):
+        confirm_view(
+            MenuChoice.RESET,
+            token=token(),
+            newest_version="v3",
+            context=ModalContext(),
+            expiry=NEW_SECRET,
+        )
+
+
+@pytest.mark.parametrize(
+    ("picked", "grace"),
+    [
+        ("stop", None),
+        ("1h", timedelta(hours=1)),
+        ("24h", timedelta(hours=24)),
+        ("3d", timedelta(days=3)),
+        ("7d", timedelta(days=7)),
+    ],
+)
+def test_the_grace_choice_is_read_back(picked: str, grace: timedelta | None) -> None:
+    view = reset_view(token())
+    assert chosen_grace({"state": {"values": fill(blocks_of(view), {"grace_choice": picked})}}) == (
+        grace
+    )
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        {},
+        {"grace": {"grace_choice": {"selected_option": {"value": "30d"}}}},
+        {"grace": {"grace_choice": {"selected_option": {"value": 3600}}}},
+        {"grace": {"grace_choice": {"selected_option": None}}},
+        {"grace": {"grace_choice": "7d"}},
+        {"grace": "7d"},
+    ],
+)
+def test_anything_but_an_offered_grace_choice_stops_at_once(values: Any) -> None:
+    assert chosen_grace({"state": {"values": values}}) is None

@@ -26,6 +26,8 @@ NOTICES: dict[str, Callable[[Token], Notice]] = {
     "unchanged": lambda t: notices.saved(t.name, changed=False),
     "upgraded": notices.upgraded,
     "deleted": lambda t: notices.deleted(t.name),
+    "grace_ended": lambda t: notices.grace_ended(t, changed=True),
+    "grace_already_ended": lambda t: notices.grace_ended(t, changed=False),
 }
 
 
@@ -85,3 +87,10 @@ def test_a_modal_without_its_list_still_shows_the_notice() -> None:
 def test_an_unexpected_error_shows_only_its_reference() -> None:
     text = notices.something_went_wrong("A1B2C3")
     assert "(ref A1B2C3)" in text and "Traceback" not in text
+
+
+def test_a_stale_card_is_the_longest_notice() -> None:
+    """The list's worst case (tests/bot/blocks/test_token_list.py) counts on it."""
+    longest = token(name="&" * 100, updated_by="UCHANGER1")
+    lengths = {kind: len(build(longest).text) for kind, build in NOTICES.items()}
+    assert max(lengths.values()) == lengths["stale_card"]

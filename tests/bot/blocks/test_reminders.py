@@ -4,7 +4,7 @@ escaped, and never a secret."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,7 @@ from bot.blocks import reminders
 from bot.blocks.reminders import RawMessage
 from bot.ids import ActionId
 from slack_standin.blockkit import check_message
-from storage.models import DueReminder, IdleToken, Role, Token
+from storage.models import DueReminder, IdleToken, ReminderToken, Role, Token
 from tests.bot.blocks.samples import HOSTILE, WHEN, token
 from tests.bot.blockwalk import (
     SECRET_SHAPE,
@@ -34,7 +34,19 @@ def expiring(number: int, expires_on: date = IN_A_WEEK, **overrides: Any) -> Tok
 
 
 def due(number: int, days: int = 7, **overrides: Any) -> DueReminder:
-    return DueReminder(token=expiring(number, **overrides), days=days)
+    """A reminder of a token as `due_reminders` reads it: only what the DM shows."""
+    full = expiring(number, **overrides)
+    assert full.stops_at is not None
+    lean = ReminderToken(
+        id=full.id,
+        sid=full.sid,
+        name=full.name,
+        primary_contact=full.primary_contact,
+        row_version=full.row_version,
+        stops_at=full.stops_at,
+        last_used_at=full.last_used_at,
+    )
+    return DueReminder(token=lean, days=days)
 
 
 def checked(message: RawMessage) -> dict[str, Any]:
@@ -101,6 +113,21 @@ def test_a_hundred_tokens_with_the_longest_hostile_names_still_fit(may_act: bool
     shown = [b for b in blocks_of(payload) if b["block_id"].startswith("reminder.")]
     assert 1 <= len(shown) <= reminders.DM_TOKENS_SHOWN
     assert f"…and {100 - len(shown)} more tokens." in all_text(payload)
+
+
+@pytest.mark.parametrize(
+    "used",
+    [
+        datetime(2026, 10, 29, 23, 59, 59, tzinfo=UTC),
+        datetime(2024, 2, 29, 0, 0, tzinfo=UTC),
+        datetime(1999, 12, 31, 12, 5, 30, tzinfo=UTC),
+    ],
+)
+def test_dates_show_in_each_readers_zone_with_utc_to_fall_back_on(used: datetime) -> None:
+    payload = checked(reminders.reminder_dm([due(1, last_used_at=used)], now=WHEN, may_act=False))
+    text = all_text(payload)
+    assert f"Last used <!date^{int(used.timestamp())}^{{ago}}|{used:%Y-%m-%d %H:%M} UTC>" in text
+    assert "Works until <!date^1794096000^{date_short_pretty} {time}|2026-11-08 00:00 UTC>" in text
 
 
 def test_hostile_names_are_escaped() -> None:

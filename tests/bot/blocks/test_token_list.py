@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from bot.blocks.token_list import Notice, render_token_list
+from bot.blocks import notices
+from bot.blocks.token_list import (
+    ADDRESS_SHOWN,
+    PRESENTERS_SHOWN,
+    USER_AGENT_SHOWN,
+    Notice,
+    render_token_list,
+)
 from bot.inputs.payloads import view_from_state
 from bot.list_view import ListView
 from slack_standin.blockkit import check_message
@@ -16,6 +24,8 @@ from storage.models import (
     IDLE,
     CreatedOn,
     LastUsedFilter,
+    Presenter,
+    RetiredSummary,
     StateFilter,
     Token,
     TokenFilter,
@@ -52,21 +62,45 @@ def render(
     return message.as_dict()
 
 
-def test_the_worst_case_fits_slacks_limits() -> None:
-    hostile = "🚀" * 100
-    tokens = [
-        token(
-            number,
-            name=hostile[: 100 - len(str(number))] + str(number),
-            access_rights=tuple(f"scope{n:02d}:{'x' * 25}" for n in range(100)),
-            api_version="v1",
-            enabled=False,
-            disabled_reason=IDLE,
-            expires_on=WHEN.date() + timedelta(days=3),
-            last_used_at=WHEN,
-        )
-        for number in range(10)
-    ]
+# The longest notice Token Desk writes: a name of a hundred `&`, escaped five times over.
+LONGEST_NOTICE = notices.stale_card(token(name="&" * 100, updated_by="UCHANGER1"))
+# Five distinct presenters of an old secret, every field at its longest and escaped the most.
+HOSTILE_PRESENTERS = tuple(
+    Presenter(address=f"{n}" + "&" * 63, user_agent="<" * 200, at=WHEN) for n in range(5)
+)
+
+
+def worst_card(number: int, *, in_grace: bool) -> Token:
+    """A card with every line at its longest: disabled by Token Desk, or in a grace window
+    (a token cannot be both), and an old secret presented by many."""
+    kind: dict[str, Any] = (
+        {
+            "previous_secret_hint": "Zz99",
+            "previous_until": WHEN + timedelta(days=2),
+            "previous_last_used_at": WHEN,
+        }
+        if in_grace
+        else {"enabled": False, "disabled_reason": IDLE}
+    )
+    return token(
+        number,
+        name=("🚀" * 100)[: 100 - len(str(number))] + str(number),
+        access_rights=tuple(f"scope{n:02d}:{'x' * 25}" for n in range(100)),
+        api_version="v1",
+        expires_on=WHEN.date() + timedelta(days=3),
+        last_used_at=WHEN,
+        retired=RetiredSummary(
+            presented=9_999_999, last_presented_at=WHEN, presenters=HOSTILE_PRESENTERS
+        ),
+        **kind,
+    )
+
+
+@pytest.mark.parametrize("in_grace", [False, True])
+def test_the_worst_case_fits_slacks_limits(in_grace: bool) -> None:
+    """Banner, the longest notice, every filter set, ten cards at their longest, the pager:
+    within 50 blocks and Slack's cap on a message's text."""
+    tokens = [worst_card(number, in_grace=in_grace) for number in range(10)]
     message = render(
         tokens,
         total=9_999_999,
@@ -81,11 +115,20 @@ def test_the_worst_case_fits_slacks_limits() -> None:
             offset=9_999_980,
         ),
         api_access=False,
-        notice=Notice("n" * 2900, offer_reset=tokens[0]),
+        notice=Notice(LONGEST_NOTICE.text, offer_reset=tokens[0]),
         expiry_required=True,
     )
     assert len(message["blocks"]) <= 50
     assert check_message(message) == []
+    assert_harmless(message)
+    grace_buttons = [
+        element
+        for b in message["blocks"]
+        if b["type"] == "actions"
+        for element in b["elements"]
+        if element["action_id"] == "token_end_grace"
+    ]
+    assert len(grace_buttons) == (10 if in_grace else 0)
 
 
 def test_a_card_shows_every_field() -> None:
@@ -385,3 +428,108 @@ def test_every_expiry_state_fits_slacks_limits() -> None:
     message = render(tokens, expiry_required=True)
     assert check_message(message) == []
     assert_harmless(message)
+
+
+# -- a grace window and old secrets on the card ------------------------------------------------
+
+
+def in_grace(**overrides: Any) -> Token:
+    """A token a Reset left a previous secret, working for two more hours at WHEN."""
+    fields: dict[str, Any] = {
+        "previous_secret_hint": "Qw12",
+        "previous_until": WHEN + timedelta(hours=2),
+        "row_version": 5,
+    }
+    return token(**(fields | overrides))
+
+
+def buttons(message: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        (element["text"]["text"], element["action_id"], element["value"])
+        for element in block_in(message, "edit.1")["elements"]
+    ]
+
+
+def test_a_grace_window_shows_until_when_and_offers_to_end_it() -> None:
+    until = int((WHEN + timedelta(hours=2)).timestamp())
+    message = render([in_grace()])
+    text = block_in(message, "details.1")["text"]["text"]
+    assert f":hourglass: *Previous secret works until* <!date^{until}^" in text
+    assert "ends in `Qw12`" in text and "not used since the reset" in text
+    assert buttons(message) == [
+        ("Edit", "token_edit", "1:5"),
+        ("End grace now", "token_end_grace", "1:5"),
+    ]
+    assert check_message(message) == []
+
+
+def test_the_previous_secrets_last_use_is_shown() -> None:
+    used = WHEN - timedelta(minutes=5)
+    text = details(in_grace(previous_last_used_at=used))
+    assert f"last used <!date^{int(used.timestamp())}^{{ago}}|" in text
+    assert "not used since the reset" not in text
+
+
+@pytest.mark.parametrize(
+    "token_then",
+    [
+        token(),
+        in_grace(previous_until=WHEN),
+        in_grace(previous_until=WHEN - timedelta(seconds=1)),
+        in_grace(expires_on=WHEN.date() - timedelta(days=1)),
+    ],
+    ids=["never reset with grace", "window ends now", "window ended", "token expired"],
+)
+def test_no_grace_line_nor_button_once_the_window_is_closed(token_then: Token) -> None:
+    message = render([token_then])
+    assert "Previous secret" not in block_in(message, "details.1")["text"]["text"]
+    assert [label for label, _, _ in buttons(message)] == ["Edit"]
+
+
+def test_an_old_secret_still_presented_names_the_count_when_and_who() -> None:
+    presenters = (
+        Presenter("203.0.113.7", "python-requests/2.31.0", WHEN),
+        Presenter("203.0.113.7", "python-requests/2.31.0", WHEN - timedelta(minutes=1)),
+        Presenter("2001:db8::1", "curl/8.4.0", WHEN - timedelta(minutes=2)),
+    )
+    summary = RetiredSummary(presented=1234, last_presented_at=WHEN, presenters=presenters)
+    text = details(token(retired=summary))
+    assert (
+        ":mag: *Old secret still presented* 1,234 times,"
+        f" last <!date^{int(WHEN.timestamp())}^{{ago}}|2026-11-01 09:30 UTC>,"
+        " from 203.0.113.7 (python-requests/2.31.0); 2001:db8::1 (curl/8.4.0)"
+    ) in text
+    once = RetiredSummary(presented=1, last_presented_at=WHEN, presenters=presenters[:1])
+    assert "presented* 1 time," in details(token(retired=once))
+    assert "Old secret" not in details(token(retired=None))
+
+
+def test_presenters_are_escaped_cut_and_counted() -> None:
+    hostile = tuple(
+        Presenter(f"<!channel>{n}" + "&" * 60, "<https://evil.example|x>" * 9, WHEN)
+        for n in range(5)
+    )
+    summary = RetiredSummary(presented=5, last_presented_at=WHEN, presenters=hostile)
+    message = render([token(retired=summary)])
+    assert_harmless(message)
+    text = block_in(message, "details.1")["text"]["text"]
+    line = text.splitlines()[-1]
+    assert f"+{5 - PRESENTERS_SHOWN} more" in line
+    for shown in line.split(", from ")[1].split("; "):
+        address, _, agent = shown.partition(" (")
+        assert len(address) <= ADDRESS_SHOWN and address.endswith("…")
+        assert len(agent.split(")")[0]) <= USER_AGENT_SHOWN
+    # Cut between characters: every `&` left begins a whole entity.
+    assert re.search(r"&(?!amp;|lt;|gt;)", line) is None
+    missing = RetiredSummary(1, WHEN, (Presenter("", "", WHEN),))
+    assert "from unknown address (no user agent)" in details(token(retired=missing))
+
+
+def test_a_full_page_names_only_the_latest_presenter() -> None:
+    tokens = [worst_card(number, in_grace=True) for number in range(10)]
+    full = render(tokens[:1])
+    crowded = render(tokens, notice=LONGEST_NOTICE)
+    first = block_in(full, "details.0")["text"]["text"]
+    assert f"+{5 - PRESENTERS_SHOWN} more" in first
+    assert "+4 more" in block_in(crowded, "details.0")["text"]["text"]
+    assert check_message(crowded) == []
