@@ -100,23 +100,29 @@ def start_standin() -> tuple[subprocess.Popen[str], str]:
     return process, process.stdout.readline().strip()
 
 
+@dataclass
+class SlackTime:
+    wall: float = 0.0
+    cpu: float = 0.0
+    calls: int = 0
+
+
 class TimedClient(AsyncWebClient):
     """The app's client (same retry handlers), adding up the wall time and this thread's CPU
     time spent inside its `chat.postMessage` calls (all the scheduler makes): slack_sdk's
-    own preparation of each request included."""
+    own preparation of each request included. `spent` is shared with the copies the
+    scheduler makes of the client (bot/slack_client.py, `sharing_connections`)."""
 
-    wall = 0.0
-    cpu = 0.0
-    calls = 0
+    spent = SlackTime()
 
     async def chat_postMessage(self, **kwargs: Any) -> Any:
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
             return await super().chat_postMessage(**kwargs)
         finally:
-            self.wall += time.perf_counter() - wall
-            self.cpu += time.thread_time() - cpu
-            self.calls += 1
+            self.spent.wall += time.perf_counter() - wall
+            self.spent.cpu += time.thread_time() - cpu
+            self.spent.calls += 1
 
 
 # The database ---------------------------------------------------------------------------
@@ -203,6 +209,10 @@ async def steps(store: Store, path: Path, now: int, passes: int) -> dict[str, fl
         forget_marks(path)
         gc.collect()
         started = time.thread_time()
+        await store.credentials.flush_last_used()
+        await store.expiry.retired_work()
+        timed("retired secrets: anything to do", started)
+        started = time.thread_time()
         due = await store.expiry.due_reminders(reminder_days=(30, 7, 1))
         timed("find the due reminders", started)
         started = time.thread_time()
@@ -223,17 +233,16 @@ async def steps(store: Store, path: Path, now: int, passes: int) -> dict[str, fl
 
 
 async def one_pass(scheduler: Scheduler, client: TimedClient, contacts: int) -> Sample:
-    client.wall = client.cpu = 0.0
-    client.calls = 0
+    client.spent = SlackTime()
     gc.collect()
     wall, cpu = time.perf_counter(), time.thread_time()
     report = await scheduler.run_pass()
     sample = Sample(
         wall=time.perf_counter() - wall,
         loop_cpu=time.thread_time() - cpu,
-        slack_wall=client.wall,
-        slack_cpu=client.cpu,
-        calls=client.calls,
+        slack_wall=client.spent.wall,
+        slack_cpu=client.spent.cpu,
+        calls=client.spent.calls,
     )
     require(len(report.reminded) == DUE, f"{len(report.reminded)} reminders due, not {DUE}")
     require(report.reminder_dms == contacts, f"{report.reminder_dms} DMs, not {contacts}")

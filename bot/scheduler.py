@@ -40,7 +40,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.blocks import notifications, reminders
 from bot.memberships import GroupMemberships, NoGroupMemberships
 from bot.settings import Settings
-from bot.slack_client import Postable, Posted, post_message
+from bot.slack_client import Postable, Posted, post_message, sharing_connections
 from storage.errors import StoreError, TokenNotFound
 from storage.fields import is_user_id
 from storage.models import IDLE, DueReminder, IdleToken, Token
@@ -127,7 +127,10 @@ class Scheduler:
             await asyncio.sleep(self._interval_seconds)
 
     async def run_pass(self) -> PassReport:
-        posts = _Posts(self._client)
+        async with sharing_connections(self._client) as client:
+            return await self._run_pass(_Posts(client))
+
+    async def _run_pass(self, posts: _Posts) -> PassReport:
         presentation_dms = await self._retired_secrets(posts)
         reminded, reminder_dms = await self._remind(posts)
         warned: list[IdleToken] = []
@@ -166,8 +169,13 @@ class Scheduler:
         one DM to the primary contact per retired secret presented for the first time,
         marked before it is posted (so at most once); how many went out."""
         await self._store.credentials.flush_last_used()
-        await self._store.expiry.retire_lapsed_windows()
-        await self._store.expiry.purge_retired()
+        work = await self._store.expiry.retired_work()
+        if work.lapsed_windows:
+            await self._store.expiry.retire_lapsed_windows()
+        if work.purgeable:
+            await self._store.expiry.purge_retired()
+        if not work.first_presentations:
+            return 0
         sent = 0
         for presentation in await self._store.expiry.first_presentations():
             contact = presentation.token.primary_contact

@@ -13,12 +13,14 @@ cannot be replaced says so.
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import logging
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiohttp import ClientError
+from aiohttp import ClientError, ClientSession, ClientTimeout
 from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_sdk.http_retry.async_handler import AsyncRetryHandler
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -100,6 +102,19 @@ def create_web_client(settings: Settings) -> AsyncWebClient:
             _Guarded(AsyncServerErrorRetryHandler(max_retry_count=1)),
         ],
     )
+
+
+@contextlib.asynccontextmanager
+async def sharing_connections(client: AsyncWebClient) -> AsyncIterator[AsyncWebClient]:
+    """`client`, its calls reusing kept-alive connections until the block ends. slack_sdk
+    opens a connection (and a TLS handshake) per call otherwise, which for a scheduler pass
+    of fifty posts costs the event loop more than writing them. A connection Slack closed
+    meanwhile fails its call like any connection error: a post is then not retried."""
+    # slack_sdk sets its timeout on the session it makes, not per call: this one needs it too.
+    async with ClientSession(timeout=ClientTimeout(total=client.timeout)) as session:
+        shared = copy.copy(client)
+        shared.session = session
+        yield shared
 
 
 # -- the calls ----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import aiosqlite
@@ -31,6 +31,7 @@ from storage.database import Database
 from storage.models import DueReminder, IdleToken, ReminderToken, RetiredPresentation, Token
 from storage.retirement import (
     RETIRED_KEPT_DAYS,
+    WORK_QUERY,
     mark_first_presentations,
     purge_retired,
     retire_lapsed,
@@ -78,6 +79,15 @@ IDLE_QUERY = (
     " OR (t.last_active_at <= ?2 AND w.warned_at <= ?3))"
     " ORDER BY t.last_active_at, t.id"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class RetiredWork:
+    """Which of the upkeep of retired secrets has something to do."""
+
+    lapsed_windows: bool
+    purgeable: bool
+    first_presentations: bool
 
 
 class ExpiryWork:
@@ -215,6 +225,14 @@ class ExpiryWork:
         return [idle for idle in unused if idle.token.id in marked]
 
     # Grace windows and retired secrets (storage/retirement.py) --------------------------
+
+    async def retired_work(self, *, older_than_days: int = RETIRED_KEPT_DAYS) -> RetiredWork:
+        """What `retire_lapsed_windows`, `purge_retired` and `first_presentations` would find
+        now, read in one indexed query: the scheduler runs only those with work."""
+        now = int(self._clock())
+        row = await self._database.fetch_one(WORK_QUERY, (now, now - older_than_days * DAY))
+        assert row is not None
+        return RetiredWork(*(bool(found) for found in row))
 
     async def retire_lapsed_windows(self) -> int:
         """Retire the previous secrets whose window has ended by time (the auth check
