@@ -33,7 +33,9 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/list.py
 	$(BIN)/python bench/authcheck.py
+	$(BIN)/python bench/rotation.py
 	$(BIN)/python bench/scheduler.py
+	$(BIN)/python bench/leakscan.py
 
 report: $(VENV)/.dev
 	$(BIN)/python bench/report.py

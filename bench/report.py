@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("store", "list", "authcheck", "scheduler")
+BENCHES = ("store", "list", "authcheck", "rotation", "leakscan", "scheduler")
 
 
 def run(bench: str, *, quick: bool, show: bool, verdicts: Path) -> tuple[int, float]:

@@ -31,6 +31,8 @@ class ActionId(StrEnum):
     REMINDER_RESET = "reminder_reset"
     GRACE_CHOICE = "grace_choice"
     END_GRACE = "token_end_grace"
+    LEAK_RESET = "leak_reset"
+    LEAK_DISABLE = "leak_disable"
 
 
 class MenuChoice(StrEnum):
@@ -96,6 +98,9 @@ class BlockId(StrEnum):
     # A reminder DM's blocks for one token: `reminder.<token id>`, `reminder_actions.<id>`.
     REMINDER = "reminder"
     REMINDER_ACTIONS = "reminder_actions"
+    # A leak DM's blocks for its token: `leak.<token id>`, `leak_actions.<token id>`.
+    LEAK = "leak"
+    LEAK_ACTIONS = "leak_actions"
 
 
 class CallbackId(StrEnum):
@@ -110,3 +115,5 @@ class Event(StrEnum):
     SUBTEAM_MEMBERS_CHANGED = "subteam_members_changed"
     APP_HOME_OPENED = "app_home_opened"
     USER_CHANGE = "user_change"
+    # Every message of a channel Token Desk is in (`message.channels`, `message.groups`).
+    MESSAGE = "message"

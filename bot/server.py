@@ -61,7 +61,15 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def slack_events(request: web.Request) -> web.Response:
-    bolt_response = await request.app[BOLT_KEY].async_dispatch(await to_bolt_request(request))
+    try:
+        bolt_request = await to_bolt_request(request)
+    except (ValueError, TypeError, AttributeError, RecursionError) as error:
+        # Bolt reads the body before it checks the signature, and raises on one that is not
+        # UTF-8, not JSON or a form, or not an object: Slack never sends such a body, so it
+        # is refused without a word, and logged by its kind only (never its bytes).
+        logger.debug("a request to /slack/events with a malformed body: %s", type(error).__name__)
+        return web.Response(status=400, headers={"Cache-Control": "no-store"})
+    bolt_response = await request.app[BOLT_KEY].async_dispatch(bolt_request)
     return await to_aiohttp_response(bolt_response)
 
 

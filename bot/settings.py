@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     tokendesk_reminder_days: DayList = (30, 7, 1)
     tokendesk_disable_unused_days: int = 0
     tokendesk_alerts_channel: str | None = None
+    # What the leak guard does on a live secret posted in Slack: tell (and mark the token
+    # leaked), or disable the token at once as well.
+    tokendesk_leak_action: Literal["notify", "disable"] = "notify"
 
     @field_validator("slack_bot_token")
     @classmethod
@@ -154,6 +157,15 @@ class Settings(BaseSettings):
             value = value.strip().upper()
             if value not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
                 raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return value
+
+    @field_validator("tokendesk_leak_action", mode="before")
+    @classmethod
+    def _leak_action(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value not in ("notify", "disable"):
+                raise ValueError("must be notify or disable")
         return value
 
     @field_validator("port", mode="before")

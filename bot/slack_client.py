@@ -155,15 +155,22 @@ class Posted:
     ts: str
 
 
-async def post_message(client: AsyncWebClient, channel: str, message: Postable) -> Posted | None:
-    """Post `message` to a channel id, or as a DM to a user id directly (no
-    `conversations.open` round trip); None, logged, when Slack did not take it. Never
-    retried after a timeout (see the module docstring): a reminder is sent at most once."""
+async def post_message(
+    client: AsyncWebClient, channel: str, message: Postable, *, thread_ts: str | None = None
+) -> Posted | None:
+    """Post `message` to a channel id (in the thread of `thread_ts`, if given), or as a DM to
+    a user id directly (no `conversations.open` round trip); None, logged, when Slack did
+    not take it. Never retried after a timeout (see the module docstring): a reminder is
+    sent at most once."""
     try:
         # No previews: a token name or description may hold a URL, and Slack would fetch it
         # and show whatever the page says beside the message.
         answer = await client.chat_postMessage(
-            channel=channel, unfurl_links=False, unfurl_media=False, **message.as_dict()
+            channel=channel,
+            thread_ts=thread_ts,
+            unfurl_links=False,
+            unfurl_media=False,
+            **message.as_dict(),
         )
     except SLACK_FAILURES as error:
         kind = "direct message" if is_user_id(channel) else "message"
@@ -174,6 +181,17 @@ async def post_message(client: AsyncWebClient, channel: str, message: Postable) 
         logger.warning("message to %s: Slack gave no channel and ts", channel)
         return None
     return Posted(channel=posted_channel, ts=ts)
+
+
+async def permalink(client: AsyncWebClient, channel: str, message_ts: str) -> str | None:
+    """A link to a message; None, logged, when Slack did not give one."""
+    try:
+        answer = await client.chat_getPermalink(channel=channel, message_ts=message_ts)
+    except SLACK_FAILURES as error:
+        _log_failure(f"no permalink for a message in {channel}", error)
+        return None
+    link = answer.get("permalink")
+    return link if isinstance(link, str) and link.startswith("https://") else None
 
 
 async def send_direct_messages(

@@ -1,4 +1,5 @@
-"""Plays Slack's side of HTTP mode: signed requests to the app's request URL.
+"""Plays Slack's side of HTTP mode (signed requests to the app's request URL) or of Socket
+Mode (the same payloads in envelopes over the connection the app opened on the stand-in).
 
 Payloads follow what Slack sends (docs/slack.md, "What Slack sends"); response_urls and trigger
 ids are minted on the stand-in so the app's follow-up calls meet Slack's rules there.
@@ -8,38 +9,20 @@ test clicks only what the user could click.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
 
 from slack_standin.server import SlackStandIn
-
-Signing = Literal["valid", "bad", "stale", "none"]
-STALE_BY = 10 * 60  # Bolt refuses timestamps more than 5 minutes off
-
-
-def signed_headers(
-    secret: str, body: bytes, *, timestamp: int, signing: Signing = "valid"
-) -> dict[str, str]:
-    """Slack's v0 request signature headers; the other `signing` values fail verification."""
-    if signing == "none":
-        return {}
-    if signing == "stale":
-        timestamp -= STALE_BY
-    if signing == "bad":
-        secret = secret + "-wrong"
-    base = b"v0:" + str(timestamp).encode() + b":" + body
-    digest = hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": str(timestamp), "X-Slack-Signature": f"v0={digest}"}
+from slack_standin.signing import Signing as Signing
+from slack_standin.signing import signed_headers as signed_headers
 
 
 @dataclass(frozen=True)
@@ -244,7 +227,8 @@ def view_container(view_id: str) -> dict[str, Any]:
 
 
 class SlackClient:
-    """Sends signed slash commands, block actions and view submissions to the app."""
+    """Sends signed slash commands, block actions and view submissions to the app, or sends
+    them in Socket Mode envelopes (`over_socket_mode`)."""
 
     def __init__(
         self,
@@ -260,7 +244,19 @@ class SlackClient:
         # Real time by default: the app verifies timestamps against its own clock, which
         # the stand-in's `advance` does not move.
         self.clock = clock
+        self.socket_mode = False
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def over_socket_mode(
+        cls, standin: SlackStandIn, *, clock: Callable[[], float] = time.time
+    ) -> SlackClient:
+        """A client whose requests go in envelopes over the app's Socket Mode connection; a
+        reply's status is 200 once acked (0 if not within the stand-in's ack_timeout) and
+        its body the ack's payload ("" for a bare ack). Nothing is signed."""
+        client = cls("", signing_secret="", standin=standin, clock=clock)
+        client.socket_mode = True
+        return client
 
     async def close(self) -> None:
         if self._session is not None:
@@ -289,6 +285,8 @@ class SlackClient:
         self, body: bytes, *, content_type: str, signing: Signing = "valid"
     ) -> tuple[int, Mapping[str, str], Any]:
         """Posts a raw body, signed as asked; for crafted requests."""
+        if self.socket_mode:
+            raise RuntimeError("a Socket Mode client sends envelopes, not HTTP requests")
         if self._session is None:
             self._session = aiohttp.ClientSession()
         headers = {
@@ -305,11 +303,29 @@ class SlackClient:
     async def _send_form(
         self, form: dict[str, str], signing: Signing, sent: dict[str, Any]
     ) -> Reply:
+        if self.socket_mode:
+            return await self._over_socket(form, sent, signing)
         body = urlencode(form).encode()
         status, headers, parsed = await self.post(
             body, content_type="application/x-www-form-urlencoded", signing=signing
         )
         return Reply(status, headers, parsed, sent)
+
+    async def _over_socket(
+        self, form: dict[str, str], sent: dict[str, Any], signing: Signing
+    ) -> Reply:
+        """`form` as Slack sends it in Socket Mode: an interaction's JSON payload, or a slash
+        command's fields; only a modal's submission and a command accept an ack payload."""
+        if signing != "valid":
+            raise ValueError("Socket Mode envelopes are not signed")
+        if "payload" in form:
+            payload = json.loads(form["payload"])
+            kind, accepts = "interactive", payload.get("type") == "view_submission"
+        else:
+            payload, kind, accepts = dict(form), "slash_commands", True
+        delivery = await self.standin.send_envelope(kind, payload, accepts_response_payload=accepts)
+        body = "" if delivery.ack is None else delivery.ack
+        return Reply(200 if delivery.acked else 0, {}, body, sent)
 
     async def _send_payload(self, payload: dict[str, Any], signing: Signing) -> Reply:
         return await self._send_form({"payload": json.dumps(payload)}, signing, payload)
@@ -436,6 +452,12 @@ class SlackClient:
             "event_id": f"Ev{uuid.uuid4().hex[:10].upper()}",
             "event_time": int(self.clock()),
         }
+        if self.socket_mode:
+            delivery = await self.standin.send_envelope(
+                "events_api", envelope, accepts_response_payload=False
+            )
+            body = "" if delivery.ack is None else delivery.ack
+            return Reply(200 if delivery.acked else 0, {}, body, envelope)
         status, headers, parsed = await self.post(
             json.dumps(envelope).encode(), content_type="application/json", signing=signing
         )

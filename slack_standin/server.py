@@ -1,34 +1,46 @@
-"""A local HTTP stand-in for Slack's Web API and response_urls.
+"""A local HTTP stand-in for Slack's Web API, response_urls and Events API.
 
 Point the app's `AsyncWebClient(base_url=standin.api_url)` at it. It answers the methods
 Token Desk uses the way Slack does (HTTP 200, `{"ok": ...}`), refuses what Slack would
 refuse (Block Kit limits, single-use 3 s trigger ids, 5 posts / 30 min per response_url)
 and records every call so tests assert on what the app really sent.
 
+It also holds channels and their messages, and sends the app the `message` events of the
+channels it is in (people's posts and edits, its own posts, a thread's parent re-delivered
+after a reply), over HTTP (`deliver_over_http`) or Socket Mode (`apps.connections.open`).
+A channel id never added with `add_channel` is a public channel the app is not in.
+
 Errors chosen where Slack is vague: Block Kit problems in chat.* answer `invalid_blocks`
 with the problems in `errors`; in views.* they answer `invalid_arguments` with the problems
 in `response_metadata.messages`, as Slack does. A refused response_url post answers
-400 `invalid_blocks`, 404 `used_url` or 404 `expired_url`.
+400 `invalid_blocks`, 404 `used_url` or 404 `expired_url`. Stricter than Slack: a
+`thread_ts` naming a reply is refused (`thread_ts_is_a_reply`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import json
 import time
 import uuid
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
 from aiohttp import web
 
+from slack_standin import events
 from slack_standin.blockkit import check_message, check_view
+from slack_standin.events import Delivery
+from slack_standin.signing import Signing, signed_headers
+from slack_standin.socket_mode import SocketModeHub
 
 TRIGGER_TTL = 3.0
 RESPONSE_URL_TTL = 30 * 60.0
@@ -36,6 +48,18 @@ RESPONSE_URL_USES = 5
 VIEW_STACK_MAX = 3
 # Form bodies carry these as JSON strings; decoded so tests see what the app meant.
 JSON_ARGS = ("blocks", "view", "attachments", "metadata")
+ACK_TIMEOUT = 3.0  # Slack gives up on an ack after 3 s (and retries an event)
+# The bot scopes of manifest.yml: chat:write.public lets the app post in any public channel.
+BOT_SCOPES = (
+    "commands",
+    "chat:write",
+    "chat:write.public",
+    "im:write",
+    "users:read",
+    "usergroups:read",
+    "channels:history",
+    "groups:history",
+)
 
 Answer = dict[str, Any]
 
@@ -88,6 +112,18 @@ class Fault:
 
 
 @dataclass
+class Channel:
+    id: str
+    name: str
+    private: bool
+    app_member: bool
+
+    @property
+    def channel_type(self) -> str:
+        return "group" if self.private else "channel"
+
+
+@dataclass
 class _Trigger:
     minted: float
     view_id: str | None
@@ -107,6 +143,7 @@ class SlackStandIn:
         self,
         *,
         token: str = "xoxb-test",
+        app_token: str = "xapp-test",
         clock: Callable[[], float] = time.time,
         team_id: str = "T0TEST",
         app_id: str = "A0TEST",
@@ -114,6 +151,7 @@ class SlackStandIn:
         bot_id: str = "B0BOT",
     ) -> None:
         self.token = token
+        self.app_token = app_token
         self.clock = clock
         self.team_id = team_id
         self.team_domain = "tokendesk-test"
@@ -126,6 +164,19 @@ class SlackStandIn:
         self.views: dict[str, dict[str, Any]] = {}
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, list[str]] = {}
+        self.channels: dict[str, Channel] = {}
+        self.scopes = set(BOT_SCOPES)
+        self.deliveries: list[Delivery] = []
+        # Seconds Slack waits for an ack before it counts the sending as failed.
+        self.ack_timeout = ACK_TIMEOUT
+        # The subtype of a thread's parent re-delivered after a reply; Slack often sends
+        # none (None).
+        self.replied_subtype: str | None = "message_replied"
+        self.socket_mode = SocketModeHub(app_id=app_id)
+        self._http_target: tuple[str, str] | None = None
+        self._session: aiohttp.ClientSession | None = None
+        self._background: set[asyncio.Task[object]] = set()
+        self._background_errors: list[BaseException] = []
         self._skew = 0.0
         self._ts = itertools.count(1)
         self._triggers: dict[str, _Trigger] = {}
@@ -145,6 +196,8 @@ class SlackStandIn:
             "views.update": self._update_view,
             "users.info": self._user_info,
             "usergroups.users.list": self._group_members,
+            "chat.getPermalink": self._permalink,
+            "apps.connections.open": self._open_connection,
         }
         self._runner: web.AppRunner | None = None
         self._base_url = ""
@@ -155,6 +208,7 @@ class SlackStandIn:
         app = web.Application()
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_post("/response/{key}", self._response)
+        app.router.add_get("/socket/{key}", self.socket_mode.handle)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, "127.0.0.1", 0).start()
@@ -162,6 +216,13 @@ class SlackStandIn:
         self._base_url = f"http://{host}:{port}"
 
     async def stop(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        await self.socket_mode.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -228,6 +289,25 @@ class SlackStandIn:
     def set_group(self, group_id: str, members: list[str]) -> None:
         self.groups[group_id] = list(members)
 
+    def add_channel(
+        self, channel_id: str, *, name: str, private: bool = False, app_member: bool = True
+    ) -> Channel:
+        """A channel people post in; the app gets its messages' events when a member."""
+        self.channels[channel_id] = Channel(channel_id, name, private, app_member)
+        return self.channels[channel_id]
+
+    def channel_messages(self, channel: str) -> list[dict[str, Any]]:
+        """The messages of `channel` (replies too), in the order they were posted."""
+        return [message for (where, _), message in self.messages.items() if where == channel]
+
+    def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
+        """The message `ts` of `channel` and the replies in its thread, in order."""
+        return [
+            message
+            for message in self.channel_messages(channel)
+            if ts in (message["ts"], message.get("thread_ts"))
+        ]
+
     def trigger_id(self, *, view_id: str | None = None) -> str:
         """A fresh trigger id, valid once for 3 s; `view_id` when it comes from a modal."""
         trigger = f"{next(self._ts)}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
@@ -272,6 +352,287 @@ class SlackStandIn:
                 return view
         raise LookupError(f"no view with callback_id {callback_id!r}")
 
+    # -- the Events API: what people do, sent to the app -------------------------------
+
+    def deliver_over_http(self, app_url: str, signing_secret: str) -> None:
+        """Events go to the request URL `app_url`, signed with `signing_secret`, whenever no
+        Socket Mode connection is open."""
+        self._http_target = (app_url, signing_secret)
+
+    async def socket_connected(self, timeout: float = 5.0) -> None:
+        """Waits until the app holds a Socket Mode connection (greeted with `hello`)."""
+        await self.socket_mode.wait_connected(timeout)
+
+    async def user_posts(
+        self,
+        channel: str,
+        user: str,
+        text: str = "",
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        subtype: str | None = None,
+        bot_id: str | None = None,
+    ) -> Delivery:
+        """`user` posts in the added `channel` (in the thread of `thread_ts` when given).
+
+        Returns once the app acked the `message` event ("not_sent" when the app is not in
+        the channel); a reply's parent is then re-delivered in the background. `blocks=None`
+        sends the rich_text blocks a Slack client makes of `text`.
+        """
+        where = self._added_channel(channel)
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": user,
+            "text": text,
+            "ts": self._next_ts(),
+            "team": self.team_id,
+        }
+        if subtype is not None:
+            message["subtype"] = subtype
+        if bot_id is not None:
+            message["bot_id"] = bot_id
+        else:
+            message["client_msg_id"] = str(uuid.uuid4())
+        if blocks := events.rich_text(text) if blocks is None and text else blocks:
+            message["blocks"] = blocks
+        if attachments:
+            message["attachments"] = attachments
+        self._store(channel, message, thread_ts)
+        if not where.app_member:
+            return self._not_sent(message["ts"])
+        event = events.in_channel(
+            copy.deepcopy(message), channel=channel, channel_type=where.channel_type
+        )
+        delivery = await self.deliver_event(event)
+        if thread_ts is not None:
+            self._in_background(self._deliver_replied(where, thread_ts))
+        return delivery
+
+    async def user_edits(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        attachments: list[dict[str, Any]] | None = None,
+    ) -> Delivery:
+        """The author of message `ts` in `channel` changes it to `text` (blocks as in
+        `user_posts`; attachments kept unless given); the app gets `message_changed`."""
+        where = self._added_channel(channel)
+        old = self.messages.get((channel, ts))
+        if old is None:
+            raise LookupError(f"no message {ts} in {channel}")
+        edited_at = self._next_ts()
+        new = {**old, "text": text, "edited": {"user": old.get("user"), "ts": edited_at}}
+        new.pop("blocks", None)
+        if blocks := events.rich_text(text) if blocks is None and text else blocks:
+            new["blocks"] = blocks
+        if attachments is not None:
+            new["attachments"] = attachments
+        self.messages[(channel, ts)] = new
+        if not where.app_member:
+            return self._not_sent(ts)
+        event = events.changed(
+            copy.deepcopy(new),
+            copy.deepcopy(old),
+            channel=channel,
+            channel_type=where.channel_type,
+            ts=edited_at,
+        )
+        return await self.deliver_event(event)
+
+    async def deliver_event(
+        self,
+        event: dict[str, Any],
+        *,
+        team_id: str | None = None,
+        api_app_id: str | None = None,
+    ) -> Delivery:
+        """Sends any event (unknown types, malformed ones) in an `event_callback`, from this
+        workspace and to this app unless told otherwise."""
+        body = events.event_callback(
+            event,
+            team_id=team_id or self.team_id,
+            api_app_id=api_app_id or self.app_id,
+            bot_user_id=self.bot_user_id,
+            time=int(self.now()),
+        )
+        return await self._send("events_api", body, accepts_response_payload=False)
+
+    async def redeliver(
+        self, delivery: Delivery, *, retry_num: int = 1, reason: str = "http_timeout"
+    ) -> Delivery:
+        """Slack's retry of `delivery`: the same payload (and event_id), with its retry count
+        and reason (`X-Slack-Retry-Num`/`-Reason`, or the envelope's `retry_attempt`)."""
+        return await self._send(
+            delivery.kind,
+            delivery.payload,
+            accepts_response_payload=False,
+            retry_num=retry_num,
+            retry_reason=reason,
+        )
+
+    async def send_envelope(
+        self, kind: str, payload: dict[str, Any], *, accepts_response_payload: bool
+    ) -> Delivery:
+        """A Socket Mode envelope of any type (`slash_commands`, `interactive`, ...)."""
+        if not self.socket_mode.connected:
+            raise RuntimeError("no Socket Mode connection is open")
+        return await self._send(kind, payload, accepts_response_payload=accepts_response_payload)
+
+    async def deliver_raw(
+        self, body: bytes, *, signing: Signing = "valid", content_type: str = "application/json"
+    ) -> Delivery:
+        """Posts `body` as it is to the HTTP request URL; the Delivery's payload is the JSON
+        object it holds, else `{"raw": text}`."""
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            parsed = None
+        payload = parsed if isinstance(parsed, dict) else {"raw": body.decode(errors="replace")}
+        return await self._send_http(
+            body, payload, content_type=content_type, signing=signing, retry_num=0, reason=""
+        )
+
+    async def deliveries_done(self, timeout: float = 10.0) -> None:
+        """Waits for the deliveries made in the background; raises the first that failed."""
+        async with asyncio.timeout(timeout):
+            while self._background:
+                await asyncio.gather(*list(self._background), return_exceptions=True)
+        if self._background_errors:
+            raise self._background_errors.pop(0)
+
+    def _added_channel(self, channel: str) -> Channel:
+        if channel not in self.channels:
+            raise LookupError(f"add_channel({channel!r}) first")
+        return self.channels[channel]
+
+    def _not_sent(self, ts: str) -> Delivery:
+        return Delivery(event_id="", ts=ts, status="not_sent", ack_seconds=None, payload={})
+
+    def _can_deliver(self) -> bool:
+        return self.socket_mode.connected or self._http_target is not None
+
+    def _in_background(self, work: Coroutine[Any, Any, object]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_ended)
+
+    def _background_ended(self, task: asyncio.Task[object]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._background_errors.append(error)
+
+    async def _deliver_replied(self, channel: Channel, thread_ts: str) -> None:
+        parent = self.messages[(channel.id, thread_ts)]
+        event = events.replied(
+            copy.deepcopy(parent),
+            channel=channel.id,
+            channel_type=channel.channel_type,
+            ts=self._next_ts(),
+            subtype=self.replied_subtype,
+        )
+        await self.deliver_event(event)
+
+    async def _deliver_app_post(
+        self, channel: Channel, message: dict[str, Any], thread_ts: str | None
+    ) -> None:
+        """Slack sends the app its own posts in the channels it is in, as anyone's."""
+        await self.deliver_event(
+            events.in_channel(message, channel=channel.id, channel_type=channel.channel_type)
+        )
+        if thread_ts is not None:
+            await self._deliver_replied(channel, thread_ts)
+
+    async def _send(
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        accepts_response_payload: bool,
+        retry_num: int = 0,
+        retry_reason: str = "",
+    ) -> Delivery:
+        if self.socket_mode.connected:
+            sent = events.envelope(
+                kind,
+                payload,
+                accepts_response_payload=accepts_response_payload,
+                retry_num=retry_num,
+                retry_reason=retry_reason,
+            )
+            ack = await self.socket_mode.send(sent, timeout=self.ack_timeout)
+            delivery = Delivery(
+                event_id=str(payload.get("event_id", "")),
+                ts=_event_ts(payload),
+                status="timeout" if ack is None else "acked",
+                ack_seconds=None if ack is None else ack.seconds,
+                payload=payload,
+                ack=None if ack is None else ack.payload,
+                mode="socket",
+                kind=kind,
+                envelope_id=sent["envelope_id"],
+                retry_num=retry_num,
+                retry_reason=retry_reason,
+            )
+            self.deliveries.append(delivery)
+            return delivery
+        return await self._send_http(
+            json.dumps(payload).encode(), payload, retry_num=retry_num, reason=retry_reason
+        )
+
+    async def _send_http(
+        self,
+        body: bytes,
+        payload: dict[str, Any],
+        *,
+        retry_num: int,
+        reason: str,
+        content_type: str = "application/json",
+        signing: Signing = "valid",
+    ) -> Delivery:
+        if self._http_target is None:
+            raise RuntimeError("no app to deliver to: deliver_over_http or Socket Mode first")
+        url, secret = self._http_target
+        # Real time: the app checks the signature's timestamp against its own clock.
+        headers = {
+            "Content-Type": content_type,
+            **signed_headers(secret, body, timestamp=int(time.time()), signing=signing),
+        }
+        if retry_num:
+            headers |= {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": reason}
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        status: events.Status = "timeout"
+        seconds: float | None = None
+        answer: Any = None
+        started = time.perf_counter()
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(self.ack_timeout)
+            ) as response:
+                text = await response.text()
+                status, seconds = response.status, time.perf_counter() - started
+                answer = json.loads(text) if response.content_type == "application/json" else text
+        except TimeoutError:
+            pass  # Slack gives up: recorded as "timeout"
+        delivery = Delivery(
+            event_id=str(payload.get("event_id", "")),
+            ts=_event_ts(payload),
+            status=status,
+            ack_seconds=seconds,
+            payload=payload,
+            ack=answer,
+            mode="http",
+            retry_num=retry_num,
+            retry_reason=reason,
+        )
+        self.deliveries.append(delivery)
+        return delivery
+
     # -- HTTP -------------------------------------------------------------------------
 
     async def _api(self, request: web.Request) -> web.Response:
@@ -289,8 +650,11 @@ class SlackStandIn:
                 raise Refusal("unknown_method")
             if not token:
                 raise Refusal("not_authed")
-            if token != self.token:
+            if token not in (self.token, self.app_token):
                 raise Refusal("invalid_auth")
+            # The app-level token opens Socket Mode connections and does nothing else.
+            if (token == self.app_token) != (method == "apps.connections.open"):
+                raise Refusal("not_allowed_token_type")
             if self._faults[method]:
                 status, answer, headers = _fault(self._faults[method].popleft())
             else:
@@ -357,7 +721,7 @@ class SlackStandIn:
         }
 
     def _message(self, args: dict[str, Any], ts: str) -> dict[str, Any]:
-        return {
+        message = {
             "type": "message",
             "user": self.bot_user_id,
             "bot_id": self.bot_id,
@@ -367,17 +731,69 @@ class SlackStandIn:
             "blocks": args.get("blocks", []),
             "ts": ts,
         }
+        if args.get("attachments"):
+            message["attachments"] = args["attachments"]
+        return message
+
+    def _postable(self, channel: str) -> str:
+        """The id of the channel `channel` (an id, or a name with or without #) if the app
+        may post in it."""
+        found = self.channels.get(channel) or next(
+            (c for c in self.channels.values() if channel in (c.name, f"#{c.name}")), None
+        )
+        if found is None and channel.startswith("#"):
+            raise Refusal("channel_not_found")
+        if found is not None and found.app_member:
+            return found.id
+        if found is not None and found.private:
+            raise Refusal("channel_not_found")  # a private channel is hidden from non-members
+        if "chat:write.public" not in self.scopes:
+            raise Refusal("not_in_channel")
+        return channel if found is None else found.id
+
+    def _thread_parent(self, channel: str, thread_ts: str) -> dict[str, Any]:
+        parent = self.messages.get((channel, thread_ts))
+        if parent is None:
+            raise Refusal("thread_not_found")
+        if parent.get("thread_ts", thread_ts) != thread_ts:
+            raise Refusal("thread_ts_is_a_reply")
+        return parent
+
+    def _store(self, channel: str, message: dict[str, Any], thread_ts: str | None) -> None:
+        """Keeps `message`; a reply joins the thread of `thread_ts`, counted on its parent."""
+        if thread_ts is not None:
+            parent = self._thread_parent(channel, thread_ts)
+            message |= {"thread_ts": thread_ts, "parent_user_id": parent.get("user")}
+            repliers = list(dict.fromkeys([*parent.get("reply_users", []), message.get("user")]))
+            parent |= {
+                "thread_ts": thread_ts,
+                "reply_count": parent.get("reply_count", 0) + 1,
+                "reply_users_count": len(repliers),
+                "latest_reply": message["ts"],
+                "reply_users": repliers,
+            }
+        self.messages[(channel, message["ts"])] = message
+
+    def _member_channel(self, channel: str) -> Channel | None:
+        """`channel` if the app is in it and can be sent its events now."""
+        found = self.channels.get(channel)
+        return found if found is not None and found.app_member and self._can_deliver() else None
 
     def _post_message(self, args: dict[str, Any]) -> Answer:
         channel = str(args.get("channel") or "")
         if not channel:
             raise Refusal("channel_not_found")
-        _check_message(args)
         if channel[0] in "UW":  # posting to a user id lands in the DM with the bot
             channel = self._dm_channel(channel)
-        ts = self._next_ts()
-        self.messages[(channel, ts)] = self._message(args, ts)
-        return {"ok": True, "channel": channel, "ts": ts, "message": self.messages[(channel, ts)]}
+        elif channel[0] != "D":
+            channel = self._postable(channel)
+        _check_message(args)
+        thread_ts = str(args.get("thread_ts") or "") or None
+        message = self._message(args, self._next_ts())
+        self._store(channel, message, thread_ts)
+        if (member := self._member_channel(channel)) is not None:
+            self._in_background(self._deliver_app_post(member, copy.deepcopy(message), thread_ts))
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
 
     def _post_ephemeral(self, args: dict[str, Any]) -> Answer:
         if not args.get("channel"):
@@ -390,10 +806,25 @@ class SlackStandIn:
 
     def _update_message(self, args: dict[str, Any]) -> Answer:
         key = (str(args.get("channel")), str(args.get("ts")))
-        if key not in self.messages:
+        old = self.messages.get(key)
+        if old is None:
             raise Refusal("message_not_found")
+        if old.get("bot_id") != self.bot_id:
+            raise Refusal("cant_update_message")
         _check_message(args)
-        self.messages[key] = self._message(args, key[1])
+        kept = {
+            name: old[name] for name in (*events.THREAD_FIELDS, "parent_user_id") if name in old
+        }
+        self.messages[key] = self._message(args, key[1]) | kept
+        if (member := self._member_channel(key[0])) is not None:
+            event = events.changed(
+                copy.deepcopy(self.messages[key]),
+                copy.deepcopy(old),
+                channel=member.id,
+                channel_type=member.channel_type,
+                ts=self._next_ts(),
+            )
+            self._in_background(self.deliver_event(event))
         return {
             "ok": True,
             "channel": key[0],
@@ -401,6 +832,23 @@ class SlackStandIn:
             "text": args.get("text", ""),
             "message": self.messages[key],
         }
+
+    def _permalink(self, args: dict[str, Any]) -> Answer:
+        channel, ts = str(args.get("channel") or ""), str(args.get("message_ts") or "")
+        found = self.channels.get(channel)
+        if not channel.startswith("D") and (found is None or not found.app_member):
+            raise Refusal("channel_not_found")
+        message = self.messages.get((channel, ts))
+        if message is None:
+            raise Refusal("message_not_found")
+        link = f"https://{self.team_domain}.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+        if message.get("thread_ts", ts) != ts:
+            link += f"?thread_ts={message['thread_ts']}&cid={channel}"
+        return {"ok": True, "channel": channel, "permalink": link}
+
+    def _open_connection(self, args: dict[str, Any]) -> Answer:
+        ws_base = "ws" + self._base_url.removeprefix("http")
+        return {"ok": True, "url": f"{ws_base}/socket/{self.socket_mode.mint()}"}
 
     def _open_conversation(self, args: dict[str, Any]) -> Answer:
         users = [u for u in str(args.get("users") or "").split(",") if u]
@@ -498,6 +946,17 @@ class SlackStandIn:
         if members is None:
             raise Refusal("no_such_subteam")
         return {"ok": True, "users": list(members)}
+
+
+def _event_ts(payload: dict[str, Any]) -> str | None:
+    """The ts of the message an event_callback is about: an edit's or a re-delivery's inner
+    message, else the event's own."""
+    event = payload.get("event")
+    if not isinstance(event, dict):
+        return None
+    inner = event.get("message")
+    ts = inner.get("ts") if isinstance(inner, dict) else event.get("ts")
+    return ts if isinstance(ts, str) else None
 
 
 def _check_message(args: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiosqlite
 
@@ -38,7 +38,7 @@ from storage.account import AccountSettings
 from storage.credentials import SecretHasher, is_valid_secret
 from storage.database import Database
 from storage.errors import StoreError
-from storage.models import AuthorizedToken, Token
+from storage.models import AuthorizedToken, SecretUsed, Token
 from storage.presentations import RetiredPresentations, Taken, write_presentations
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,15 @@ _API_ACCESS_OFF = Verdict(None, "API access off")
 
 def _retired_verdict(token_id: int, digest: bytes) -> Verdict:
     return Verdict(None, RETIRED, token_id, digest)
+
+
+class LiveSecret(NamedTuple):
+    """A live secret's token and which of its secrets it is, with its digest (the handle
+    the database knows it by)."""
+
+    token_id: int
+    which: SecretUsed
+    digest: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +263,22 @@ class CredentialIndex:
             return None
         credential = self._by_digest.get(self._hasher.digest(secret))
         return None if credential is None else credential.authorized.id
+
+    def live_secret(self, secret: str) -> LiveSecret | None:
+        """Whose `secret` is while it is live: the current secret of any token, whatever
+        its state or API access (enabling the token would revive it), or a previous one
+        until its window ends by the clock. None, before any look-up for a malformed
+        secret, for a retired or unknown one, and for a previous one past its window."""
+        if not is_valid_secret(secret):
+            return None
+        digest = self._hasher.digest(secret)
+        credential = self._by_digest.get(digest)
+        if credential is None:
+            return None
+        until = credential.until
+        if until is not None and self._clock() >= until:
+            return None
+        return LiveSecret(credential.authorized.id, credential.authorized.secret_used, digest)
 
     @property
     def count(self) -> int:

@@ -67,6 +67,14 @@ class AlreadyApplied(StoreError):
         super().__init__("that was already done")
 
 
+class TokenLeaked(StoreError):
+    """The token's current secret was posted in Slack: it may not be enabled until a Reset
+    replaces the secret. Nothing was applied."""
+
+    def __init__(self) -> None:
+        super().__init__("the token's secret was posted in Slack; Reset it before enabling it")
+
+
 class AlreadyNewestVersion(StoreError):
     def __init__(self, version: str) -> None:
         super().__init__(f"the token already uses the newest API version, {version}")

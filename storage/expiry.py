@@ -112,6 +112,9 @@ class ExpiryWork:
         pending_use = self._credentials.pending_use
         # The due tokens share a few dozen stop instants: each is made a datetime once.
         stop_instants: dict[int, datetime] = {}
+        # The tuples made by tuple's own constructor, fields in order: a NamedTuple's is a
+        # Python function, and a pass makes a thousand of each.
+        new = tuple.__new__
         found = []
         for token_id, sid, name, contact, row_version, expires_at, used_at, day in rows:
             stops_at = stop_instants.get(expires_at)
@@ -121,8 +124,10 @@ class ExpiryWork:
             if pending is not None and (used_at is None or pending > used_at):
                 used_at = pending
             last_used_at = None if used_at is None else datetime.fromtimestamp(used_at, UTC)
-            token = ReminderToken(token_id, sid, name, contact, row_version, stops_at, last_used_at)
-            found.append(DueReminder(token, day))
+            token = new(
+                ReminderToken, (token_id, sid, name, contact, row_version, stops_at, last_used_at)
+            )
+            found.append(new(DueReminder, (token, day)))
         return found
 
     async def mark_reminders(self, *, reminders: Sequence[DueReminder]) -> list[DueReminder]:
@@ -137,16 +142,19 @@ class ExpiryWork:
                 most_urgent[reminder.token.id] = reminder
         if not most_urgent:
             return []
-        # A few dozen stop instants for a thousand reminders: each converted once.
-        instants: dict[datetime, int] = {}
-        rows = []
+        # The reminders by stop instant and day, a few dozen groups for a thousand: the
+        # batch is then mostly lists of ids, which JSON writes several times as fast.
+        groups: dict[tuple[datetime, int], list[int]] = {}
         for reminder in most_urgent.values():
-            stops_at = reminder.token.stops_at
-            instant = instants.get(stops_at)
-            if instant is None:
-                instant = instants[stops_at] = int(stops_at.timestamp())
-            rows.append([reminder.token.id, instant, reminder.days])
-        batch = json.dumps(rows)
+            token = reminder.token
+            ids = groups.get((token.stops_at, reminder.days))
+            if ids is None:
+                groups[token.stops_at, reminder.days] = [token.id]
+            else:
+                ids.append(token.id)
+        batch = json.dumps(
+            [[int(stops_at.timestamp()), days, ids] for (stops_at, days), ids in groups.items()]
+        )
         now = int(self._clock())
 
         async def write(connection: aiosqlite.Connection) -> set[int]:
@@ -154,11 +162,14 @@ class ExpiryWork:
             # costs the event loop a tenth of a millisecond.
             rows = await connection.execute_fetchall(
                 "INSERT INTO reminder_marks (token_id, expires_at, days, marked_at)"
-                " SELECT t.id, t.expires_at, json_extract(r.value, '$[2]'), ?2"
-                " FROM json_each(?1) r JOIN tokens t ON t.id = json_extract(r.value, '$[0]')"
-                " WHERE t.enabled = 1 AND t.expires_at = json_extract(r.value, '$[1]')"
+                " SELECT t.id, t.expires_at, g.value ->> 1, ?2"
+                # CROSS JOIN: in this order, each id looked up by its key (not every token
+                # of the stop instant compared with every id of the group).
+                " FROM json_each(?1) g CROSS JOIN json_each(g.value, '$[2]') r"
+                " CROSS JOIN tokens t ON t.id = r.value"
+                " WHERE t.enabled = 1 AND t.expires_at = g.value ->> 0"
                 " AND NOT EXISTS (SELECT 1 FROM reminder_marks m WHERE m.token_id = t.id"
-                " AND m.expires_at = t.expires_at AND m.days <= json_extract(r.value, '$[2]'))"
+                " AND m.expires_at = t.expires_at AND m.days <= g.value ->> 1)"
                 " ON CONFLICT DO NOTHING RETURNING token_id",
                 (batch, now),
             )

@@ -9,6 +9,9 @@ from typing import Any, Final, Literal, NamedTuple
 
 # `Token.disabled_reason` when Token Desk disabled a token itself for being unused.
 IDLE: Final = "idle"
+# `Token.disabled_reason` when Token Desk disabled a token itself because its current
+# secret was posted in a Slack channel (the leak guard, with TOKENDESK_LEAK_ACTION=disable).
+LEAKED: Final = "leaked"
 
 
 class TokenState(StrEnum):
@@ -149,6 +152,9 @@ class Token:
     previous_last_used_at: datetime | None = None
     # None while no retired secret of the token was presented.
     retired: RetiredSummary | None = None
+    # When its current secret was found posted in a Slack channel; None: not leaked. Only
+    # a Reset clears it.
+    leaked_at: datetime | None = None
 
     @property
     def secret_issued_at(self) -> datetime:
@@ -175,10 +181,9 @@ class Token:
         return stops_at is not None and now < stops_at <= now + timedelta(days=days)
 
     def current_secret_works_at(self, now: datetime) -> bool:
-        """Whether the current secret passes the auth check at `now` (API access aside):
-        only then may a Reset leave it working for a grace window. The leak guard will
-        add "not leaked"."""
-        return self.state_at(now) is TokenState.ENABLED
+        """Whether the current secret passes the auth check at `now` (API access aside) and
+        has not leaked: only then may a Reset leave it working for a grace window."""
+        return self.leaked_at is None and self.state_at(now) is TokenState.ENABLED
 
     def grace_open_at(self, now: datetime) -> bool:
         """Whether the previous secret still works at `now`: its window is open and the
@@ -292,6 +297,17 @@ class DueReminder(NamedTuple):
 
     token: ReminderToken
     days: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeakReport:
+    """A live secret of `token` found posted in a Slack message, reported for the first
+    time: `token` as it is after the report, `which` of its secrets it was, and whether
+    this report disabled it."""
+
+    token: Token
+    which: SecretUsed
+    disabled: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -182,6 +182,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX retired_secrets_to_notify ON retired_secrets (token_id)
         WHERE presented > 0 AND notified_at IS NULL""",
     ),
+    # 8: secrets posted in Slack channels (the leak guard).
+    (
+        # When the current secret was found posted; NULL: not leaked. A Reset clears it.
+        "ALTER TABLE tokens ADD COLUMN leaked_at INTEGER",
+        # SQLite cannot change a CHECK constraint: the column is replaced by one that also
+        # allows 'leaked' (a token the leak guard disabled), its values copied over.
+        "ALTER TABLE tokens RENAME COLUMN disabled_reason TO disabled_reason_7",
+        """ALTER TABLE tokens ADD COLUMN disabled_reason TEXT
+            CHECK (disabled_reason IN ('idle', 'leaked'))""",
+        "UPDATE tokens SET disabled_reason = disabled_reason_7 WHERE disabled_reason_7 IS NOT NULL",
+        "ALTER TABLE tokens DROP COLUMN disabled_reason_7",
+        # Each (message, secret) reported, so that a retry, an edit or a re-delivery of the
+        # message never reports it again, across restarts too. The digest, never the secret.
+        """CREATE TABLE leak_reports (
+            channel TEXT NOT NULL,
+            message_ts TEXT NOT NULL,
+            digest BLOB NOT NULL,
+            token_id INTEGER NOT NULL REFERENCES tokens (id) ON DELETE CASCADE,
+            reported_at INTEGER NOT NULL,
+            PRIMARY KEY (channel, message_ts, digest)
+        ) STRICT""",
+        # Delete's cascade.
+        "CREATE INDEX leak_reports_by_token ON leak_reports (token_id)",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -9,6 +9,8 @@ Each attribute of `Store` has one job, in one module:
   retirement.py), end a grace window, upgrade, enable or disable, delete;
 - `expiry` (expiry.py): what the scheduler finds due (reminders, idle tokens, grace windows
   ended by time, retired secrets to report or purge) and marks;
+- `leaks` (leaks.py): Token Desk secrets found posted in Slack, each reported once per
+  message;
 - `roles` (roles.py): role mappings, users' Slack statuses, the effective role;
 - `audit` (audit.py): the audit log.
 
@@ -32,6 +34,7 @@ from storage.credentials import SecretHasher
 from storage.database import Database
 from storage.errors import StartupRefused
 from storage.expiry import ExpiryWork
+from storage.leaks import LeakReports
 from storage.roles import Roles
 from storage.token_lifecycle import TokenLifecycle
 from storage.token_reads import TokenReads
@@ -54,6 +57,7 @@ class Store:
         token_reads: TokenReads,
         tokens: TokenLifecycle,
         expiry: ExpiryWork,
+        leaks: LeakReports,
         roles: Roles,
         audit: AuditLog,
         flush_seconds: float,
@@ -69,6 +73,7 @@ class Store:
         self.token_reads = token_reads
         self.tokens = tokens
         self.expiry = expiry
+        self.leaks = leaks
         self.roles = roles
         self.audit = audit
         self.closed = False
@@ -132,6 +137,7 @@ class Store:
                 clock=clock,
             ),
             expiry=ExpiryWork(database, credentials=credentials, clock=clock),
+            leaks=LeakReports(database, credentials=credentials, clock=clock),
             roles=Roles(database, admins=admins, clock=clock),
             audit=AuditLog(database),
             flush_seconds=flush_seconds,

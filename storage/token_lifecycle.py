@@ -4,7 +4,8 @@ Each change is one transaction that checks the row version the caller saw, where
 carries one (StaleVersion when the token moved on), claims its request key
 (storage/request_keys.py), writes the token and its audit record, and moves the row
 version. In-place changes all go through
-`_change`; create, duplicate and delete, which add or remove a row, have their own.
+`_change` (the leak guard's disable, storage/leaks.py, through its `apply_update`);
+create, duplicate and delete, which add or remove a row, have their own.
 Every one updates the credential index from its `after_commit`, before the change is
 returned to anyone: that is what keeps the auth check exact (storage/credential_index.py).
 
@@ -12,6 +13,10 @@ A Reset may leave the replaced secret working for a grace window, as the token's
 secret (storage/retirement.py): one at most, never past the token's stop instant. A Reset,
 End grace, Disable and Delete end a window for good; a change of a token whose window has
 ended by time first retires it, as the scheduler would have.
+
+A token whose current secret was posted in Slack is marked leaked (storage/leaks.py)
+until a Reset replaces the secret: until then Enable is refused (TokenLeaked), and a Reset
+leaves the leaked secret no grace window.
 
 Create, duplicate and reset issue a secret and choose the expiry with it; edit may change
 the expiry. Either way the expiry may not lie beyond the maximum lifetime counted from the
@@ -35,7 +40,13 @@ from storage import audit
 from storage.credential_index import CredentialIndex
 from storage.credentials import SecretHasher, generate_secret, secret_hint
 from storage.database import Database
-from storage.errors import AlreadyNewestVersion, InvalidInput, NameTaken, StaleVersion
+from storage.errors import (
+    AlreadyNewestVersion,
+    InvalidInput,
+    NameTaken,
+    StaleVersion,
+    TokenLeaked,
+)
 from storage.fields import clean_token_fields, expiry_error, latest_expiry, name_key
 from storage.models import (
     IDLE,
@@ -72,7 +83,7 @@ class _NewToken:
 
 
 @dataclass(slots=True)
-class _Update:
+class Update:
     """What one in-place change writes: columns, and the audit record's two halves."""
 
     action: str
@@ -325,7 +336,7 @@ class TokenLifecycle:
             primary_contact=edit.primary_contact,
         )
 
-        def plan(token: Token, now: int) -> _Update | None:
+        def plan(token: Token, now: int) -> Update | None:
             before, after = audit.changes(audit.token_fields(token), cleaned)
             columns = dict(after)
             if not isinstance(edit.expires_on, KeepExpiry) and edit.expires_on != token.expires_on:
@@ -348,7 +359,7 @@ class TokenLifecycle:
                 columns["name_key"] = name_key(columns["name"])
             if "access_rights" in columns:
                 columns["access_rights"] = json.dumps(columns["access_rights"])
-            return _Update("edit", columns, before, after)
+            return Update("edit", columns, before, after)
 
         return await self._change(
             actor=actor,
@@ -375,19 +386,24 @@ class TokenLifecycle:
         the replaced secret keeps working as the previous one until the window's end, or
         the stop instant the token had or is given, whichever comes first; otherwise it
         fails the auth check from the commit on. A previous secret the token already had
-        is retired at once either way."""
+        is retired at once either way. A leaked secret gets no window: a `grace` then is
+        refused (InvalidInput under `grace`); the Reset clears the leaked mark."""
         grace_for = grace_seconds(grace)
         secret = generate_secret()
         digest = self._hasher.digest(secret)
 
-        def plan(token: Token, now: int) -> _Update:
+        def plan(token: Token, now: int) -> Update:
             self._check_expiry(expires_on, now=now, secret_issued_on=_utc_date(now))
+            if grace_for and token.leaked_at is not None:
+                raise InvalidInput(
+                    {"grace": "the secret was posted in Slack: it must stop working at once"}
+                )
             columns = _expiry_columns(expires_on, now)
             until = None
             if grace_for and token.current_secret_works_at(datetime.fromtimestamp(now, UTC)):
                 ends = (now + grace_for, columns["expires_at"], _seconds(token.stops_at))
                 until = min(moment for moment in ends if moment is not None)
-            update = _Update(
+            update = Update(
                 "reset",
                 {
                     "secret_hash": digest,
@@ -403,6 +419,10 @@ class TokenLifecycle:
                     "previous_retired": token.previous_until is not None,
                 },
             )
+            if token.leaked_at is not None:
+                update.columns["leaked_at"] = None
+                update.before["leaked"] = True
+                update.after["leaked"] = False
             if expires_on != token.expires_on:
                 update.before["expires_on"] = audit.iso_date(token.expires_on)
                 update.after["expires_on"] = audit.iso_date(expires_on)
@@ -423,10 +443,10 @@ class TokenLifecycle:
     ) -> Token:
         newest = self._api_versions[-1]
 
-        def plan(token: Token, now: int) -> _Update:
+        def plan(token: Token, now: int) -> Update:
             if token.api_version == newest:
                 raise AlreadyNewestVersion(newest)
-            return _Update(
+            return Update(
                 "upgrade",
                 {"api_version": newest},
                 {"api_version": token.api_version},
@@ -449,12 +469,12 @@ class TokenLifecycle:
         written nor audited, whatever version the caller saw; with one, StaleVersion if
         the token moved on since (it may be another window)."""
 
-        def plan(token: Token, now: int) -> _Update | None:
+        def plan(token: Token, now: int) -> Update | None:
             if token.previous_until is None:
                 return None
             if token.row_version != row_version:
                 raise StaleVersion(changed_by=token.updated_by, changed_at=token.updated_at)
-            update = _Update("end_grace", {})
+            update = Update("end_grace", {})
             update.end_window(token)
             return update
 
@@ -477,21 +497,24 @@ class TokenLifecycle:
         and `idle_since`, the activity it found the token idle since. That is checked inside
         the transaction: a token used, reset or enabled since then (its activity moved on,
         a use the auth check gathered but has not written yet included) is left as it is.
-        An enable clears the reason and starts a new idle period."""
+        An enable clears the reason and starts a new idle period; an enable of a token
+        marked leaked (enabled or not) raises TokenLeaked until a Reset clears the mark."""
         if reason is not None and (enabled or reason != IDLE):
             raise ValueError(f"only a disable has a reason, and it is {IDLE!r}")
         if (reason == IDLE) != (idle_since is not None):
             raise ValueError("an idle disable, and only one, says since when the token is idle")
         pending_use = self._credentials.pending_use
 
-        def plan(token: Token, now: int) -> _Update | None:
+        def plan(token: Token, now: int) -> Update | None:
+            if enabled and token.leaked_at is not None:
+                raise TokenLeaked()
             if token.enabled is enabled:
                 return None
             if idle_since is not None:
                 active = max(int(token.last_active_at.timestamp()), pending_use(token.id) or 0)
                 if active != int(idle_since.timestamp()):
                     return None
-            update = _Update(
+            update = Update(
                 "enable" if enabled else "disable",
                 {"enabled": int(enabled), "disabled_reason": reason},
                 {"state": audit.state_of(token)},
@@ -514,7 +537,7 @@ class TokenLifecycle:
         actor: str,
         token_id: int,
         row_version: int | None,
-        plan: Callable[[Token, int], _Update | None],
+        plan: Callable[[Token, int], Update | None],
         digest: bytes | None = None,
         request_key: str | None = None,
     ) -> TokenChange:
@@ -536,33 +559,14 @@ class TokenLifecycle:
             if update is None:
                 current = with_last_used(before)
                 return TokenChange(before=current, after=current)
-            if update.retire_previous:
-                await retire_previous(connection, token_id=token_id, at=now)
-            if digest is not None:
-                if update.current_until is None:
-                    await retire_current(connection, token_id=token_id, at=now)
-                else:
-                    await keep_current_as_previous(
-                        connection, token_id=token_id, until=update.current_until
-                    )
-            columns = update.columns | {"updated_at": now, "updated_by": actor}
-            assignments = ", ".join(f"{column} = ?" for column in columns)
-            await _write_row(
+            after = await apply_update(
                 connection,
-                f"UPDATE tokens SET {assignments}, row_version = row_version + 1 WHERE id = ?",
-                (*columns.values(), token_id),
-            )
-            await audit.append(
-                connection,
-                at=now,
+                token=before,
+                update=update,
                 actor=actor,
-                action=update.action,
-                token_sid=before.sid,
-                token_name=before.name,
-                before=update.before,
-                after=update.after,
+                now=now,
+                new_secret=digest is not None,
             )
-            after = await read_token(connection, token_id)
             return TokenChange(before=with_last_used(before), after=with_last_used(after))
 
         def apply(change: TokenChange) -> None:
@@ -624,6 +628,48 @@ class TokenLifecycle:
         refused = self._expiry_error(expires_on, now=now, secret_issued_on=secret_issued_on)
         if refused is not None:
             raise InvalidInput({"expires_on": refused})
+
+
+async def apply_update(
+    connection: aiosqlite.Connection,
+    *,
+    token: Token,
+    update: Update,
+    actor: str,
+    now: int,
+    new_secret: bool = False,
+) -> Token:
+    """Write `update` of `token` (as read in this transaction, its lapsed window retired)
+    with its audit record, and move the row version; the token as written. `new_secret`:
+    the update replaces the current secret (a Reset), which is retired or kept as the
+    previous one. The caller's `after_commit` updates the credential index."""
+    if update.retire_previous:
+        await retire_previous(connection, token_id=token.id, at=now)
+    if new_secret:
+        if update.current_until is None:
+            await retire_current(connection, token_id=token.id, at=now)
+        else:
+            await keep_current_as_previous(
+                connection, token_id=token.id, until=update.current_until
+            )
+    columns = update.columns | {"updated_at": now, "updated_by": actor}
+    assignments = ", ".join(f"{column} = ?" for column in columns)
+    await _write_row(
+        connection,
+        f"UPDATE tokens SET {assignments}, row_version = row_version + 1 WHERE id = ?",
+        (*columns.values(), token.id),
+    )
+    await audit.append(
+        connection,
+        at=now,
+        actor=actor,
+        action=update.action,
+        token_sid=token.sid,
+        token_name=token.name,
+        before=update.before,
+        after=update.after,
+    )
+    return await read_token(connection, token.id)
 
 
 async def _write_row(

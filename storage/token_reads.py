@@ -42,7 +42,8 @@ COLUMNS = (
     " u.previous_last_used_at,"
     # The token's retired secrets that were presented, as JSON, summed up in Python.
     " (SELECT json_group_array(json_array(r.presented, r.last_presented_at,"
-    " json(r.presenters))) FROM retired_secrets r WHERE r.token_id = t.id AND r.presented > 0)"
+    " json(r.presenters))) FROM retired_secrets r WHERE r.token_id = t.id AND r.presented > 0),"
+    " t.leaked_at"
 )
 FROM = " FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
 _SELECT = f"SELECT {COLUMNS}{FROM}"
@@ -113,6 +114,7 @@ def token_of(row: Row) -> Token:
         previous_until=_time(row[20]),
         previous_last_used_at=_time(row[21]),
         retired=_retired_summary(row[22]),
+        leaked_at=_time(row[23]),
     )
 
 

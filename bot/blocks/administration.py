@@ -219,6 +219,8 @@ _VERBS = {
     "enable": "enabled",
     "disable": "disabled",
     "delete": "deleted",
+    "end_grace": "ended the grace window of",
+    "leak": "found posted in Slack the secret of",
     "api_access": "switched API access",
     "role.user": "changed a role",
     "role.group": "changed a group's role",

@@ -191,12 +191,14 @@ GRACE_HINT = (
 class GraceOffer:
     """What a Reset confirmation says about the secrets in use at `now`: the choice of how
     long the current secret keeps working, `offered` only while it works (enabled, not
-    expired); and the previous secret of an earlier Reset, still working `until` then, which
-    any Reset stops at once (there is one previous secret at most)."""
+    expired, not leaked); the previous secret of an earlier Reset, still working `until`
+    then, which any Reset stops at once (there is one previous secret at most); and whether
+    the current secret was posted in Slack (`leaked`), which is why no window is offered."""
 
     offered: bool
     until: datetime | None = None
     hint: str | None = None
+    leaked: bool = False
 
     @classmethod
     def for_reset(cls, token: Token, *, now: datetime) -> GraceOffer:
@@ -205,13 +207,26 @@ class GraceOffer:
             offered=token.current_secret_works_at(now),
             until=open_until,
             hint=token.previous_secret_hint if open_until else None,
+            leaked=token.leaked_at is not None,
         )
 
 
 def grace_blocks(offer: GraceOffer) -> list[Block]:
-    """The earlier previous secret's warning, if one still works; then `Current secret keeps
-    working`, starting on Stop immediately, if offered."""
+    """Why no grace window is offered, if the current secret leaked; the earlier previous
+    secret's warning, if one still works; then `Current secret keeps working`, starting on
+    Stop immediately, if offered."""
     blocks: list[Block] = []
+    if offer.leaked:
+        blocks.append(
+            ContextBlock(
+                elements=[
+                    mrkdwn(
+                        ":rotating_light: Its current secret was posted in Slack, so it stops"
+                        " working as soon as you confirm: no grace window."
+                    )
+                ]
+            )
+        )
     if offer.until is not None:
         which = f" (ends in `{escape(offer.hint)}`)" if offer.hint else ""
         blocks.append(

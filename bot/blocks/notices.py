@@ -142,6 +142,36 @@ def list_unreachable(notice: Notice) -> str:
     return f"{notice.text}\n\nRun `{COMMAND}` again to see the list."
 
 
+# -- a secret posted in Slack (the leak guard) -------------------------------------------
+
+
+def enable_refused_leaked(token: Token) -> Notice:
+    """Enable refused: the token's secret was posted in Slack, and only a Reset replaces it."""
+    return Notice(
+        f":rotating_light: *{escape(token.name)}* was not enabled: its secret was posted in"
+        " Slack. Reset it first, then enable it.",
+        offer_reset=token,
+    )
+
+
+def disabled_after_leak(token: Token, *, changed: bool) -> Notice:
+    """After Disable now from a leak DM."""
+    name = escape(token.name)
+    if not changed:
+        return Notice(f"*{name}* was already disabled. Reset it to issue a new secret.")
+    return Notice(
+        f":no_entry: *{name}* disabled: calls using it now fail. Reset it to issue a new"
+        " secret before enabling it again."
+    )
+
+
+def reset_after_leak(token: Token) -> Notice:
+    """After Reset now from a leak DM: the new secret was shown to whoever reset it."""
+    return Notice(
+        f":key: *{escape(token.name)}* has a new secret: the one posted in Slack no longer works."
+    )
+
+
 # -- the expiry choice's own field errors (the store words those about the date) ----------
 
 EXPIRY_NOT_CHOSEN = "Choose until when the token works."

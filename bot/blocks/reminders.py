@@ -15,6 +15,7 @@ would check are kept here by construction, and the tests check every message as 
 
 from __future__ import annotations
 
+import bisect
 import functools
 import math
 import operator
@@ -40,6 +41,9 @@ _LINE_BLOCK = f"{BlockId.REMINDER}."
 _ACTIONS_BLOCK = f"{BlockId.REMINDER_ACTIONS}."
 _EXTEND = str(ActionId.REMINDER_EXTEND)
 _RESET = str(ActionId.REMINDER_RESET)
+# The buttons' labels, one dict each shared by every button: nothing changes a built block.
+_EXTEND_LABEL = {"type": "plain_text", "text": "Extend…", "emoji": True}
+_RESET_LABEL = {"type": "plain_text", "text": "Reset…", "emoji": True}
 
 Block = dict[str, Any]
 # A token as a DM shows it: read whole (a list's card, an update), or lean (a reminder).
@@ -68,11 +72,6 @@ def _section(text: str, block_id: str | None = None) -> Block:
     return {"type": "section", "block_id": block_id, "text": _mrkdwn(text)}
 
 
-def _button(text: str, action_id: str, value: str) -> Block:
-    label = {"type": "plain_text", "text": text, "emoji": True}
-    return {"type": "button", "text": label, "action_id": action_id, "value": value}
-
-
 def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
 
@@ -97,6 +96,12 @@ def _when_it_stops(stops_at: datetime | None, now: datetime) -> str:
     return f"stops working in {_plural(days, 'day')}"
 
 
+@functools.lru_cache(maxsize=1024)
+def _stop_words(stops_at: datetime, now: datetime) -> str:
+    """What a reminder line says from its stop instant to its last use's date."""
+    return f"{_when_it_stops(stops_at, now)}\n{_works_until(stops_at)}   Last used "
+
+
 def _last_used(token: Shown) -> str:
     used = token.last_used_at
     return "Last used never" if used is None else f"Last used {slack_date(used, ago=True)}"
@@ -107,7 +112,10 @@ def _buttons(token: Shown) -> Block:
     return {
         "type": "actions",
         "block_id": f"{_ACTIONS_BLOCK}{token.id}",
-        "elements": [_button("Extend…", _EXTEND, ref), _button("Reset…", _RESET, ref)],
+        "elements": [
+            {"type": "button", "text": _EXTEND_LABEL, "action_id": _EXTEND, "value": ref},
+            {"type": "button", "text": _RESET_LABEL, "action_id": _RESET, "value": ref},
+        ],
     }
 
 
@@ -137,15 +145,20 @@ def _dm(
     """A DM about `total` tokens: the headline, each of the first (`lines`, at most
     DM_TOKENS_SHOWN) as many as fit, with its buttons when `may_act`, then the count of
     those left out and the footer."""
-    shown = _fitting(
-        [text for _, text in lines], budget=MESSAGE_TEXT_BUDGET - 1000, most=DM_TOKENS_SHOWN
-    )
     blocks = [_section(headline, "headline")]
-    for token, text in lines[:shown]:
-        line_id = f"{_LINE_BLOCK}{token.id}"
-        blocks.append({"type": "section", "block_id": line_id, "text": _mrkdwn(text)})
+    left = MESSAGE_TEXT_BUDGET - 1000
+    shown = 0
+    for token, text in lines[:DM_TOKENS_SHOWN]:
+        left -= len(text)
+        if left < 0:
+            break
+        text_block = {"type": "mrkdwn", "text": text, "verbatim": True}
+        blocks.append(
+            {"type": "section", "block_id": f"{_LINE_BLOCK}{token.id}", "text": text_block}
+        )
         if may_act:
             blocks.append(_buttons(token))
+        shown += 1
     notes = []
     if total > shown:
         notes.append(f"…and {_plural(total - shown, 'more token')}.")
@@ -161,6 +174,7 @@ def _dm(
 # -- reminders ----------------------------------------------------------------------------
 
 _soonest_first = operator.attrgetter("stops_at", "id")
+_stops_at = operator.attrgetter("stops_at")
 
 
 def reminder_dm(reminders: Sequence[DueReminder], *, now: datetime, may_act: bool) -> RawMessage:
@@ -168,7 +182,8 @@ def reminder_dm(reminders: Sequence[DueReminder], *, now: datetime, may_act: boo
     stop first. Who holds a role gets Extend… and Reset… on each; others are told whom to
     ask."""
     ordered = sorted((due.token for due in reminders), key=_soonest_first)
-    stopped = sum(1 for token in ordered if token.stops_at <= now)
+    # Soonest first: the stopped ones lead.
+    stopped = bisect.bisect_right(ordered, now, key=_stops_at)
     soon = len(ordered) - stopped
     if not stopped:
         summary = f"{soon} of your tokens {'stops' if soon == 1 else 'stop'} working soon"
@@ -179,10 +194,13 @@ def reminder_dm(reminders: Sequence[DueReminder], *, now: datetime, may_act: boo
             f"{len(ordered)} of your tokens need attention: {soon} stopping soon, {stopped} stopped"
         )
     headline = f":hourglass_flowing_sand: Token Desk: {summary}."
-    lines = [
-        _line(token, f"{_about(token)} {_when_it_stops(token.stops_at, now)}", token.stops_at)
-        for token in ordered[:DM_TOKENS_SHOWN]
-    ]
+    # One f-string a line, writing what _about and _last_used do: a pass writes a thousand.
+    lines: list[Line] = []
+    for token in ordered[:DM_TOKENS_SHOWN]:
+        used = token.last_used_at
+        last_used = "never" if used is None else slack_date(used, ago=True)
+        text = f"*{escape(token.name)}* `{token.sid}` {_stop_words(token.stops_at, now)}{last_used}"
+        lines.append((token, text))
     if may_act:
         footer = (
             "*Extend…* gives a token a later date, within its maximum lifetime; *Reset…* issues"

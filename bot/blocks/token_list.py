@@ -7,7 +7,7 @@ notice, filters, 10 cards and the pager — is 38 blocks, within Slack's 50: a c
 blocks whatever it shows (End grace now joins Edit in the card's actions block). The text
 stays within Slack's cap on a message's text too: what a gateway said about who presented
 an old secret (untrusted, escaped) is cut short, and a card names at most PRESENTERS_SHOWN
-presenters, or only the latest when a full page would run past the cap.
+presenters, or only the latest, or none, when a full page would run past the cap.
 
 A card shows the token as it is at `now` (expired once past its stop instant), which the
 caller reads from the store's clock.
@@ -41,6 +41,7 @@ from bot.list_view import ANY, NAME_FILTER_MAX, PAGE_SIZE, ListView, stateful_bl
 from storage.models import (
     EXPIRING_SOON_DAYS,
     IDLE,
+    LEAKED,
     CreatedOn,
     LastUsedFilter,
     Presenter,
@@ -69,8 +70,9 @@ PRESENTERS_SHOWN = 3
 ADDRESS_SHOWN = 45  # an IPv6 address in full
 USER_AGENT_SHOWN = 40
 # The text the notice and the cards may take: Slack refuses a message with more than about
-# 12,000 characters of text in all, and the rest of the list (filters, pager) takes < 1,200.
-CARDS_TEXT_BUDGET = 10_800
+# 12,000 characters of text in all, and the rest of the list (banner, filters, the cards'
+# menus and buttons, pager) takes < 1,000 at its longest.
+CARDS_TEXT_BUDGET = 10_900
 CREATED_ON_LABELS = {
     CreatedOn.LAST_7_DAYS: "Last 7 days",
     CreatedOn.LAST_30_DAYS: "Last 30 days",
@@ -167,14 +169,14 @@ def _rights(rights: tuple[str, ...]) -> str:
 
 
 def _menu(token: Token) -> OverflowMenuElement:
-    toggle = ("disable", "Disable") if token.enabled else ("enable", "Enable")
-    choices = [
-        ("duplicate", "Duplicate"),
-        ("reset", "Reset"),
-        ("upgrade", "Upgrade Version"),
-        toggle,
-        ("delete", "Delete"),
-    ]
+    """Duplicate, Reset, Upgrade Version, Disable or Enable, Delete; no Enable while the
+    token is leaked: only a Reset makes it safe again."""
+    choices = [("duplicate", "Duplicate"), ("reset", "Reset"), ("upgrade", "Upgrade Version")]
+    if token.enabled:
+        choices.append(("disable", "Disable"))
+    elif token.leaked_at is None:
+        choices.append(("enable", "Enable"))
+    choices.append(("delete", "Delete"))
     return OverflowMenuElement(
         action_id=ActionId.TOKEN_MENU,
         options=[
@@ -196,6 +198,12 @@ def works_until(token: Token, *, now: datetime, expiry_required: bool) -> str:
     if token.expires_within(now, EXPIRING_SOON_DAYS):
         return f":hourglass_flowing_sand: *Works until {slack_date(stops_at)}*"
     return f"*Works until* {slack_date(stops_at)}"
+
+
+def leaked(at: datetime) -> str:
+    """A leaked token's first line, above all the rest: its secret was posted in Slack, and
+    only a Reset replaces it. Short: a page of ten cards must stay within Slack's text cap."""
+    return f":rotating_light: *Leaked in Slack* {slack_date(at, with_time=False)} — Reset it now"
 
 
 def previous_secret(token: Token, *, now: datetime) -> str | None:
@@ -252,7 +260,7 @@ def old_secret_presented(
     for presenter in retired.presenters:
         newest.setdefault((presenter.address, presenter.user_agent), presenter)
     distinct = list(newest.values())
-    if distinct:
+    if distinct and presenters_shown > 0:
         line += ", from " + "; ".join(_presenter(p) for p in distinct[:presenters_shown])
         if len(distinct) > presenters_shown:
             line += f" +{len(distinct) - presenters_shown} more"
@@ -284,7 +292,8 @@ def card_details(
         version += f" (upgrade to `{escape(newest_version)}` available)"
     last_used = slack_date(token.last_used_at, ago=True) if token.last_used_at else "never"
     state = STATE_LABELS[token.state_at(now)]
-    lines = [
+    lines = [] if token.leaked_at is None else [leaked(token.leaked_at)]
+    lines += [
         f"*SID* `{token.sid}`   *State* {state}   *API version* {version}",
         works_until(token, now=now, expiry_required=expiry_required),
         f"*Access rights* {_rights(token.access_rights)}",
@@ -298,6 +307,8 @@ def card_details(
             ":zzz: *Disabled by Token Desk*: unused since"
             f" {slack_date(token.last_active_at, with_time=False)}"
         )
+    elif not token.enabled and token.disabled_reason == LEAKED:
+        lines.append(":no_entry: *Disabled by Token Desk*: its secret was posted in Slack")
     extra = (
         previous_secret(token, now=now),
         old_secret_presented(token.retired, presenters_shown=presenters_shown),
@@ -339,7 +350,7 @@ def _cards(
     notice: Notice | None,
 ) -> list[Block]:
     """The page's cards, each naming up to PRESENTERS_SHOWN presenters of an old secret, or
-    only the latest one when that would take the message past CARDS_TEXT_BUDGET."""
+    only the latest one, or none, when more would take the message past CARDS_TEXT_BUDGET."""
 
     def details(presenters_shown: int) -> list[str]:
         return [
@@ -353,11 +364,15 @@ def _cards(
             for token in tokens
         ]
 
-    texts = details(PRESENTERS_SHOWN)
-    used = len(notice.text) if notice else 0
-    used += sum(len(token.name) + len(text) for token, text in zip(tokens, texts, strict=True))
-    if used > CARDS_TEXT_BUDGET:
-        texts = details(1)
+    budget = (
+        CARDS_TEXT_BUDGET
+        - (len(notice.text) if notice else 0)
+        - sum(len(token.name) for token in tokens)
+    )
+    for presenters_shown in (PRESENTERS_SHOWN, 1, 0):
+        texts = details(presenters_shown)
+        if sum(map(len, texts)) <= budget:
+            break
     blocks: list[Block] = []
     for token, text in zip(tokens, texts, strict=True):
         blocks += card_blocks(

@@ -3,14 +3,14 @@ when Slack sends it back with the submission (it is still untrusted input).
 
 The `response_url` it holds is followed only if it points at Slack (or at SLACK_API_URL's
 host, for a stand-in), so a crafted payload can never make Token Desk post token data
-elsewhere; a reminder DM it names is a DM channel (`D…`), where chat.update reaches only the
-app's own messages.
+elsewhere; a DM it names (a reminder or a leak report) is a DM channel (`D…`), where
+chat.update reaches only the app's own messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from yarl import URL
@@ -20,8 +20,8 @@ from bot.inputs.payloads import (
     BLOCKS_MAX,
     enum_member,
     list_view_of,
-    reminder_dm_of,
     response_url_of,
+    token_dm_of,
 )
 from bot.list_view import NAME_FILTER_MAX, ListView
 from storage.models import CreatedOn, LastUsedFilter, StateFilter, TokenFilter
@@ -31,12 +31,13 @@ SLACK_HOOK_HOSTS = ("hooks.slack.com", "hooks.slack-gov.com")
 RESPONSE_URL_LIFETIME_SECONDS = 30 * 60
 
 
-class ReminderDm(BaseModel):
-    """The reminder DM a modal was opened from, and the tokens it lists: the modal's outcome
-    is shown by updating it (chat.update), not a list."""
+class TokenDm(BaseModel):
+    """The DM about tokens a modal was opened from — a reminder, or a leak report — and the
+    tokens it lists: the modal's outcome is shown by updating it (chat.update), not a list."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    kind: Literal["reminder", "leak"]
     channel: str = Field(pattern=r"^D[A-Z0-9]{2,30}$")
     ts: str = Field(pattern=r"^[0-9]{1,12}\.[0-9]{1,9}$")
     token_ids: tuple[Annotated[int, Field(ge=1, lt=2**53)], ...] = Field(
@@ -44,14 +45,14 @@ class ReminderDm(BaseModel):
     )
 
     @classmethod
-    def of_click(cls, body: Mapping[str, Any]) -> ReminderDm | None:
-        """The reminder DM a click came from, or None when it came from elsewhere."""
-        found = reminder_dm_of(body)
+    def of_click(cls, body: Mapping[str, Any]) -> TokenDm | None:
+        """The DM about tokens a click came from, or None when it came from elsewhere."""
+        found = token_dm_of(body)
         if found is None:
             return None
-        channel, ts, token_ids = found
+        kind, channel, ts, token_ids = found
         try:
-            return cls(channel=channel, ts=ts, token_ids=tuple(dict.fromkeys(token_ids)))
+            return cls(kind=kind, channel=channel, ts=ts, token_ids=tuple(dict.fromkeys(token_ids)))
         except ValidationError:
             return None
 
@@ -71,7 +72,7 @@ class ModalContext(BaseModel):
     state: StateFilter | None = None
     last_used: LastUsedFilter | None = None
     offset: int = Field(default=0, ge=0, le=10_000_000)
-    reminder: ReminderDm | None = None
+    dm: TokenDm | None = None
 
     @classmethod
     def of(
@@ -109,7 +110,7 @@ class ModalContext(BaseModel):
         action: str = "",
     ) -> ModalContext:
         """For a modal opened from the list (the list to refresh when it is done) or from a
-        reminder DM (the DM to update instead)."""
+        DM about tokens (the DM to update instead)."""
         context = cls.of(
             view=list_view_of(body),
             response_url=response_url_of(body),
@@ -118,8 +119,8 @@ class ModalContext(BaseModel):
             row_version=row_version,
             action=action,
         )
-        reminder = ReminderDm.of_click(body)
-        return context if reminder is None else context.model_copy(update={"reminder": reminder})
+        dm = TokenDm.of_click(body)
+        return context if dm is None else context.model_copy(update={"dm": dm})
 
     @classmethod
     def parse(cls, metadata: object) -> ModalContext | None:

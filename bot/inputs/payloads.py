@@ -128,16 +128,17 @@ def audit_page(action: Mapping[str, Any]) -> tuple[int, str] | None:
     return offset, "" if has_secret_part(name) else name
 
 
-# -- a reminder DM ------------------------------------------------------------------------
+# -- a DM about tokens ---------------------------------------------------------------------
 # Its buttons are on a normal message, whose copy comes with the click: where it is, and the
 # tokens it lists (its blocks `reminder.<token id>`), so that the outcome updates it in place.
 
 BLOCKS_MAX = 50
 
 
-def reminder_dm_of(body: Mapping[str, Any]) -> tuple[str, str, list[int]] | None:
-    """(channel, ts, token ids) of the reminder DM a click came from, unchecked beyond their
-    types (bot.inputs.modal_context.ReminderDm checks them); None for a click elsewhere."""
+def token_dm_of(body: Mapping[str, Any]) -> tuple[str, str, str, list[int]] | None:
+    """(kind, channel, ts, token ids) of the DM about tokens a click came from — kind
+    "reminder" or "leak", told by its token lines' block ids —, unchecked beyond their
+    types (bot.inputs.modal_context.TokenDm checks them); None for a click elsewhere."""
     container = _mapping(body, "container")
     channel, ts = container.get("channel_id"), container.get("message_ts")
     blocks = _mapping(body, "message").get("blocks")
@@ -145,15 +146,18 @@ def reminder_dm_of(body: Mapping[str, Any]) -> tuple[str, str, list[int]] | None
         return None
     if not isinstance(channel, str) or not isinstance(ts, str) or not isinstance(blocks, list):
         return None
-    prefix = f"{BlockId.REMINDER}."
-    token_ids = []
-    for block in blocks[:BLOCKS_MAX]:
-        block_id = block.get("block_id") if isinstance(block, Mapping) else None
-        if isinstance(block_id, str) and block_id.startswith(prefix):
-            token_id = small_number(block_id.removeprefix(prefix), digits=15)
-            if token_id is not None:
-                token_ids.append(token_id)
-    return (channel, ts, token_ids) if token_ids else None
+    for kind, block in (("reminder", BlockId.REMINDER), ("leak", BlockId.LEAK)):
+        prefix = f"{block}."
+        token_ids = []
+        for listed in blocks[:BLOCKS_MAX]:
+            block_id = listed.get("block_id") if isinstance(listed, Mapping) else None
+            if isinstance(block_id, str) and block_id.startswith(prefix):
+                token_id = small_number(block_id.removeprefix(prefix), digits=15)
+                if token_id is not None:
+                    token_ids.append(token_id)
+        if token_ids:
+            return kind, channel, ts, token_ids
+    return None
 
 
 # -- the list's filters and page ----------------------------------------------------------

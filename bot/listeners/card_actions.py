@@ -1,6 +1,7 @@
 """Clicks on a token card: Edit, the card menu (Duplicate, Reset, Upgrade Version, Disable
-or Enable, Delete), End grace now and the notice's Reset now; and a reminder DM's Extend…
-and Reset…, which work as Edit and Reset now but answer in that DM.
+or Enable, Delete), End grace now and the notice's Reset now; a reminder DM's Extend… and
+Reset…, and a leak report's Reset now and Disable now, which work as Edit, Reset now and
+Disable but answer in that DM.
 
 Each listener acknowledges at once, then works after the ack: Edit and the confirmations
 open a modal with the click's trigger, carrying the row version the card showed; Disable and
@@ -22,13 +23,12 @@ from bot.blocks import notices, notifications
 from bot.blocks.modals import ISSUING_A_SECRET, GraceOffer, confirm_view, token_form
 from bot.ids import ActionId, MenuChoice
 from bot.inputs.modal_context import ModalContext
-from bot.inputs.payloads import list_view_of, menu_choice, response_url_of, token_ref, trigger_id_of
-from bot.list_message import refresh_list
+from bot.inputs.payloads import menu_choice, token_ref, trigger_id_of
 from bot.listeners.token_forms import edit_expiry, new_secret_expiry
-from bot.reminder_dm import show_notice
 from bot.settings import Settings
 from bot.slack_client import open_modal, send_direct_messages
-from storage.errors import StaleVersion
+from bot.token_dm import show_notice
+from storage.errors import StaleVersion, TokenLeaked
 from storage.store import Store
 
 
@@ -41,6 +41,9 @@ def register(app: AsyncApp) -> None:
     # that DM instead of a list (the modal's context carries where it is).
     app.action(ActionId.REMINDER_EXTEND)(edit_clicked)
     app.action(ActionId.REMINDER_RESET)(reset_now_clicked)
+    # A leak report's: its Reset now offers no grace window (the token is marked leaked).
+    app.action(ActionId.LEAK_RESET)(reset_now_clicked)
+    app.action(ActionId.LEAK_DISABLE)(disable_now_clicked)
 
 
 async def edit_clicked(
@@ -113,6 +116,24 @@ async def reset_now_clicked(
         after_ack(work, respond=respond)
 
 
+async def disable_now_clicked(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
+    actor: str,
+) -> None:
+    await ack()
+    ref = token_ref(action.get("value"))
+    if ref is not None:
+        work = set_enabled(
+            body, client, store, actor=actor, token_id=ref[0], enabled=False, after_leak=True
+        )
+        after_ack(work, respond=respond)
+
+
 async def end_grace_clicked(
     ack: AsyncAck,
     body: dict[str, Any],
@@ -158,12 +179,23 @@ async def set_enabled(
     actor: str,
     token_id: int,
     enabled: bool,
+    after_leak: bool = False,
 ) -> None:
-    """Disable and Enable apply at once to the token as it is, whatever the card showed."""
-    change = await store.tokens.set_enabled(actor=actor, token_id=token_id, enabled=enabled)
+    """Disable and Enable apply at once to the token as it is, whatever the card (or DM)
+    showed; a leaked token is enabled only after a Reset. `after_leak`: Disable now from a
+    leak report, whose notice says what is left to do."""
+    try:
+        change = await store.tokens.set_enabled(actor=actor, token_id=token_id, enabled=enabled)
+    except TokenLeaked:
+        leaked = await store.token_reads.get(token_id=token_id)
+        await show_notice(client, store, body, notices.enable_refused_leaked(leaked))
+        return
     token = change.after
-    notice = notices.enabled_changed(token, enabled=enabled, changed=change.changed)
-    await refresh_list(store, response_url_of(body), view=list_view_of(body), notice=notice)
+    if after_leak:
+        notice = notices.disabled_after_leak(token, changed=change.changed)
+    else:
+        notice = notices.enabled_changed(token, enabled=enabled, changed=change.changed)
+    await show_notice(client, store, body, notice)
     if change.changed and not enabled:
         message = notifications.token_disabled(token, actor=actor, at=token.updated_at)
         await send_direct_messages(client, [token.primary_contact], message)

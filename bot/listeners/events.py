@@ -42,5 +42,9 @@ async def user_change(event: dict[str, Any], context: AsyncBoltContext, store: S
     await store.roles.record_statuses(statuses=[learned])
 
 
+async def ignore() -> None:
+    """An event Token Desk has no use for."""
+
+
 async def app_home_opened() -> None:
     """Only the Messages tab is used (the DMs live there): nothing to render."""

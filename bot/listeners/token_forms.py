@@ -43,9 +43,9 @@ from bot.inputs.payloads import (
 )
 from bot.list_message import refresh_list
 from bot.listeners.subcommand import SubCommand
-from bot.reminder_dm import update_reminder_dm
 from bot.settings import Settings
 from bot.slack_client import create_web_client, open_modal, send_direct_messages
+from bot.token_dm import update_token_dm
 from bot.user_status import look_up_status, wall_time
 from storage.errors import AlreadyApplied, InvalidInput
 from storage.models import KEEP, IssuedToken, KeepExpiry, SlackStatus, Token, TokenEdit
@@ -209,12 +209,12 @@ async def _contact_error(client: AsyncWebClient, user_id: str) -> str | None:
 
 
 def _refresh(store: Store, settings: Settings, context: ModalContext, notice: Notice) -> bool:
-    """Refresh the list the modal came from, or update the reminder DM it came from, after
+    """Refresh the list the modal came from, or update the DM about tokens it came from, after
     the ack; whether it can be reached."""
-    if context.reminder is not None:
+    if context.dm is not None:
         # Through a client of its own: the submission's listeners are not handed one.
         client = create_web_client(settings)
-        update = update_reminder_dm(client, store, context.reminder, notice)
+        update = update_token_dm(client, store, context.dm, notice)
         after_ack(update, respond=None)
         return True
     url = context.usable_response_url(api_url=settings.slack_api_url, now=time.time())
@@ -232,7 +232,10 @@ async def _show_secret(
     issued: IssuedToken,
     why: Issued,
 ) -> None:
-    refreshed = _refresh(store, settings, context, notices.secret_issued(issued.token.name, why))
+    notice = notices.secret_issued(issued.token.name, why)
+    if context.dm is not None and context.dm.kind == "leak":
+        notice = notices.reset_after_leak(issued.token)
+    refreshed = _refresh(store, settings, context, notice)
     await ack(
         response_action="update",
         view=secret_view(issued, why=why, refresh_failed=not refreshed),

@@ -43,6 +43,8 @@ def test_only_the_scopes_the_app_needs(manifest: dict[str, Any]) -> None:
         "im:write",
         "users:read",
         "usergroups:read",
+        "channels:history",
+        "groups:history",
     }
     assert "user" not in manifest["oauth_config"]["scopes"]
 
@@ -60,6 +62,25 @@ async def test_the_app_answers_every_command_and_event_of_the_manifest(
         reply = await slack.slash_command(ADMIN, "help", command=command["command"])
         assert reply.status == 200 and reply.body["text"]
     for event in manifest["settings"]["event_subscriptions"]["bot_events"]:
-        fields = {"subteam_id": "S0GROUP01"} if event == "subteam_members_changed" else {}
-        reply = await slack.event({"type": event, "user": ADMIN, **fields})
+        reply = await slack.event({"user": ADMIN, **EVENT_FIELDS.get(event, {"type": event})})
         assert reply.status == 200, event
+
+
+# What a subscription's event carries beyond its user, where the name is not the type.
+EVENT_FIELDS: dict[str, dict[str, Any]] = {
+    "subteam_members_changed": {"type": "subteam_members_changed", "subteam_id": "S0GROUP01"},
+    "message.channels": {
+        "type": "message",
+        "channel_type": "channel",
+        "channel": "C0TEST",
+        "text": "hello",
+        "ts": "1700000000.000100",
+    },
+    "message.groups": {
+        "type": "message",
+        "channel_type": "group",
+        "channel": "G0TEST",
+        "text": "hello",
+        "ts": "1700000000.000200",
+    },
+}

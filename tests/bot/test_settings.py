@@ -63,6 +63,7 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
         "TOKENDESK_REMINDER_DAYS": "1, 14,3",
         "TOKENDESK_DISABLE_UNUSED_DAYS": "14",
         "TOKENDESK_ALERTS_CHANNEL": " C0ALERTS1 ",
+        "TOKENDESK_LEAK_ACTION": " Disable ",
     }.items():
         monkeypatch.setenv(name, value)
     loaded = settings()
@@ -78,6 +79,7 @@ def test_environment_values_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loaded.tokendesk_reminder_days == (14, 3, 1)
     assert loaded.tokendesk_disable_unused_days == 14
     assert loaded.tokendesk_alerts_channel == "C0ALERTS1"
+    assert loaded.tokendesk_leak_action == "disable"
 
 
 def test_a_dotenv_file_is_honoured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,6 +108,7 @@ BASE = {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING}
         (BASE | {"tokendesk_api_versions": ""}, "TOKENDESK_API_VERSIONS: must list", None),
         (BASE | {"tokendesk_scopes": "read everything"}, "TOKENDESK_SCOPES: must", "everything"),
         (BASE | {"tokendesk_log_level": "LOUD"}, "TOKENDESK_LOG_LEVEL: must be one", "LOUD"),
+        (BASE | {"tokendesk_leak_action": "delete"}, "TOKENDESK_LEAK_ACTION: must be", "delete"),
         (BASE | {"slack_api_url": "ftp://example"}, "SLACK_API_URL: must be an http", "ftp"),
         (BASE | {"host": "every where"}, "HOST: must be an IP address or host name", "where"),
         (BASE | {"host": "300.1.2.3"}, "HOST: must be an IP address or host name", "300"),

@@ -484,3 +484,49 @@ async def test_tokens_from_before_grace_windows_have_none_and_can_open_one(
             connection.execute("UPDATE tokens SET previous_secret_hash = x'00', previous_until = 1")
     finally:
         connection.close()
+
+
+async def test_tokens_from_before_the_leak_guard_keep_their_state_and_windows(
+    tmp_path: Path,
+) -> None:
+    """Migration 8: the tokens already there are not leaked, keep the reason they were
+    disabled for and the grace window a Reset left them; the leak guard then works."""
+    path = tmp_path / "tokendesk.db"
+    connection = build_at(path, 7)
+    try:
+        used, disabled = seed(connection, 7).tokens
+        previous = generate_secret()
+        until = int(START) + 3_600
+        connection.execute(
+            "UPDATE tokens SET disabled_reason = 'idle' WHERE sid = ?", (disabled.sid,)
+        )
+        connection.execute(
+            "UPDATE tokens SET previous_secret_hash = ?, previous_secret_hint = ?,"
+            " previous_until = ? WHERE sid = ?",
+            (SecretHasher(KEY).digest(previous), secret_hint(previous), until, used.sid),
+        )
+    finally:
+        connection.close()
+
+    async with opened_store(path, clock=FakeClock()) as store:
+        tokens = await tokens_by_sid(store)
+        assert {token.leaked_at for token in tokens.values()} == {None}
+        assert tokens[disabled.sid].disabled_reason == "idle"
+        assert tokens[used.sid].disabled_reason is None
+        assert tokens[used.sid].previous_until == at(until)
+        window = store.credentials.check(previous)
+        assert window.token is not None and window.token.secret_used == "previous"
+
+        (leak,) = await store.leaks.report(
+            candidates=[used.secret],
+            channel="C0LEAKS01",
+            message_ts="1.2",
+            poster=None,
+            disable=True,
+        )
+        assert leak.token.disabled_reason == "leaked" and leak.token.leaked_at is not None
+        assert store.credentials.check(previous).reason == "retired"
+        await store.tokens.delete(
+            actor=ACTOR, token_id=leak.token.id, row_version=leak.token.row_version
+        )
+        assert row_counts(path)["leak_reports"] == 0

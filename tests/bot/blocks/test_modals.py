@@ -418,6 +418,15 @@ def test_no_grace_window_is_offered_while_the_current_secret_does_not_work(curre
     assert grace_block(view) is None
     assert "unless you let it keep working" not in all_text(view)
     assert "will stop working as soon as you confirm." in all_text(view)
+    assert "posted in Slack" not in all_text(view)
+
+
+def test_a_reset_of_a_leaked_token_says_why_no_grace_window_is_offered() -> None:
+    view = reset_view(token(leaked_at=NOW - timedelta(hours=1), expires_on=date(2027, 1, 31)))
+    assert grace_block(view) is None
+    text = all_text(view)
+    assert "current secret was posted in Slack, so it stops working as soon as you confirm" in text
+    assert "unless you let it keep working" not in text
 
 
 def test_a_reset_during_a_window_says_the_earlier_previous_secret_stops_at_once() -> None:

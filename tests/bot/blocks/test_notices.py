@@ -28,6 +28,10 @@ NOTICES: dict[str, Callable[[Token], Notice]] = {
     "deleted": lambda t: notices.deleted(t.name),
     "grace_ended": lambda t: notices.grace_ended(t, changed=True),
     "grace_already_ended": lambda t: notices.grace_ended(t, changed=False),
+    "enable_refused_leaked": notices.enable_refused_leaked,
+    "disabled_after_leak": lambda t: notices.disabled_after_leak(t, changed=True),
+    "already_disabled_after_leak": lambda t: notices.disabled_after_leak(t, changed=False),
+    "reset_after_leak": notices.reset_after_leak,
 }
 
 
@@ -56,9 +60,14 @@ def test_every_notice_escapes_the_token_name_and_fits_the_list(kind: str) -> Non
     assert "&lt;!channel&gt; &amp; &lt;@U1&gt;" in notice.text
 
 
-def test_only_an_enable_and_a_found_secret_offer_a_reset() -> None:
+def test_only_an_enable_a_found_secret_and_a_refused_enable_offer_a_reset() -> None:
     offered = {kind for kind, build in NOTICES.items() if build(token()).offer_reset is not None}
-    assert offered == {"secret_found", "enabled"}
+    assert offered == {"secret_found", "enabled", "enable_refused_leaked"}
+
+
+def test_a_refused_enable_says_the_secret_was_posted_and_to_reset_first() -> None:
+    text = notices.enable_refused_leaked(token()).text
+    assert "was not enabled: its secret was posted in Slack. Reset it first" in text
 
 
 def test_changed_meanwhile_names_who_and_when_and_that_nothing_was_applied() -> None:

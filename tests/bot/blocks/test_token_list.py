@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,7 @@ from slack_standin.blockkit import check_message
 from slack_standin.client import fill
 from storage.models import (
     IDLE,
+    LEAKED,
     CreatedOn,
     LastUsedFilter,
     Presenter,
@@ -71,8 +73,8 @@ HOSTILE_PRESENTERS = tuple(
 
 
 def worst_card(number: int, *, in_grace: bool) -> Token:
-    """A card with every line at its longest: disabled by Token Desk, or in a grace window
-    (a token cannot be both), and an old secret presented by many."""
+    """A card with every line at its longest: leaked, disabled by Token Desk or in a grace
+    window (a token cannot be both), and an old secret presented by many."""
     kind: dict[str, Any] = (
         {
             "previous_secret_hint": "Zz99",
@@ -89,6 +91,7 @@ def worst_card(number: int, *, in_grace: bool) -> Token:
         api_version="v1",
         expires_on=WHEN.date() + timedelta(days=3),
         last_used_at=WHEN,
+        leaked_at=WHEN,
         retired=RetiredSummary(
             presented=9_999_999, last_presented_at=WHEN, presenters=HOSTILE_PRESENTERS
         ),
@@ -180,6 +183,36 @@ def test_the_menu_holds_the_five_actions_in_order() -> None:
         "delete:1:3",
     ]
     assert disabled["options"][3]["text"]["text"] == "Enable"
+
+
+def test_a_leaked_token_offers_no_enable_only_reset() -> None:
+    enabled = block_in(render([token(leaked_at=WHEN)]), "details.1")["accessory"]
+    disabled = block_in(render([token(leaked_at=WHEN, enabled=False)]), "details.1")["accessory"]
+    assert [option["value"] for option in enabled["options"]] == [
+        "duplicate:1:3",
+        "reset:1:3",
+        "upgrade:1:3",
+        "disable:1:3",
+        "delete:1:3",
+    ]
+    assert [option["value"] for option in disabled["options"]] == [
+        "duplicate:1:3",
+        "reset:1:3",
+        "upgrade:1:3",
+        "delete:1:3",
+    ]
+
+
+def test_a_leaked_token_says_so_first_and_keeps_its_state() -> None:
+    text = details(token(leaked_at=WHEN - timedelta(hours=2)))
+    since = int((WHEN - timedelta(hours=2)).timestamp())
+    first = text.split("\n")[0]
+    assert first == (
+        f":rotating_light: *Leaked in Slack* <!date^{since}^{{date_short_pretty}}|2026-11-01>"
+        " — Reset it now"
+    )
+    assert state_of(text) == "Enabled"
+    assert "Leaked" not in details(token())
 
 
 def test_many_access_rights_are_shortened() -> None:
@@ -415,6 +448,13 @@ def test_a_token_disabled_for_being_unused_says_so() -> None:
     assert "Disabled by Token Desk" not in details(token(disabled_reason=IDLE))
 
 
+def test_a_token_disabled_for_its_leak_says_so() -> None:
+    text = details(token(enabled=False, disabled_reason=LEAKED, leaked_at=WHEN))
+    assert ":no_entry: *Disabled by Token Desk*: its secret was posted in Slack" in text
+    assert state_of(text) == "Disabled"
+    assert "Disabled by Token Desk" not in details(token(disabled_reason=LEAKED))
+
+
 def test_every_expiry_state_fits_slacks_limits() -> None:
     today = WHEN.date()
     tokens = [
@@ -526,10 +566,21 @@ def test_presenters_are_escaped_cut_and_counted() -> None:
 
 
 def test_a_full_page_names_only_the_latest_presenter() -> None:
-    tokens = [worst_card(number, in_grace=True) for number in range(10)]
+    tokens = [replace(worst_card(number, in_grace=True), leaked_at=None) for number in range(10)]
     full = render(tokens[:1])
     crowded = render(tokens, notice=LONGEST_NOTICE)
     first = block_in(full, "details.0")["text"]["text"]
     assert f"+{5 - PRESENTERS_SHOWN} more" in first
     assert "+4 more" in block_in(crowded, "details.0")["text"]["text"]
+    assert check_message(crowded) == []
+
+
+def test_a_full_page_of_the_longest_cards_names_no_presenter_but_counts_them() -> None:
+    tokens = [worst_card(number, in_grace=True) for number in range(10)]
+    crowded = render(tokens, notice=LONGEST_NOTICE)
+    text = block_in(crowded, "details.0")["text"]["text"]
+    assert text.endswith(
+        ":mag: *Old secret still presented* 9,999,999 times, last"
+        " <!date^1793525400^{ago}|2026-11-01 09:30 UTC>"
+    )
     assert check_message(crowded) == []
