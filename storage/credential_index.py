@@ -378,12 +378,14 @@ class CredentialIndex:
             changes["last_used_at"] = used_at
             changes["last_active_at"] = max(token.last_active_at, used_at)
         pending = self._previous_used.get(token.id)
-        # A use of the previous secret counts from the Reset that made it previous: one
-        # still pending may be of the secret before it, when a Reset is about to commit.
+        # A use of the previous secret counts from the Reset that made it previous, that
+        # second included (a pending use of the secret before it is dropped when the Reset
+        # commits: `remember`).
         if (
             pending is not None
             and token.previous_until is not None
-            and pending > max(_seconds(token.previous_last_used_at), _seconds(token.reset_at))
+            and pending > _seconds(token.previous_last_used_at)
+            and pending >= _seconds(token.reset_at)
         ):
             changes["previous_last_used_at"] = datetime.fromtimestamp(pending, UTC)
         return replace(token, **changes) if changes else token

@@ -30,7 +30,7 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -567,13 +567,16 @@ class TokenLifecycle:
                 now=now,
                 new_secret=digest is not None,
             )
-            return TokenChange(before=with_last_used(before), after=with_last_used(after))
+            return TokenChange(before=with_last_used(before), after=after)
 
         def apply(change: TokenChange) -> None:
             # Unchanged too: a window that ended by time may have been retired.
             self._credentials.remember(change.after, digest)
 
-        return await self._database.transact(write, after_commit=apply)
+        change = await self._database.transact(write, after_commit=apply)
+        # Uses not written yet are added once the index follows the change: a pending use
+        # of a previous secret this change retired is then gone.
+        return replace(change, after=with_last_used(change.after))
 
     # The field rules -------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """The store against a simple in-memory model of the token rules and the token actions.
 
 A Hypothesis state machine drives one store per example through create, edit, duplicate,
-reset, upgrade, disable/enable, delete, the API-access switch, the auth check, the list
-with its filters and paging, look-ups by id, SID and secret, flushing last-used times,
-reopening (possibly with a newer API version in the catalog), the audit log and a clock
-that moves (to either side of midnight UTC, too), and after every step compares
+reset (with a grace window or none), End grace now, upgrade, disable/enable, delete, the
+API-access switch, the auth check (with current, previous and retired secrets), the list
+with its filters and paging, look-ups by id, SID and secret, flushing last-used times, the
+scheduler's upkeep of windows and retired secrets, reopening (possibly with a newer API
+version in the catalog), the audit log and a clock that moves (by seconds, hours and days,
+to either side of midnight UTC and of a window's end, too), and after every step compares
 everything the store shows with what the model predicts.
 
 The model is written from the product rules, not from the store's code: names are NFKC,
@@ -16,6 +18,21 @@ none only without a maximum lifetime, and at most the maximum after the day its 
 secret was issued. The State filter partitions the tokens (Enabled, Expired, Disabled);
 Expiring soon is the enabled ones stopping within 7 days; Last used counts the uses the
 auth check gathered as soon as it gathered them.
+
+A Reset may leave the replaced secret working as the previous one for a grace window (1
+hour, 24 hours, 3 days or 7 days; at most 7 days), only while the current secret works
+(enabled, not expired; a grace otherwise is refused and nothing changes). The previous
+secret passes the check (which says so) until the window's end or the token's stop
+instant, whichever comes first, compared with the clock on every check; an Edit moving the
+stop instant before the window's end ends the window there. One previous secret at most:
+a Reset retires the earlier one at once. End grace now (idempotent; a stale version
+changes nothing while a window is open), a second Reset, Disable and Delete end a window
+for good; API access off only suspends both secrets. A window ended by time stays on the
+card until a change of its token or the scheduler retires it, audited as ended by Token
+Desk. A retired secret fails the check like an unknown one but is named as retired (so
+that its presentations count) until its digest is purged, 30 days after its retirement,
+or its token is deleted. The card shows the previous secret's hint, until when it works
+and when it last passed (None: not since the Reset).
 
 Short by default (CI); `TOKENDESK_LONG_TESTS=1` runs many more and longer examples.
 """
@@ -45,6 +62,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from storage.credential_index import RETIRED
 from storage.errors import (
     AlreadyApplied,
     AlreadyNewestVersion,
@@ -63,6 +81,7 @@ from storage.models import (
     IssuedToken,
     KeepExpiry,
     LastUsedFilter,
+    SecretUsed,
     StateFilter,
     Token,
     TokenEdit,
@@ -78,11 +97,16 @@ MAX_EXAMPLES = 1000 if LONG else 50
 STEPS = 50 if LONG else 30
 
 T = TypeVar("T")
+# The actor of what Token Desk does by itself.
+SYSTEM_ACTOR = "tokendesk"
 
 ALL_VERSIONS = ("v1", "v2", "v3")
 NAME_MAX = 100
 DESCRIPTION_MAX = 500
 PAGE_MAX = 100
+HOUR = 3600
+MAX_GRACE = timedelta(days=7)
+RETIRED_KEPT = 30 * DAY_SECONDS  # how long a retired secret's digest is kept
 
 # ---------------------------------------------------------------------------------------
 # The model's own reading of the field rules, independent of storage.fields.
@@ -165,11 +189,30 @@ def model_copy_name(name: str, taken: set[str]) -> str:
 
 
 def unused(*tokens: Token) -> tuple[Token, ...]:
-    """Tokens as a change returns them: compared without their last-used time (and the
-    activity it makes), which some change results take from the database only, not from
+    """Tokens as a change returns them: compared without their last-used times (and the
+    activity they make), which some change results take from the database only, not from
     the times not yet flushed (`get` and `page` merge those; the model checks them there)."""
     epoch = datetime.fromtimestamp(0, UTC)
-    return tuple(replace(token, last_used_at=None, last_active_at=epoch) for token in tokens)
+    return tuple(
+        replace(token, last_used_at=None, last_active_at=epoch, previous_last_used_at=None)
+        for token in tokens
+    )
+
+
+def in_any_pass_order(
+    records: list[tuple[str, str | None, str]],
+) -> list[tuple[str, str | None, str]]:
+    """Audit records with each run of windows Token Desk ended sorted: a scheduler pass
+    retires them in no particular order."""
+    ordered: list[tuple[str, str | None, str]] = []
+    run: list[tuple[str, str | None, str]] = []
+    for record in records:
+        if record[0] == "end_grace" and record[2] == SYSTEM_ACTOR:
+            run.append(record)
+        else:
+            ordered += [*sorted(run, key=str), record]
+            run = []
+    return ordered + sorted(run, key=str)
 
 
 def _at(seconds: int | None) -> datetime | None:
@@ -230,6 +273,10 @@ INVALID_NAMES = [
 ]
 
 
+def draw_bool(data: st.DataObject, label: str) -> bool:
+    return data.draw(st.booleans(), label=label)
+
+
 def mostly(valid: st.SearchStrategy[T], invalid: st.SearchStrategy[T]) -> st.SearchStrategy[T]:
     """A valid value nine times out of ten, so that whole inputs are often accepted."""
     return st.integers(0, 9).flatmap(lambda n: invalid if n == 0 else valid)
@@ -259,15 +306,24 @@ VERSION_DELTAS = st.sampled_from([0, 0, 0, -1, 1])
 EXPIRIES = st.sampled_from([None, -1, 0, 1, 2, 7, 8, 29, 30, 31, 365, 366])
 EDITED_EXPIRIES = st.sampled_from(["keep", "keep", "keep"]) | EXPIRIES
 MAX_LIFETIMES = st.sampled_from([0, 30, 365])
+# The Reset confirmation's choices (None: stop immediately), a window more often than not;
+# beyond 7 days or below zero is refused.
+GRACE_CHOICES = (None, timedelta(hours=1), timedelta(hours=24), timedelta(days=3), MAX_GRACE)
+GRACES = mostly(
+    st.sampled_from(GRACE_CHOICES) | st.sampled_from(GRACE_CHOICES[1:]),
+    st.sampled_from([MAX_GRACE + timedelta(seconds=1), timedelta(seconds=-1)]),
+)
 ADVANCES = st.sampled_from(
     [
         0,
         0.5,
         1,
         59,
-        3600,
+        HOUR,
+        2 * HOUR,
         DAY_SECONDS - 1,
         DAY_SECONDS,
+        3 * DAY_SECONDS,
         6 * DAY_SECONDS,
         7 * DAY_SECONDS,
         23 * DAY_SECONDS,
@@ -324,6 +380,11 @@ class ModelToken:
     expires_on: date | None
     active_at: int  # creation, last enable or last reset; a use counts on top
     disabled_reason: str | None = None
+    # The secret a Reset left working until `previous_until` (a window that ended by time
+    # stays until a change or the scheduler retires it), and when it last passed.
+    previous_secret: str | None = None
+    previous_until: int | None = None
+    previous_last_used_at: int | None = None
 
     def __repr__(self) -> str:
         return f"<token {self.name[:30]!r} id={self.id} v{self.row_version}>"
@@ -349,30 +410,60 @@ class ModelToken:
             expires_on=self.expires_on,
             last_active_at=datetime.fromtimestamp(max(self.active_at, self.last_used_at or 0), UTC),
             disabled_reason=self.disabled_reason,
+            previous_secret_hint=None
+            if self.previous_secret is None
+            else self.previous_secret[-4:],
+            previous_until=_at(self.previous_until),
+            previous_last_used_at=_at(self.previous_last_used_at),
         )
 
-    def authorized(self) -> AuthorizedToken:
+    def authorized(self, secret_used: SecretUsed) -> AuthorizedToken:
         return AuthorizedToken(
             id=self.id,
             sid=self.sid,
             name=self.name,
             api_version=self.api_version,
             access_rights=self.access_rights,
-            expires_at=None if self.expires_on is None else _at(stop_of(self.expires_on)),
-            secret_used="current",
+            expires_at=None if self.stops_at is None else _at(self.stops_at),
+            secret_used=secret_used,
         )
+
+    @property
+    def stops_at(self) -> int | None:
+        return None if self.expires_on is None else stop_of(self.expires_on)
 
     @property
     def secret_issued_on(self) -> date:
         return utc_day(self.reset_at if self.reset_at is not None else self.created_at)
 
     def expired(self, now: int) -> bool:
-        return self.expires_on is not None and stop_of(self.expires_on) <= now
+        return self.stops_at is not None and self.stops_at <= now
+
+    def works(self, now: int) -> bool:
+        """Whether the current secret passes the check at `now`, API access aside."""
+        return self.enabled and not self.expired(now)
+
+    def window_open(self, now: int) -> bool:
+        """Whether the previous secret works at `now` (its token's state aside)."""
+        return self.previous_until is not None and now < self.previous_until
 
     def touch(self, actor: str, now: int) -> None:
         self.row_version += 1
         self.updated_at = now
         self.updated_by = actor
+
+
+@dataclass(frozen=True)
+class Check:
+    """What the auth check answers for a secret: the token it passes as and which of its
+    secrets it is, or a refusal, naming the token for a retired secret."""
+
+    owner: ModelToken | None = None
+    secret_used: SecretUsed = "current"
+    retired_of: int | None = None
+
+    def authorized(self) -> AuthorizedToken | None:
+        return None if self.owner is None else self.owner.authorized(self.secret_used)
 
 
 class StoreModel(RuleBasedStateMachine):
@@ -389,6 +480,7 @@ class StoreModel(RuleBasedStateMachine):
         self.tokens: dict[str, ModelToken] = {}  # the live tokens, by SID
         self.ever: list[ModelToken] = []  # every token ever created, deleted ones too
         self.secrets: list[tuple[str, str]] = []  # every secret issued, with its token's SID
+        self.retired: dict[str, int] = {}  # retired secrets still kept → when retired
         self.api_access = False
         self.claims: dict[str, int] = {}  # request key → when a committed change used it
         self.unflushed: set[str] = set()  # SIDs used since the last flush
@@ -545,16 +637,56 @@ class StoreModel(RuleBasedStateMachine):
         assert token == created.expected(), what
         return created
 
-    def verdict(self, secret: str, sid: str | None) -> ModelToken | None:
+    def verdict(self, secret: str, sid: str | None) -> Check:
+        """A secret of a deleted token, or one retired and purged, is unknown; a retired one
+        (a previous one whose window has ended, too) is refused whatever the SID."""
         owner_sid = next((o for s, o in self.secrets if s == secret), None)
         owner = self.tokens.get(owner_sid) if owner_sid else None
-        if owner is None or owner.secret != secret:
-            return None
+        if owner is None:
+            return Check()
+        secret_used: SecretUsed = "current"
+        if secret == owner.previous_secret:
+            if not owner.window_open(self.now):
+                return Check(retired_of=owner.id)
+            secret_used = "previous"
+        elif secret != owner.secret:
+            return Check(retired_of=owner.id if secret in self.retired else None)
         if sid is not None and sid != owner.sid:
-            return None
-        if not owner.enabled or owner.expired(self.now) or not self.api_access:
-            return None
-        return owner
+            return Check()
+        if not owner.works(self.now) or not self.api_access:
+            return Check()
+        return Check(owner, secret_used)
+
+    def check(self, secret: str, sid: str | None, what: str) -> Check:
+        """Run the auth check, compare it with the model's, and count a pass as a use."""
+        expected = self.verdict(secret, sid)
+        verdict = self.s.credentials.check(secret, sid)
+        assert verdict.token == expected.authorized(), what
+        assert verdict.retired_token_id == expected.retired_of, f"{what}: {verdict.reason}"
+        assert (verdict.reason == RETIRED) == (expected.retired_of is not None), what
+        owner = expected.owner
+        if expected.retired_of is not None:
+            event("check: refused as retired")
+        if owner is not None:
+            event(f"check: passes as {expected.secret_used}")
+            owner.last_used_at = self.now
+            if expected.secret_used == "previous":
+                owner.previous_last_used_at = self.now
+            self.unflushed.add(owner.sid)
+        return expected
+
+    def lapse(self, token: ModelToken) -> None:
+        """What a committed change of `token`, or the scheduler, does first: retire a
+        previous secret whose window has ended by time, audited as ended by Token Desk."""
+        if token.previous_until is not None and token.previous_until <= self.now:
+            self.end_window(token, at=token.previous_until)
+            self.audit.append(("end_grace", token.sid, SYSTEM_ACTOR))
+
+    def end_window(self, token: ModelToken, *, at: int | None = None) -> None:
+        """Retire the previous secret, if there is one (as of now, or `at`)."""
+        if token.previous_secret is not None:
+            self.retired[token.previous_secret] = self.now if at is None else at
+        token.previous_secret = token.previous_until = token.previous_last_used_at = None
 
     # Set-up ------------------------------------------------------------------------------
 
@@ -565,28 +697,34 @@ class StoreModel(RuleBasedStateMachine):
             st.tuples(
                 st.sampled_from(VALID_NAMES) | st.sampled_from(VALID_NAMES[-4:]),
                 st.sampled_from([0, 1, 7, 23, 30]),
+                st.sampled_from(GRACE_CHOICES),
             ),
             max_size=4,
         ),
-        api_access=st.booleans(),
+        api_access=st.sampled_from([True, True, False]),
     )
     def open_store(
         self,
         versions: tuple[str, ...],
         max_lifetime: int,
-        seed: list[tuple[str, int]],
+        seed: list[tuple[str, int, timedelta | None]],
         api_access: bool,
     ) -> None:
         """Open the store (maybe on an older catalog, so that Upgrade has work to do; with
         or without a maximum lifetime) with a few tokens already, some created in the same
-        second, some days apart (bucket boundaries), so that every example has something to
-        act on."""
+        second, some days apart (bucket boundaries), most reset at once with a grace window
+        (some of which end before the example starts), so that every example has something
+        to act on."""
         self.versions = versions
         self.max_lifetime = max_lifetime
         self.store = self.run(self._open())
         self.set_api_access("UALICE001", api_access)
-        for name, days in seed:
+        for name, days, grace in seed:
+            created = len(self.ever)
             self.create("UALICE001", name, "", frozenset(SCOPES[:1]), "UCONTACT1", 7, None)
+            if len(self.ever) > created and grace is not None:
+                token = self.ever[-1]
+                self.reset_token(token, "UALICE001", 0, token.expires_on, grace, None)
             self.clock.advance(days * DAY_SECONDS)
 
     # Rules -------------------------------------------------------------------------------
@@ -600,6 +738,18 @@ class StoreModel(RuleBasedStateMachine):
         """To a second before, at or after 00:00 UTC `days` days from now: where tokens stop."""
         midnight = (self.now // DAY_SECONDS + days) * DAY_SECONDS
         self.clock.now = midnight + offset
+
+    @precondition(lambda self: any(t.previous_until is not None for t in self.tokens.values()))
+    @rule(data=st.data(), offset=st.sampled_from([-1, 0, 1]))
+    def advance_to_window_end(self, data: st.DataObject, offset: int) -> None:
+        """To a second before, at or after the end of a window, if that is still ahead."""
+        ends = [
+            t.previous_until
+            for t in self.ever  # creation order: replayable
+            if t.previous_until is not None and t.sid in self.tokens
+        ]
+        end = data.draw(st.sampled_from(ends), label="end") + offset
+        self.clock.now = max(self.clock.now, end)
 
     @rule(
         actor=ACTORS,
@@ -751,10 +901,15 @@ class StoreModel(RuleBasedStateMachine):
         if change is None:
             return
         self.claim(request_key)
+        self.lapse(token)
         before = token.expected()
         if changes:
             for field, value in changes.items():
                 setattr(token, field, value)
+            # A stop instant moved before the window's end ends the window there.
+            stops_at = token.stops_at
+            if token.previous_until is not None and stops_at is not None:
+                token.previous_until = min(token.previous_until, stops_at)
             token.touch(actor, self.now)
             self.audit.append(("edit", token.sid, actor))
         assert change.changed == bool(changes)
@@ -817,6 +972,7 @@ class StoreModel(RuleBasedStateMachine):
         actor=ACTORS,
         delta=VERSION_DELTAS,
         expiry_days=EXPIRIES,
+        grace=GRACES,
         request_key=REQUEST_KEYS,
     )
     def reset(
@@ -825,30 +981,59 @@ class StoreModel(RuleBasedStateMachine):
         actor: str,
         delta: int,
         expiry_days: int | None,
+        grace: timedelta | None,
         request_key: str | None,
     ) -> None:
-        token = self.pick(data)
+        self.reset_token(
+            self.pick(data), actor, delta, self.expiry(expiry_days), grace, request_key
+        )
+
+    def reset_token(
+        self,
+        token: ModelToken,
+        actor: str,
+        delta: int,
+        expires_on: date | None,
+        grace: timedelta | None,
+        request_key: str | None,
+    ) -> None:
+        """A grace beyond the choices is refused before anything else is looked at. A token
+        whose current secret does not work (disabled or expired) gets no window: there is
+        no working secret to keep."""
         row_version = token.row_version + delta
-        expires_on = self.expiry(expiry_days)
-        expected = self.refusal(token, row_version, request_key)
+        expected, bad = self.refusal(token, row_version, request_key), {"expires_on"}
         if expected is None and self.expiry_refused(expires_on, utc_day(self.now)):
             expected = InvalidInput
+        if grace is not None and not timedelta(0) <= grace <= MAX_GRACE:
+            expected, bad = InvalidInput, {"grace"}
         issued = self.outcome(
-            f"reset {token.sid}",
+            f"reset {token.sid} with grace {grace}",
             self.s.tokens.reset(
                 actor=actor,
                 token_id=token.id,
                 row_version=row_version,
                 expires_on=expires_on,
+                grace=grace,
                 request_key=request_key,
             ),
             expected,
-            {"expires_on"},
+            bad,
         )
         if issued is None:
             return
         assert _holds_secret(issued.secret)
         assert all(issued.secret != known for known, _ in self.secrets), "reset: secret reused"
+        self.lapse(token)
+        self.end_window(token)
+        if grace and token.works(self.now):
+            ends = [self.now + int(grace.total_seconds()), token.stops_at]
+            if expires_on is not None:
+                ends.append(stop_of(expires_on))
+            token.previous_secret = token.secret
+            token.previous_until = min(end for end in ends if end is not None)
+            event(f"reset: grace {grace}")
+        else:
+            self.retired[token.secret] = self.now
         token.secret = issued.secret
         token.reset_at = self.now
         token.active_at = self.now
@@ -858,6 +1043,42 @@ class StoreModel(RuleBasedStateMachine):
         self.claim(request_key)
         self.audit.append(("reset", token.sid, actor))
         assert unused(issued.token) == unused(token.expected())
+
+    @precondition(lambda self: self.ever)
+    @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
+    def end_grace(
+        self, data: st.DataObject, actor: str, delta: int, request_key: str | None
+    ) -> None:
+        """End grace now: retires an open window's previous secret at the version the
+        caller saw; without an open window it changes nothing, whatever the version."""
+        windows = [t for t in self.ever if t.previous_secret is not None and t.sid in self.tokens]
+        if windows and draw_bool(data, "with a window?"):
+            token = data.draw(st.sampled_from(windows), label="token")
+        else:
+            token = self.pick(data)
+        row_version = token.row_version + delta
+        expected = self.refusal(token, row_version, request_key)
+        if expected is StaleVersion and not token.window_open(self.now):
+            expected = None
+        change = self.outcome(
+            f"end_grace {token.sid}",
+            self.s.tokens.end_grace(
+                actor=actor, token_id=token.id, row_version=row_version, request_key=request_key
+            ),
+            expected,
+        )
+        if change is None:
+            return
+        self.claim(request_key)
+        self.lapse(token)
+        before = token.expected()
+        moved = token.previous_secret is not None
+        if moved:
+            self.end_window(token)
+            token.touch(actor, self.now)
+            self.audit.append(("end_grace", token.sid, actor))
+        assert change.changed == moved
+        assert unused(change.before, change.after) == unused(before, token.expected())
 
     @precondition(lambda self: self.ever)
     @rule(data=st.data(), actor=ACTORS, delta=VERSION_DELTAS, request_key=REQUEST_KEYS)
@@ -876,6 +1097,7 @@ class StoreModel(RuleBasedStateMachine):
         )
         if upgraded is None:
             return
+        self.lapse(token)
         token.api_version = self.versions[-1]
         token.touch(actor, self.now)
         self.claim(request_key)
@@ -915,6 +1137,7 @@ class StoreModel(RuleBasedStateMachine):
         )
         if change is None:
             return
+        self.lapse(token)
         before = token.expected()
         moved = token.enabled != enabled and not (idle and stale)
         if moved:
@@ -922,6 +1145,8 @@ class StoreModel(RuleBasedStateMachine):
             token.disabled_reason = reason
             if enabled:
                 token.active_at = max(token.active_at, self.now)
+            else:
+                self.end_window(token)
             token.touch(actor, self.now)
             self.audit.append(("enable" if enabled else "disable", token.sid, actor))
         assert change.changed == moved
@@ -942,8 +1167,13 @@ class StoreModel(RuleBasedStateMachine):
         )
         if deleted is None:
             return
+        self.lapse(token)
         assert unused(deleted) == unused(token.expected())
         del self.tokens[token.sid]
+        # Its secrets, retired ones too, are unknown from now on.
+        for secret, owner_sid in self.secrets:
+            if owner_sid == token.sid:
+                self.retired.pop(secret, None)
         self.unflushed.discard(token.sid)
         self.claim(request_key)
         self.audit.append(("delete", token.sid, actor))
@@ -956,6 +1186,17 @@ class StoreModel(RuleBasedStateMachine):
             self.api_access = enabled
             self.audit.append(("api_access", None, actor))
 
+    def draw_secret(self, data: st.DataObject) -> tuple[str, str]:
+        """An issued secret with its token's SID: often a previous one, if there is one."""
+        previous = [
+            (t.previous_secret, t.sid)
+            for t in self.ever  # creation order: replayable
+            if t.previous_secret is not None and t.sid in self.tokens
+        ]
+        if previous and draw_bool(data, "previous?"):
+            return data.draw(st.sampled_from(previous), label="previous secret")
+        return data.draw(st.sampled_from(self.secrets), label="secret")
+
     @precondition(lambda self: self.secrets)
     @rule(
         data=st.data(),
@@ -963,7 +1204,7 @@ class StoreModel(RuleBasedStateMachine):
         which_sid=st.sampled_from(["none", "owner", "owner", "other", "lowercase"]),
     )
     def verify(self, data: st.DataObject, garbage: str | None, which_sid: str) -> None:
-        secret, owner_sid = data.draw(st.sampled_from(self.secrets), label="secret")
+        secret, owner_sid = self.draw_secret(data)
         if garbage is not None:
             secret = garbage
         sid: str | None = {
@@ -972,19 +1213,16 @@ class StoreModel(RuleBasedStateMachine):
             "other": next((t.sid for t in self.ever if t.sid != owner_sid), "TDNOPE"),
             "lowercase": owner_sid.lower(),
         }[which_sid]
-        owner = self.verdict(secret, sid)
-        answer = verify(self.s, secret, sid)
-        assert answer == (owner.authorized() if owner else None), f"verify sid={which_sid}"
-        if owner is not None:
-            owner.last_used_at = self.now
-            self.unflushed.add(owner.sid)
+        self.check(secret, sid, f"verify sid={which_sid}")
 
     @precondition(lambda self: self.secrets)
     @rule(data=st.data())
     def find_by_secret(self, data: st.DataObject) -> None:
-        secret, owner_sid = data.draw(st.sampled_from(self.secrets), label="secret")
+        """The token a pasted secret is the current or previous one of, whatever its state."""
+        secret, owner_sid = self.draw_secret(data)
         owner = self.tokens.get(owner_sid)
-        expected = owner.expected() if owner and owner.secret == secret else None
+        found = owner is not None and secret in (owner.secret, owner.previous_secret)
+        expected = owner.expected() if owner is not None and found else None
         assert self.run(self.s.token_reads.find_by_secret(secret=secret)) == expected
 
     @precondition(lambda self: self.ever)
@@ -1033,6 +1271,24 @@ class StoreModel(RuleBasedStateMachine):
         assert self.run(self.s.credentials.flush_last_used()) == len(self.unflushed)
         self.unflushed.clear()
 
+    @rule()
+    def scheduler_upkeep(self) -> None:
+        """The scheduler's pass over windows and retired secrets: it retires the windows
+        that ended by time and purges the digests retired more than 30 days ago."""
+        lapsed = [
+            t
+            for t in self.tokens.values()
+            if t.previous_until is not None and t.previous_until <= self.now
+        ]
+        assert self.run(self.s.expiry.retire_lapsed_windows()) == len(lapsed)
+        for token in lapsed:
+            self.lapse(token)
+        purged = [s for s, at in self.retired.items() if at < self.now - RETIRED_KEPT]
+        assert self.run(self.s.expiry.purge_retired()) == len(purged)
+        event(f"scheduler: windows retired {bool(lapsed)}, digests purged {bool(purged)}")
+        for secret in purged:
+            del self.retired[secret]
+
     @rule(newer_version=st.booleans())
     def reopen(self, newer_version: bool) -> None:
         """Close and open again (one instance per database), maybe with a newer version."""
@@ -1050,7 +1306,7 @@ class StoreModel(RuleBasedStateMachine):
         async def everything() -> list[tuple[str, str | None, str]]:
             return [(e.action, e.token_sid, e.actor) async for e in self.s.audit.since()]
 
-        assert self.run(everything()) == self.audit
+        assert in_any_pass_order(self.run(everything())) == in_any_pass_order(self.audit)
 
     # Invariants ------------------------------------------------------------------------
 
@@ -1144,30 +1400,30 @@ class StoreModel(RuleBasedStateMachine):
         assert set().union(*parts) == {t.sid for t in shown}
 
     @invariant()
-    def one_secret_per_token(self) -> None:
-        """Of the secrets ever issued for a token, exactly its current one passes the check
-        (with API access on and the token enabled); no other secret does."""
+    def current_and_previous_secrets_only(self) -> None:
+        """Of the secrets ever issued for a token, its current one passes the check (with
+        API access on and the token enabled, not expired), and so does its previous one
+        while its window is open; no other secret does, and a retired one is refused as
+        retired (with any SID) until its digest is purged."""
         if self.store is None:
             return
-        passing: dict[str, int] = {}
+        passing: dict[str, list[str]] = {}
         for secret, owner_sid in self.secrets:
-            owner = self.verdict(secret, None)
-            answer = verify(self.s, secret)
-            assert answer == (owner.authorized() if owner else None), f"verify of {owner_sid}"
-            assert verify(self.s, secret, owner_sid) == answer, "with its own SID"
+            passed = self.check(secret, None, f"check of a secret of {owner_sid}")
+            assert verify(self.s, secret, owner_sid) == passed.authorized(), "with its own SID"
             for other in ("TDNOPE", owner_sid.lower(), *(t.sid for t in self.ever[:3])):
                 if other != owner_sid:
-                    assert verify(self.s, secret, other) is None, f"with SID {other}"
-            if owner is not None:
-                passing[owner.sid] = passing.get(owner.sid, 0) + 1
-                owner.last_used_at = self.now
-                self.unflushed.add(owner.sid)
-        usable = {
-            t.sid
-            for t in self.tokens.values()
-            if t.enabled and not t.expired(self.now) and self.api_access
+                    self.check(secret, other, f"check of a secret of {owner_sid} with SID {other}")
+            if passed.owner is not None:
+                passing.setdefault(passed.owner.sid, []).append(passed.secret_used)
+        usable = [t for t in self.tokens.values() if t.works(self.now) and self.api_access]
+        assert {sid: sorted(used) for sid, used in passing.items()} == {
+            t.sid: ["current", "previous"] if t.window_open(self.now) else ["current"]
+            for t in usable
         }
-        assert passing == dict.fromkeys(usable, 1)
+        for token in self.tokens.values():
+            if token.previous_until is not None and token.stops_at is not None:
+                assert token.previous_until <= token.stops_at, f"{token}: window past its stop"
 
 
 StoreModel.TestCase.settings = settings(
