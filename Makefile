@@ -32,10 +32,12 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/store.py
 	$(BIN)/python bench/list.py
+	$(BIN)/python bench/home.py
 	$(BIN)/python bench/authcheck.py
 	$(BIN)/python bench/rotation.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/leakscan.py
+	$(BIN)/python bench/leakburst.py
 
 report: $(VENV)/.dev
 	$(BIN)/python bench/report.py

@@ -21,8 +21,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot import listeners
 from bot.background import after_ack
 from bot.blocks.modals import message_view
+from bot.blocks.token_list import Notice
 from bot.errors import user_message
 from bot.gate import role_gate
+from bot.home import HomeTab
+from bot.inputs.payloads import clicker_of, home_click_of
 from bot.memberships import GroupMemberships, NoGroupMemberships
 from bot.settings import Settings
 from bot.slack_client import create_web_client
@@ -41,9 +44,11 @@ def create_app(
     """The Bolt app. `client` defaults to one on SLACK_API_URL; without `memberships`,
     nobody gets a role from a user group."""
     memberships = memberships or NoGroupMemberships()
+    client = client or create_web_client(settings)
+    home = HomeTab(client, store, memberships)
     signing_secret = settings.slack_signing_secret
     app = _bolt_app(
-        client=client or create_web_client(settings),
+        client=client,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         logger=logging.getLogger("slack_bolt.App"),
     )
@@ -51,6 +56,7 @@ def create_app(
     async def inject(context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
         context["memberships"] = memberships
         context["settings"] = settings
+        context["home"] = home
         return await next()
 
     app.middleware(inject)
@@ -97,12 +103,21 @@ def _kind(body: dict[str, Any]) -> str:
 async def handle_error(
     error: Exception,
     body: dict[str, Any],
+    context: AsyncBoltContext,
     response: BoltResponse | None,
     respond: AsyncRespond | None = None,
 ) -> BoltResponse | None:
     """Registered with `app.error`. `response` is None once the request was acknowledged."""
     text = user_message(error)
     kind = _kind(body)
+    home = context.get("home")
+    clicker = clicker_of(body)
+    if home_click_of(body) is not None and isinstance(home, HomeTab) and clicker is not None:
+        # A click on Home has no response_url: Home is published again, with the reason (or,
+        # for someone without a role, as the Home of someone without one). Rendered from the
+        # store now, it needs no hash: the view clicked may not even be theirs.
+        after_ack(home.publish(clicker, notice=Notice(text)), respond=None)
+        return BoltResponse(status=200, body="") if response is not None else None
     if kind == "view_submission":
         if response is not None:
             return BoltResponse(

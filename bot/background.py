@@ -20,9 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
-from typing import Any
-
-from slack_bolt.context.respond.async_respond import AsyncRespond
+from typing import Any, Protocol
 
 from bot.errors import EXPECTED, user_message
 
@@ -30,7 +28,14 @@ logger = logging.getLogger(__name__)
 _running: set[asyncio.Task[None]] = set()
 
 
-def after_ack(work: Coroutine[Any, Any, Any], *, respond: AsyncRespond | None) -> None:
+class Respond(Protocol):
+    """How a failure is told: Bolt's `respond` (the click's or command's response_url), or
+    for a click on Home, which has none, a new publish of that Home (bot/surfaces.py)."""
+
+    async def __call__(self, *, text: str, response_type: str, replace_original: bool) -> Any: ...
+
+
+def after_ack(work: Coroutine[Any, Any, Any], *, respond: Respond | None) -> None:
     """Start `work` without waiting for it; on failure tell the user through `respond`, or,
     with `respond=None`, only log."""
 

@@ -101,6 +101,8 @@ class BlockId(StrEnum):
     # A leak DM's blocks for its token: `leak.<token id>`, `leak_actions.<token id>`.
     LEAK = "leak"
     LEAK_ACTIONS = "leak_actions"
+    # Home's line above a card saying why it needs attention: `reason.<token id>`.
+    REASON = "reason"
 
 
 class CallbackId(StrEnum):
@@ -109,6 +111,7 @@ class CallbackId(StrEnum):
     EDIT = "token_edit"
     CONFIRM = "token_confirm"
     SECRET = "token_secret"
+    HOME = "home"
 
 
 class Event(StrEnum):

@@ -183,6 +183,25 @@ async def post_message(
     return Posted(channel=posted_channel, ts=ts)
 
 
+async def publish_home(
+    client: AsyncWebClient, user_id: str, view: dict[str, Any], *, view_hash: str | None
+) -> bool | None:
+    """Publish `view` as `user_id`'s Home: True when published; False when `view_hash` no
+    longer names the view shown (`hash_conflict`: another publish came first); None,
+    logged, when Slack did not take it for another reason."""
+    try:
+        await client.views_publish(user_id=user_id, view=view, hash=view_hash)
+    except SlackApiError as error:
+        if error.response.get("error") == "hash_conflict":
+            return False
+        _log_failure(f"Home of {user_id} not published", error)
+        return None
+    except SLACK_FAILURES as error:
+        _log_failure(f"Home of {user_id} not published", error)
+        return None
+    return True
+
+
 async def permalink(client: AsyncWebClient, channel: str, message_ts: str) -> str | None:
     """A link to a message; None, logged, when Slack did not give one."""
     try:

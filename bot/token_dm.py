@@ -1,21 +1,16 @@
 """A DM about tokens — a reminder, or a leak report — shown again in place after an action
 started from it (Extend…, Reset…, Reset now, Disable now): updated with chat.update (it is a
 normal message, unlike the ephemeral list), with what was done above its tokens as they are
-now. A click answered with a notice goes back where it came from: that DM, or else the list.
+now (bot/surfaces.py decides that a click or a modal answers here).
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import leaks, reminders
 from bot.blocks.token_list import Notice
 from bot.inputs.modal_context import TokenDm
-from bot.inputs.payloads import list_view_of, response_url_of
-from bot.list_message import refresh_list
 from bot.slack_client import Posted, update_message
 from storage.errors import TokenNotFound
 from storage.models import Token
@@ -37,14 +32,3 @@ async def update_token_dm(
         gone = len(dm.token_ids) - len(tokens)
         message = reminders.reminder_update(tokens, gone=gone, notice=notice.text)
     await update_message(client, Posted(channel=dm.channel, ts=dm.ts), message)
-
-
-async def show_notice(
-    client: AsyncWebClient, store: Store, body: Mapping[str, Any], notice: Notice
-) -> None:
-    """Answer a click with `notice`: in the DM about tokens it came from, else in the list."""
-    dm = TokenDm.of_click(body)
-    if dm is not None:
-        await update_token_dm(client, store, dm, notice)
-    else:
-        await refresh_list(store, response_url_of(body), view=list_view_of(body), notice=notice)

@@ -111,17 +111,19 @@ def _pick(element: dict[str, Any], value: str) -> dict[str, Any]:
 
 
 def action_for(
-    blocks: list[dict[str, Any]],
+    view_or_blocks: list[dict[str, Any]] | dict[str, Any],
     action_id: str,
     value: str | None = None,
     *,
     block_id: str | None = None,
 ) -> dict[str, Any]:
-    """The action Slack sends when the user uses the rendered element `action_id`.
+    """The action Slack sends when the user uses the rendered element `action_id` of a
+    message's blocks or of a view (a modal, a published Home).
 
     `value` picks the option (overflow, select), the text typed (input), or which of several
     buttons sharing the action_id (one per card) was clicked; `block_id` narrows further.
     """
+    blocks = view_or_blocks["blocks"] if isinstance(view_or_blocks, dict) else view_or_blocks
     for found_block_id, element in _elements(blocks):
         if element["action_id"] != action_id or block_id not in (None, found_block_id):
             continue
@@ -376,8 +378,9 @@ class SlackClient:
 
         `state` is the `state.values` (see `fill`). In a message container the stand-in's
         copy of a non-ephemeral message is used unless `message` is given; an ephemeral one
-        has no `message` key, as with Slack. In a view container the stand-in's view is used
-        unless `view` is given, and `state` goes into it.
+        has no `message` key, as with Slack. In a view container (`view_container(id)`, a
+        modal's or a published Home's id) the stand-in's view is used unless `view` is
+        given, and `state` goes into it; there is no `response_url`, as with Slack.
         """
         payload: dict[str, Any] = {
             "type": "block_actions",
@@ -391,7 +394,7 @@ class SlackClient:
             "actions": [{**action, "action_ts": action.get("action_ts", f"{self.clock():.6f}")}],
         }
         if container["type"] == "view":
-            view = view or self.standin.views[container["view_id"]]
+            view = view or self.standin.find_view(container["view_id"])
             payload["view"] = {**view, "state": {"values": state or {}}}
             payload["trigger_id"] = self.standin.trigger_id(view_id=view["id"])
         else:

@@ -2,7 +2,8 @@
 
 The shapes follow Slack's reference (docs/slack.md, "Events API"): an `event_callback`
 around each event, `message` events for posts, edits (`message_changed`) and a thread's
-parent re-delivered when someone replies in it (`message_replied`).
+parent re-delivered when someone replies in it (`message_replied`), and `app_home_opened`
+when someone opens the app's Home or Messages tab.
 """
 
 from __future__ import annotations
@@ -110,6 +111,23 @@ def replied(
     }
     if subtype is not None:
         event["subtype"] = subtype
+    return event
+
+
+def app_home_opened(
+    user: str, *, channel: str, tab: str, ts: str, view: dict[str, Any] | None
+) -> dict[str, Any]:
+    """`user` opened the app's Home (`tab` "home") or Messages tab; `view` is the Home view
+    published to them, sent only with the Home tab."""
+    event: dict[str, Any] = {
+        "type": "app_home_opened",
+        "user": user,
+        "channel": channel,
+        "tab": tab,
+        "event_ts": ts,
+    }
+    if tab == "home" and view is not None:
+        event["view"] = view
     return event
 
 

@@ -10,6 +10,10 @@ channels it is in (people's posts and edits, its own posts, a thread's parent re
 after a reply), over HTTP (`deliver_over_http`) or Socket Mode (`apps.connections.open`).
 A channel id never added with `add_channel` is a public channel the app is not in.
 
+It holds each person's App Home view (`views.publish`, at most one per user, checked like a
+modal but with no title or buttons, its `hash` guarding against a concurrent publish) and
+sends `app_home_opened` when someone opens the Home or Messages tab (`user_opens_home`).
+
 Errors chosen where Slack is vague: Block Kit problems in chat.* answer `invalid_blocks`
 with the problems in `errors`; in views.* they answer `invalid_arguments` with the problems
 in `response_metadata.messages`, as Slack does. A refused response_url post answers
@@ -30,7 +34,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import aiohttp
@@ -162,6 +166,12 @@ class SlackStandIn:
         self.responses: list[ResponsePost] = []
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}
+        # The Home view published to each user, by user id; kept apart from the modals so
+        # `latest_view` never answers a Home republished meanwhile.
+        self.homes: dict[str, dict[str, Any]] = {}
+        # False as when the app's configuration leaves the Home tab off: views.publish then
+        # answers `not_enabled`.
+        self.home_tab_enabled = True
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, list[str]] = {}
         self.channels: dict[str, Channel] = {}
@@ -194,6 +204,7 @@ class SlackStandIn:
             "views.open": self._open_view,
             "views.push": self._push_view,
             "views.update": self._update_view,
+            "views.publish": self._publish_view,
             "users.info": self._user_info,
             "usergroups.users.list": self._group_members,
             "chat.getPermalink": self._permalink,
@@ -352,6 +363,28 @@ class SlackStandIn:
                 return view
         raise LookupError(f"no view with callback_id {callback_id!r}")
 
+    def home_of(self, user_id: str) -> dict[str, Any] | None:
+        """The Home view published to `user_id` (with id and hash), None before the first."""
+        return self.homes.get(user_id)
+
+    def set_home_hash(self, user_id: str, value: str | None = None) -> str:
+        """Gives `user_id`'s published Home the hash `value` (a fresh one when None), as a
+        publish made meanwhile would; a publish still naming the old hash then conflicts."""
+        home = self.homes.get(user_id)
+        if home is None:
+            raise LookupError(f"no Home view published to {user_id!r}")
+        home["hash"] = value or self._view_hash()
+        return str(home["hash"])
+
+    def find_view(self, view_id: str) -> dict[str, Any]:
+        """The modal or published Home view `view_id`."""
+        found = self.views.get(view_id) or next(
+            (home for home in self.homes.values() if home["id"] == view_id), None
+        )
+        if found is None:
+            raise LookupError(f"no view {view_id!r}")
+        return found
+
     # -- the Events API: what people do, sent to the app -------------------------------
 
     def deliver_over_http(self, app_url: str, signing_secret: str) -> None:
@@ -441,6 +474,23 @@ class SlackStandIn:
             channel=channel,
             channel_type=where.channel_type,
             ts=edited_at,
+        )
+        return await self.deliver_event(event)
+
+    async def user_opens_home(
+        self, user_id: str, tab: Literal["home", "messages"] = "home"
+    ) -> Delivery:
+        """`user_id` (added with `add_user`) opens the app's Home or Messages `tab`; the
+        `app_home_opened` event carries their published Home view, if any, for the Home tab."""
+        if user_id not in self.users:
+            raise LookupError(f"add_user({user_id!r}) first")
+        home = self.homes.get(user_id)
+        event = events.app_home_opened(
+            user_id,
+            channel=self._dm_channel(user_id),
+            tab=tab,
+            ts=self._next_ts(),
+            view=None if home is None else copy.deepcopy(home),
         )
         return await self.deliver_event(event)
 
@@ -867,10 +917,14 @@ class SlackStandIn:
         trigger.used = True
         return trigger
 
-    def _store_view(
+    def _view_hash(self) -> str:
+        return f"{int(self.now())}.{uuid.uuid4().hex[:8]}"
+
+    def _view_record(
         self, view: dict[str, Any], *, view_id: str, root_view_id: str, previous: str | None
     ) -> dict[str, Any]:
-        stored = {
+        """`view` as Slack holds and answers it: with its id, a new hash and the defaults."""
+        return {
             "id": view_id,
             "team_id": self.team_id,
             "app_id": self.app_id,
@@ -884,17 +938,24 @@ class SlackStandIn:
             "submit": None,
             **view,
             "state": {"values": {}},
-            "hash": f"{int(self.now())}.{uuid.uuid4().hex[:8]}",
+            "hash": self._view_hash(),
             "root_view_id": root_view_id,
             "previous_view_id": previous,
         }
+
+    def _store_view(
+        self, view: dict[str, Any], *, view_id: str, root_view_id: str, previous: str | None
+    ) -> dict[str, Any]:
+        stored = self._view_record(
+            view, view_id=view_id, root_view_id=root_view_id, previous=previous
+        )
         self.views.pop(view_id, None)  # re-insert so `latest_view` sees it as newest
         self.views[view_id] = stored
         return stored
 
     def _open_view(self, args: dict[str, Any]) -> Answer:
         self._use_trigger(args.get("trigger_id"))
-        view = _view_arg(args)
+        view = _view_arg(args, kind="modal")
         view_id = _view_id()
         return {
             "ok": True,
@@ -903,7 +964,7 @@ class SlackStandIn:
 
     def _push_view(self, args: dict[str, Any]) -> Answer:
         trigger = self._use_trigger(args.get("trigger_id"))
-        view = _view_arg(args)
+        view = _view_arg(args, kind="modal")
         below = self.views.get(trigger.view_id or "")
         root = below["root_view_id"] if below else None
         depth = sum(1 for v in self.views.values() if root and v["root_view_id"] == root)
@@ -926,7 +987,7 @@ class SlackStandIn:
             raise Refusal("not_found")
         if args.get("hash") and args["hash"] != current["hash"]:
             raise Refusal("hash_conflict")
-        view = _view_arg(args)
+        view = _view_arg(args, kind="modal")
         stored = self._store_view(
             view,
             view_id=current["id"],
@@ -934,6 +995,23 @@ class SlackStandIn:
             previous=current["previous_view_id"],
         )
         return {"ok": True, "view": stored}
+
+    def _publish_view(self, args: dict[str, Any]) -> Answer:
+        user_id = str(args.get("user_id") or "")
+        if user_id not in self.users:
+            raise Refusal("invalid_arguments", messages=["invalid `user_id`"])
+        view = _view_arg(args, kind="home")
+        if not self.home_tab_enabled:
+            raise Refusal("not_enabled")
+        current = self.homes.get(user_id)
+        # Without a hash the publish wins over whatever is there; with one, it must name
+        # the view published last.
+        if args.get("hash") and (current is None or args["hash"] != current["hash"]):
+            raise Refusal("hash_conflict")
+        view_id = _view_id()
+        home = self._view_record(view, view_id=view_id, root_view_id=view_id, previous=None)
+        self.homes[user_id] = home
+        return {"ok": True, "view": home}
 
     def _user_info(self, args: dict[str, Any]) -> Answer:
         user = self.users.get(str(args.get("user")))
@@ -964,10 +1042,14 @@ def _check_message(args: dict[str, Any]) -> None:
         raise Refusal("invalid_blocks", errors=problems)
 
 
-def _view_arg(args: dict[str, Any]) -> dict[str, Any]:
+def _view_arg(args: dict[str, Any], *, kind: Literal["modal", "home"]) -> dict[str, Any]:
+    """The `view` argument, checked; views.open, push and update take a modal, views.publish
+    a Home view."""
     view = args.get("view")
     if not isinstance(view, dict):
         raise Refusal("invalid_arguments", messages=["[ERROR] missing view"])
+    if view.get("type") != kind:
+        raise Refusal("invalid_arguments", messages=[f"[ERROR] view.type: must be {kind!r}"])
     if problems := check_view(view):
         raise Refusal("invalid_arguments", messages=[f"[ERROR] {p}" for p in problems])
     return view

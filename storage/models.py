@@ -241,6 +241,44 @@ class TokenPage:
 
 
 @dataclass(frozen=True, slots=True)
+class HomeSummary:
+    """How many tokens are in each state at one moment, as the list's filters count them:
+    `enabled`, `expired` and `disabled` partition the tokens (as the State filter does);
+    `expiring_soon` is a part of `enabled`; `unused` counts the tokens of every state not
+    used in 30 days or never (as the Last used filter "Not in 30 days" does); `in_grace`
+    the tokens whose previous secret still works; `leaked` those whose current secret was
+    posted in Slack; `without_expiry` those with no expiry date, whatever their state."""
+
+    enabled: int
+    disabled: int
+    expired: int
+    expiring_soon: int
+    in_grace: int
+    leaked: int
+    unused: int
+    without_expiry: int
+
+
+class Attention(StrEnum):
+    """Why a token needs a manager's attention, most urgent first."""
+
+    LEAKED = "leaked"
+    EXPIRED = "expired"
+    EXPIRING = "expiring"
+    OLD_SECRET_PRESENTED = "old_secret_presented"
+    UNUSED = "unused"
+    NO_EXPIRY = "no_expiry"
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionItem:
+    """A token that needs attention, under the most urgent reason it has."""
+
+    token: Token
+    reason: Attention
+
+
+@dataclass(frozen=True, slots=True)
 class TokenEdit:
     """The fields an edit may change; `None` leaves a field as it is, except the expiry,
     which `KEEP` leaves as it is (None removes it)."""

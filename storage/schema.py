@@ -206,6 +206,63 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Delete's cascade.
         "CREATE INDEX leak_reports_by_token ON leak_reports (token_id)",
     ),
+    # 9: App Home's summary and the tokens that need attention (storage/token_reads.py
+    # says which read uses what).
+    (
+        # Counts that do not depend on the time, kept by the triggers below within the
+        # transaction of each change: read as they are, where counting them would read an
+        # index entry per token. `used`: the tokens with a stored last use.
+        """CREATE TABLE token_counts (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            tokens INTEGER NOT NULL,
+            disabled INTEGER NOT NULL,
+            leaked INTEGER NOT NULL,
+            without_expiry INTEGER NOT NULL,
+            used INTEGER NOT NULL
+        ) STRICT""",
+        """INSERT INTO token_counts
+        SELECT 1, count(*), coalesce(sum(enabled = 0), 0), coalesce(sum(leaked_at IS NOT NULL), 0),
+            coalesce(sum(expires_at IS NULL), 0), (SELECT count(*) FROM token_usage)
+        FROM tokens""",
+        """CREATE TRIGGER token_counts_insert AFTER INSERT ON tokens
+        BEGIN UPDATE token_counts SET tokens = tokens + 1, disabled = disabled + (NEW.enabled = 0),
+            leaked = leaked + (NEW.leaked_at IS NOT NULL),
+            without_expiry = without_expiry + (NEW.expires_at IS NULL); END""",
+        # A delete's cascade to token_usage fires token_counts_unused below.
+        """CREATE TRIGGER token_counts_delete AFTER DELETE ON tokens
+        BEGIN UPDATE token_counts SET tokens = tokens - 1, disabled = disabled - (OLD.enabled = 0),
+            leaked = leaked - (OLD.leaked_at IS NOT NULL),
+            without_expiry = without_expiry - (OLD.expires_at IS NULL); END""",
+        # Only for these columns: the last-used flush, which updates every used token's
+        # activity, fires nothing.
+        """CREATE TRIGGER token_counts_update AFTER UPDATE OF enabled, leaked_at, expires_at
+        ON tokens
+        BEGIN UPDATE token_counts
+            SET disabled = disabled + (NEW.enabled = 0) - (OLD.enabled = 0),
+            leaked = leaked + (NEW.leaked_at IS NOT NULL) - (OLD.leaked_at IS NOT NULL),
+            without_expiry = without_expiry + (NEW.expires_at IS NULL) - (OLD.expires_at IS NULL);
+        END""",
+        """CREATE TRIGGER token_counts_used AFTER INSERT ON token_usage
+        BEGIN UPDATE token_counts SET used = used + 1; END""",
+        """CREATE TRIGGER token_counts_unused AFTER DELETE ON token_usage
+        BEGIN UPDATE token_counts SET used = used - 1; END""",
+        # Leaked tokens, newest leak first.
+        "CREATE INDEX tokens_leaked ON tokens (leaked_at) WHERE leaked_at IS NOT NULL",
+        # Enabled tokens without expiry, oldest first.
+        """CREATE INDEX tokens_without_expiry ON tokens (created_at)
+        WHERE expires_at IS NULL AND enabled = 1""",
+        # Enabled tokens not used since their creation, last Reset or last enable (their
+        # activity was not a use): among the tokens active within a window, the only ones
+        # that may be unused within it.
+        """CREATE INDEX tokens_not_used_since_event ON tokens (last_active_at)
+        WHERE enabled = 1
+        AND last_active_at = max(created_at, coalesce(reset_at, 0), coalesce(enabled_at, 0))""",
+        # The tokens last used before a moment, counted.
+        "CREATE INDEX token_usage_by_time ON token_usage (last_used_at)",
+        # Retired secrets still presented, summed per token.
+        """CREATE INDEX retired_secrets_presented
+        ON retired_secrets (token_id, presented, last_presented_at) WHERE presented > 0""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -4,7 +4,8 @@ Each attribute of `Store` has one job, in one module:
 - `credentials` (credential_index.py): the auth check, from memory; last-used times and
   retired secrets' presentations (presentations.py);
 - `account` (account.py): the account's API-access switch;
-- `token_reads` (token_reads.py): a token, a filtered page, the token of a secret;
+- `token_reads` (token_reads.py): a token, a filtered page, the token of a secret, and App
+  Home's summary and the tokens that need attention;
 - `tokens` (token_lifecycle.py): create, duplicate, edit, reset (with a grace window,
   retirement.py), end a grace window, upgrade, enable or disable, delete;
 - `expiry` (expiry.py): what the scheduler finds due (reminders, idle tokens, grace windows

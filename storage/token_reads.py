@@ -1,4 +1,5 @@
-"""Reading tokens: one by id, a filtered page of the list, the one a pasted secret belongs to.
+"""Reading tokens: one by id, a filtered page of the list, the one a pasted secret belongs to,
+and for App Home the counts of each state and the tokens that need attention.
 
 Reads see committed data only (the database's read connection), with the last-used times
 the auth check gathered but has not written yet shown over the stored ones. The token
@@ -21,7 +22,10 @@ from storage.fields import copy_name, name_key
 from storage.models import (
     EXPIRING_SOON_DAYS,
     PRESENTERS_KEPT,
+    Attention,
+    AttentionItem,
     CreatedOn,
+    HomeSummary,
     LastUsedFilter,
     Presenter,
     RetiredSummary,
@@ -216,6 +220,68 @@ class TokenReads:
             offset=offset,
         )
 
+    async def summary(self) -> HomeSummary:
+        """How many tokens are in each state now (see `HomeSummary`), counted as the list's
+        filters count them, from one snapshot of the database."""
+        now = int(self._clock())
+        since = now - UNUSED_DAYS * DAY
+        recently_used = self._credentials.used_since(since)
+        row = await self._database.fetch_one(
+            _SUMMARY, (now, now + EXPIRING_SOON_DAYS * DAY, since, json.dumps(recently_used))
+        )
+        assert row is not None  # token_counts has its one row from the migration on
+        total, disabled, leaked, no_expiry, stored, expired, expiring, in_grace, idle, pending = row
+        # Used within the window: by a stored time (a row of token_usage exists only for an
+        # existing token, by its foreign key), or by a use not written yet.
+        used = stored - idle + pending
+        return HomeSummary(
+            enabled=total - disabled - expired,
+            disabled=disabled,
+            expired=expired,
+            expiring_soon=expiring,
+            in_grace=in_grace,
+            leaked=leaked,
+            unused=total - used,
+            without_expiry=no_expiry,
+        )
+
+    async def needing_attention(
+        self, *, limit: int = 10, expiry_required: bool
+    ) -> list[AttentionItem]:
+        """Up to `limit` tokens that need attention now, most urgent first: each once, under
+        the most urgent `Attention` it has (NO_EXPIRY only if `expiry_required`: a token
+        needs an expiry only while a maximum lifetime is set); a disabled token only if
+        leaked. Within a reason: the newest leak, the longest expired, the soonest to
+        expire, the old secret most presented, the longest idle, the oldest token first."""
+        if not 1 <= limit <= PAGE_MAX:
+            raise ValueError("limit must be between 1 and 100")
+        now = int(self._clock())
+        since = now - UNUSED_DAYS * DAY
+        recently_used = json.dumps(self._credentials.used_since(since))
+        steps: list[tuple[Attention, str, tuple[Any, ...]]] = [
+            (Attention.LEAKED, _LEAKED, ()),
+            (Attention.EXPIRED, _EXPIRED, (now,)),
+            (Attention.EXPIRING, _EXPIRING, (now, now + EXPIRING_SOON_DAYS * DAY)),
+            (Attention.OLD_SECRET_PRESENTED, _OLD_SECRET_PRESENTED, ()),
+            (Attention.UNUSED, _IDLE, (since, recently_used)),
+            (Attention.UNUSED, _UNUSED_SINCE_EVENT, (since, recently_used)),
+        ]
+        if expiry_required:
+            steps.append((Attention.NO_EXPIRY, _NO_EXPIRY, ()))
+        found: dict[int, AttentionItem] = {}
+        for reason, query, parameters in steps:
+            if len(found) == limit:
+                break
+            # A step that answers fewer rows than asked answered all its tokens, so every
+            # token of an earlier reason is among those found: asking for `limit` rows (as
+            # many as are still wanted, and as many more as were found) skips them all.
+            rows = await self._database.fetch_all(query, (*parameters, limit))
+            for row in rows:
+                token = token_of(row)
+                if token.id not in found and len(found) < limit:
+                    found[token.id] = AttentionItem(self._credentials.with_last_used(token), reason)
+        return list(found.values())
+
     def _where(self, filters: TokenFilter, *, now: int) -> tuple[str, tuple[Any, ...]]:
         conditions: list[str] = []
         parameters: list[Any] = []
@@ -267,3 +333,70 @@ _STATE_CONDITIONS: dict[StateFilter, tuple[str, tuple[int, ...]]] = {
         (0, EXPIRING_SOON_DAYS),
     ),
 }
+
+# Unused: not used within this many days, or never (the Last used filter "Not in 30 days").
+UNUSED_DAYS = 30
+
+# The summary in one statement, so that its counts come from one snapshot. The counts that
+# do not depend on the time are read as the triggers of `token_counts` keep them; the others
+# count the entries of an index range that holds only such tokens, reading no token row but
+# one per open grace window (for its stop instant): expired and expiring soon
+# (tokens_by_expiry), in grace (tokens_by_previous_until), last used before the window
+# (token_usage_by_time), and the tokens whose use within it is not written yet while their
+# stored one is older. The stored uses less those before the window, plus those not written
+# yet, are the tokens used within it: the Last used filter shows all the others.
+_SUMMARY = (
+    "SELECT c.tokens, c.disabled, c.leaked, c.without_expiry, c.used,"
+    " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at <= ?1),"
+    " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at > ?1 AND expires_at <= ?2),"
+    " (SELECT count(*) FROM tokens WHERE previous_until > ?1"
+    " AND (expires_at IS NULL OR expires_at > ?1)),"
+    " (SELECT count(*) FROM token_usage WHERE last_used_at < ?3),"
+    " (SELECT count(*) FROM json_each(?4) p JOIN tokens t ON t.id = p.value"
+    " LEFT JOIN token_usage u ON u.token_id = t.id"
+    " WHERE u.last_used_at IS NULL OR u.last_used_at < ?3)"
+    " FROM token_counts c"
+)
+
+# The tokens that need attention, one query per reason, each walking an index in the
+# reason's order and stopping at its LIMIT; `needing_attention` skips the tokens an earlier
+# reason took. Leaked (tokens_leaked), newest leak first, whatever the state.
+_LEAKED = f"{_SELECT} WHERE t.leaked_at IS NOT NULL ORDER BY t.leaked_at DESC, t.id DESC LIMIT ?"
+# Expired and expiring (tokens_by_expiry: enabled tokens with an expiry), by stop instant.
+_EXPIRED = (
+    f"{_SELECT} WHERE t.enabled = 1 AND t.expires_at <= ? ORDER BY t.expires_at, t.id LIMIT ?"
+)
+_EXPIRING = (
+    f"{_SELECT} WHERE t.enabled = 1 AND t.expires_at > ? AND t.expires_at <= ?"
+    " ORDER BY t.expires_at, t.id LIMIT ?"
+)
+# Retired secrets still presented (retired_secrets_presented, summed per token: a few rows
+# of the last 30 days' retired secrets), their enabled tokens the most presented first.
+_OLD_SECRET_PRESENTED = (
+    f"{_SELECT} JOIN (SELECT token_id, sum(presented) AS times,"
+    " max(last_presented_at) AS last FROM retired_secrets WHERE presented > 0"
+    " GROUP BY token_id) p ON p.token_id = t.id"
+    " WHERE t.enabled = 1 ORDER BY p.times DESC, p.last DESC, t.id LIMIT ?"
+)
+# Unused as the Last used filter says, longest idle first (by `last_active_at`, the latest
+# of creation, last Reset, last enable and last use), in two steps, as no index holds the
+# tokens without a usage row. A token inactive since before the window was not used within
+# it (its last use is no later than its activity): tokens_by_activity, oldest first.
+_UNUSED_CONDITION = (
+    " AND (u.last_used_at IS NULL OR u.last_used_at < ?1)"
+    " AND t.id NOT IN (SELECT value FROM json_each(?2))"
+    " ORDER BY t.last_active_at, t.id LIMIT ?3"
+)
+_IDLE = f"{_SELECT} WHERE t.enabled = 1 AND t.last_active_at < ?1{_UNUSED_CONDITION}"
+# A token active within the window but unused within it was last active by its creation, a
+# Reset or an enable, not by a use: tokens_not_used_since_event, whose condition the query
+# repeats (the planner uses a partial index only for a query that says so).
+_UNUSED_SINCE_EVENT = (
+    f"{_SELECT} WHERE t.enabled = 1"
+    " AND t.last_active_at = max(t.created_at, coalesce(t.reset_at, 0), coalesce(t.enabled_at, 0))"
+    f" AND t.last_active_at >= ?1{_UNUSED_CONDITION}"
+)
+# Without expiry (tokens_without_expiry), the oldest first.
+_NO_EXPIRY = (
+    f"{_SELECT} WHERE t.expires_at IS NULL AND t.enabled = 1 ORDER BY t.created_at, t.id LIMIT ?"
+)

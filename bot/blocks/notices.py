@@ -38,13 +38,13 @@ def something_went_wrong(reference: str) -> str:
 
 def changed_meanwhile(*, by: str, at: datetime, name: str | None = None) -> str:
     """The token moved on since the user saw it: who changed it, when, and that nothing was
-    applied. With the token's `name` it is for the list, which then shows the token as it is
-    now; without, for a modal, which cannot."""
+    applied. With the token's `name` it is for the list or Home, which then show the token as
+    it is now; without, for a modal, which cannot."""
     subject = f"*{escape(name)}*" if name is not None else "That token"
     changed = f"{subject} was changed by {mention(by)} {slack_date(at)}"
     if name is None:
         return f"{changed}. Nothing was applied; look again and retry."
-    return f"{changed} since this list was shown. Here it is as it is now; nothing was applied."
+    return f"{changed} since you saw it. Here it is as it is now; nothing was applied."
 
 
 # -- secrets pasted where they do not belong ----------------------------------------------

@@ -426,6 +426,54 @@ def range_text(page: TokenPage) -> str:
     return f"{page.offset + 1}–{page.offset + len(page.tokens)} of {page.total}"
 
 
+def api_access_banner() -> Block:
+    """Shown while API access is off, with the button that turns it on."""
+    return SectionBlock(
+        block_id="banner",
+        text=mrkdwn(
+            ":warning: *API access is off.* Every token fails the auth check until it is turned on."
+        ),
+        accessory=ButtonElement(
+            text="Enable API Access",
+            action_id=ActionId.ENABLE_API_ACCESS,
+            value="on",
+            style="primary",
+        ),
+    )
+
+
+def notice_block(notice: Notice) -> Block:
+    """The notice area: the result of the last action, and Reset now when it offers one."""
+    reset = notice.offer_reset
+    return SectionBlock(
+        block_id="notice",
+        text=mrkdwn(notice.text),
+        accessory=ButtonElement(
+            text="Reset now",
+            action_id=ActionId.RESET_NOW,
+            value=f"{reset.id}:{reset.row_version}",
+            style="danger",
+        )
+        if reset
+        else None,
+    )
+
+
+def create_block() -> Block:
+    """The Create Access Token button."""
+    return ActionsBlock(
+        block_id="create",
+        elements=[
+            ButtonElement(
+                text="Create Access Token",
+                action_id=ActionId.CREATE,
+                value="create",
+                style="primary",
+            )
+        ],
+    )
+
+
 def render_token_list(
     *,
     page: TokenPage,
@@ -440,50 +488,10 @@ def render_token_list(
     """The whole list message, its cards as they are at `now`."""
     blocks: list[Block] = [HeaderBlock(block_id="title", text=TITLE)]
     if not api_access:
-        blocks.append(
-            SectionBlock(
-                block_id="banner",
-                text=mrkdwn(
-                    ":warning: *API access is off.* Every token fails the auth check until it"
-                    " is turned on."
-                ),
-                accessory=ButtonElement(
-                    text="Enable API Access",
-                    action_id=ActionId.ENABLE_API_ACCESS,
-                    value="on",
-                    style="primary",
-                ),
-            )
-        )
+        blocks.append(api_access_banner())
     if notice:
-        reset = notice.offer_reset
-        blocks.append(
-            SectionBlock(
-                block_id="notice",
-                text=mrkdwn(notice.text),
-                accessory=ButtonElement(
-                    text="Reset now",
-                    action_id=ActionId.RESET_NOW,
-                    value=f"{reset.id}:{reset.row_version}",
-                    style="danger",
-                )
-                if reset
-                else None,
-            )
-        )
-    blocks.append(
-        ActionsBlock(
-            block_id="create",
-            elements=[
-                ButtonElement(
-                    text="Create Access Token",
-                    action_id=ActionId.CREATE,
-                    value="create",
-                    style="primary",
-                )
-            ],
-        )
-    )
+        blocks.append(notice_block(notice))
+    blocks.append(create_block())
     blocks += filter_blocks(view, nonce)
     blocks += _cards(
         page.tokens,

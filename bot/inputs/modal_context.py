@@ -19,6 +19,7 @@ from bot.ids import MenuChoice
 from bot.inputs.payloads import (
     BLOCKS_MAX,
     enum_member,
+    home_click_of,
     list_view_of,
     response_url_of,
     token_dm_of,
@@ -73,6 +74,8 @@ class ModalContext(BaseModel):
     last_used: LastUsedFilter | None = None
     offset: int = Field(default=0, ge=0, le=10_000_000)
     dm: TokenDm | None = None
+    # Opened from Home: the outcome is published there.
+    home: bool = False
 
     @classmethod
     def of(
@@ -109,8 +112,8 @@ class ModalContext(BaseModel):
         row_version: int | None = None,
         action: str = "",
     ) -> ModalContext:
-        """For a modal opened from the list (the list to refresh when it is done) or from a
-        DM about tokens (the DM to update instead)."""
+        """For a modal opened from the list (the list to refresh when it is done), from a DM
+        about tokens (the DM to update instead) or from Home (Home to publish instead)."""
         context = cls.of(
             view=list_view_of(body),
             response_url=response_url_of(body),
@@ -120,7 +123,8 @@ class ModalContext(BaseModel):
             action=action,
         )
         dm = TokenDm.of_click(body)
-        return context if dm is None else context.model_copy(update={"dm": dm})
+        home = home_click_of(body) is not None
+        return context.model_copy(update={"dm": dm, "home": home})
 
     @classmethod
     def parse(cls, metadata: object) -> ModalContext | None:

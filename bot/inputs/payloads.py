@@ -85,6 +85,30 @@ def trigger_id_of(body: Mapping[str, Any]) -> str:
     return str(body.get("trigger_id"))
 
 
+@dataclass(frozen=True, slots=True)
+class HomeClick:
+    """A click on Home: its outcome is published there (a Home click has no response_url),
+    passing the `hash` of the view it came from, when it had one."""
+
+    view_hash: str | None
+
+
+def home_click_of(body: Mapping[str, Any]) -> HomeClick | None:
+    """The Home view a click came from; None for a click elsewhere."""
+    view = _mapping(body, "view")
+    if _mapping(body, "container").get("type") != "view" or view.get("type") != "home":
+        return None
+    view_hash = view.get("hash")
+    usable = isinstance(view_hash, str) and 0 < len(view_hash) <= 100
+    return HomeClick(view_hash=view_hash if usable else None)
+
+
+def clicker_of(body: Mapping[str, Any]) -> str | None:
+    """The id of the user who clicked or submitted, if it is a Slack user id."""
+    user_id = _mapping(body, "user").get("id")
+    return user_id if isinstance(user_id, str) and is_user_id(user_id) else None
+
+
 # -- button and menu values ---------------------------------------------------------------
 
 

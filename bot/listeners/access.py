@@ -13,12 +13,12 @@ from bot import alerts
 from bot.background import after_ack
 from bot.blocks import administration as replies
 from bot.blocks import notices
+from bot.home import HomeTab
 from bot.ids import ActionId
 from bot.inputs.command_text import switch
-from bot.inputs.payloads import list_view_of, response_url_of
-from bot.list_message import refresh_list
 from bot.listeners.subcommand import SubCommand
 from bot.settings import Settings
+from bot.surfaces import Surface, respond_where
 from storage.store import Store
 
 
@@ -81,15 +81,17 @@ async def api_access_enabled(
     client: AsyncWebClient,
     store: Store,
     settings: Settings,
+    home: HomeTab,
     actor: str,
 ) -> None:
+    """The banner's button, on the list or on Home: answered there."""
     await ack()
 
     async def enable() -> None:
         changed = await store.account.set_api_access(actor=actor, enabled=True)
-        view, notice = list_view_of(body), notices.api_access_on()
-        await refresh_list(store, response_url_of(body), view=view, notice=notice)
+        surface = Surface(body, client=client, store=store, home=home)
+        await surface.show(notices.api_access_on())
         if changed:
             await alerts.api_access_switched(client, settings, actor=actor, enabled=True)
 
-    after_ack(enable(), respond=respond)
+    after_ack(enable(), respond=respond_where(body, respond, home))

@@ -21,13 +21,14 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.background import after_ack
 from bot.blocks import notices, notifications
 from bot.blocks.modals import ISSUING_A_SECRET, GraceOffer, confirm_view, token_form
+from bot.home import HomeTab
 from bot.ids import ActionId, MenuChoice
 from bot.inputs.modal_context import ModalContext
 from bot.inputs.payloads import menu_choice, token_ref, trigger_id_of
 from bot.listeners.token_forms import edit_expiry, new_secret_expiry
 from bot.settings import Settings
 from bot.slack_client import open_modal, send_direct_messages
-from bot.token_dm import show_notice
+from bot.surfaces import Surface, respond_where
 from storage.errors import StaleVersion, TokenLeaked
 from storage.store import Store
 
@@ -54,6 +55,7 @@ async def edit_clicked(
     respond: AsyncRespond,
     store: Store,
     settings: Settings,
+    home: HomeTab,
 ) -> None:
     await ack()
     ref = token_ref(action.get("value"))
@@ -74,7 +76,7 @@ async def edit_clicked(
         )
         await open_modal(client, trigger_id_of(body), form)
 
-    after_ack(open_form(), respond=respond)
+    after_ack(open_form(), respond=respond_where(body, respond, home))
 
 
 async def menu_chosen(
@@ -85,6 +87,7 @@ async def menu_chosen(
     respond: AsyncRespond,
     store: Store,
     settings: Settings,
+    home: HomeTab,
     actor: str,
 ) -> None:
     await ack()
@@ -92,12 +95,13 @@ async def menu_chosen(
     if parsed is None:
         return
     choice, token_id, row_version = parsed
+    surface = Surface(body, client=client, store=store, home=home)
     if choice in (MenuChoice.DISABLE, MenuChoice.ENABLE):
         enabled = choice is MenuChoice.ENABLE
-        work = set_enabled(body, client, store, actor=actor, token_id=token_id, enabled=enabled)
+        work = set_enabled(surface, actor=actor, token_id=token_id, enabled=enabled)
     else:
-        work = confirm(body, client, store, settings, choice, token_id, row_version)
-    after_ack(work, respond=respond)
+        work = confirm(surface, settings, choice, token_id, row_version)
+    after_ack(work, respond=surface.respond(respond))
 
 
 async def reset_now_clicked(
@@ -108,12 +112,14 @@ async def reset_now_clicked(
     respond: AsyncRespond,
     store: Store,
     settings: Settings,
+    home: HomeTab,
 ) -> None:
     await ack()
     ref = token_ref(action.get("value"))
     if ref is not None:
-        work = confirm(body, client, store, settings, MenuChoice.RESET, *ref)
-        after_ack(work, respond=respond)
+        surface = Surface(body, client=client, store=store, home=home)
+        work = confirm(surface, settings, MenuChoice.RESET, *ref)
+        after_ack(work, respond=surface.respond(respond))
 
 
 async def disable_now_clicked(
@@ -123,15 +129,15 @@ async def disable_now_clicked(
     client: AsyncWebClient,
     respond: AsyncRespond,
     store: Store,
+    home: HomeTab,
     actor: str,
 ) -> None:
     await ack()
     ref = token_ref(action.get("value"))
     if ref is not None:
-        work = set_enabled(
-            body, client, store, actor=actor, token_id=ref[0], enabled=False, after_leak=True
-        )
-        after_ack(work, respond=respond)
+        surface = Surface(body, client=client, store=store, home=home)
+        work = set_enabled(surface, actor=actor, token_id=ref[0], enabled=False, after_leak=True)
+        after_ack(work, respond=surface.respond(respond))
 
 
 async def end_grace_clicked(
@@ -141,25 +147,21 @@ async def end_grace_clicked(
     client: AsyncWebClient,
     respond: AsyncRespond,
     store: Store,
+    home: HomeTab,
     actor: str,
 ) -> None:
     await ack()
     ref = token_ref(action.get("value"))
     if ref is not None:
-        after_ack(end_grace(body, client, store, actor, *ref), respond=respond)
+        surface = Surface(body, client=client, store=store, home=home)
+        after_ack(end_grace(surface, actor, *ref), respond=surface.respond(respond))
 
 
-async def end_grace(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    store: Store,
-    actor: str,
-    token_id: int,
-    row_version: int,
-) -> None:
+async def end_grace(surface: Surface, actor: str, token_id: int, row_version: int) -> None:
     """Stop the previous secret now, at once and without asking: the card showed its window
     open. A click on a card that moved on since is told so, with nothing applied; one on a
     window that has ended anyway changes nothing."""
+    store = surface.store
     try:
         change = await store.tokens.end_grace(
             actor=actor, token_id=token_id, row_version=row_version
@@ -168,51 +170,44 @@ async def end_grace(
         notice = notices.stale_card(await store.token_reads.get(token_id=token_id))
     else:
         notice = notices.grace_ended(change.after, changed=change.changed)
-    await show_notice(client, store, body, notice)
+    await surface.show(notice)
 
 
 async def set_enabled(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    store: Store,
-    *,
-    actor: str,
-    token_id: int,
-    enabled: bool,
-    after_leak: bool = False,
+    surface: Surface, *, actor: str, token_id: int, enabled: bool, after_leak: bool = False
 ) -> None:
     """Disable and Enable apply at once to the token as it is, whatever the card (or DM)
     showed; a leaked token is enabled only after a Reset. `after_leak`: Disable now from a
     leak report, whose notice says what is left to do."""
+    store = surface.store
     try:
         change = await store.tokens.set_enabled(actor=actor, token_id=token_id, enabled=enabled)
     except TokenLeaked:
         leaked = await store.token_reads.get(token_id=token_id)
-        await show_notice(client, store, body, notices.enable_refused_leaked(leaked))
+        await surface.show(notices.enable_refused_leaked(leaked))
         return
     token = change.after
     if after_leak:
         notice = notices.disabled_after_leak(token, changed=change.changed)
     else:
         notice = notices.enabled_changed(token, enabled=enabled, changed=change.changed)
-    await show_notice(client, store, body, notice)
+    await surface.show(notice)
     if change.changed and not enabled:
         message = notifications.token_disabled(token, actor=actor, at=token.updated_at)
-        await send_direct_messages(client, [token.primary_contact], message)
+        await send_direct_messages(surface.client, [token.primary_contact], message)
 
 
 async def confirm(
-    body: dict[str, Any],
-    client: AsyncWebClient,
-    store: Store,
+    surface: Surface,
     settings: Settings,
     choice: MenuChoice,
     token_id: int,
     row_version: int,
 ) -> None:
     """Open the confirmation for `choice`, carrying the row version the card showed; if
-    the token moved on since, or there is nothing to confirm, say so in the list (or the
-    reminder DM) the click came from instead."""
+    the token moved on since, or there is nothing to confirm, say so where the click came
+    from instead."""
+    store = surface.store
     token = await store.token_reads.get(token_id=token_id)
     newest = store.token_reads.newest_version
     if token.row_version != row_version:
@@ -221,7 +216,7 @@ async def confirm(
         notice = notices.already_newest(token)
     else:
         context = ModalContext.from_click(
-            body, now=time.time(), token_id=token_id, row_version=row_version, action=choice
+            surface.body, now=time.time(), token_id=token_id, row_version=row_version, action=choice
         )
         expiry = new_secret_expiry(store, settings) if choice in ISSUING_A_SECRET else None
         now = datetime.fromtimestamp(store.clock(), UTC)
@@ -234,6 +229,6 @@ async def confirm(
             expiry=expiry,
             grace=grace,
         )
-        await open_modal(client, trigger_id_of(body), view)
+        await open_modal(surface.client, trigger_id_of(surface.body), view)
         return
-    await show_notice(client, store, body, notice)
+    await surface.show(notice)

@@ -14,6 +14,7 @@ from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import notices
+from bot.home import HomeTab
 from bot.ids import COMMAND
 from bot.inputs.command_text import ParsedCommand, parse_command, unescape
 from bot.inputs.payloads import trigger_id_of
@@ -51,6 +52,7 @@ async def tokens_command(
     store: Store,
     settings: Settings,
     memberships: GroupMemberships,
+    home: HomeTab,
     role: Role,
     actor: str,
 ) -> None:
@@ -72,6 +74,7 @@ async def tokens_command(
             store=store,
             settings=settings,
             memberships=memberships,
+            home=home,
             role=role,
             actor=actor,
             team_id=str(command.get("team_id", "")),

@@ -1,5 +1,5 @@
 """Events Slack sends on its own account: group membership changes, user changes, App Home
-visits."""
+visits (the Home tab is published then)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.home import HomeTab
 from bot.ids import Event
 from bot.inputs.payloads import event_group_id, event_user
 from bot.memberships import GroupMemberships
@@ -29,7 +30,9 @@ async def subteam_members_changed(event: dict[str, Any], memberships: GroupMembe
         memberships.invalidate(group_id)
 
 
-async def user_change(event: dict[str, Any], context: AsyncBoltContext, store: Store) -> None:
+async def user_change(
+    event: dict[str, Any], context: AsyncBoltContext, store: Store, home: HomeTab
+) -> None:
     """Someone was made a guest, deactivated, or changed otherwise: the user object carries
     what `users.info` would say, and is kept at once, so that the role check applies it to
     their very next request."""
@@ -40,11 +43,18 @@ async def user_change(event: dict[str, Any], context: AsyncBoltContext, store: S
     status = status_of(user, team_id=context.team_id)
     learned = UserStatus(user_id, status, wall_time(time.time()))
     await store.roles.record_statuses(statuses=[learned])
+    if not status.may_hold_a_role:
+        # A guest, a bot, a deactivated user: their Home shows token data no more.
+        home.publish_soon(user_id)
 
 
 async def ignore() -> None:
     """An event Token Desk has no use for."""
 
 
-async def app_home_opened() -> None:
-    """Only the Messages tab is used (the DMs live there): nothing to render."""
+async def app_home_opened(event: dict[str, Any], home: HomeTab) -> None:
+    """The Home tab opened: published as it is now. The event also fires for the Messages
+    tab (where the DMs live), which needs nothing."""
+    user_id = event.get("user")
+    if event.get("tab") == "home" and isinstance(user_id, str):
+        await home.publish(user_id)

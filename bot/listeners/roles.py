@@ -66,6 +66,7 @@ async def _grant(grant: RoleGrant, command: SubCommand) -> str:
             group_members=memberships.members_by_group(),
         )
         _alert(command, grant.target, group=False, before=previous, after=grant.role)
+        command.home.publish_soon(grant.target)
         return replies.user_granted(grant.target, grant.role)
     known = await group_exists(command.client, grant.target)
     if not known:
@@ -91,6 +92,8 @@ async def _revoke(revoke: RoleRevoke, command: SubCommand) -> str:
             actor=actor, user_id=user_id, group_members=memberships.members_by_group()
         )
         _alert(command, user_id, group=False, before=previous, after=None)
+        # Their Home shows token data no more (unless a group still gives them a role).
+        command.home.publish_soon(user_id)
         groups = memberships.groups_of(user_id)
         remaining = await store.roles.sources(user_id=user_id, group_ids=groups)
         return replies.user_revoked(user_id, previous, remaining)

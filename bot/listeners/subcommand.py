@@ -12,6 +12,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncAck, AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.home import HomeTab
 from bot.inputs.command_text import ParsedCommand
 from bot.memberships import GroupMemberships
 from bot.settings import Settings
@@ -28,6 +29,7 @@ class SubCommand:
     store: Store
     settings: Settings
     memberships: GroupMemberships
+    home: HomeTab
     role: Role
     actor: str
     team_id: str

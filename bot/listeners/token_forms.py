@@ -30,6 +30,7 @@ from bot.blocks.modals import (
 )
 from bot.blocks.notices import Issued
 from bot.blocks.token_list import Notice
+from bot.home import HomeTab
 from bot.ids import ActionId, BlockId, CallbackId, MenuChoice
 from bot.inputs.command_text import prefilled_name
 from bot.inputs.modal_context import ModalContext
@@ -41,11 +42,10 @@ from bot.inputs.payloads import (
     request_key,
     trigger_id_of,
 )
-from bot.list_message import refresh_list
 from bot.listeners.subcommand import SubCommand
 from bot.settings import Settings
-from bot.slack_client import create_web_client, open_modal, send_direct_messages
-from bot.token_dm import update_token_dm
+from bot.slack_client import open_modal, send_direct_messages
+from bot.surfaces import ModalOrigin, respond_where
 from bot.user_status import look_up_status, wall_time
 from storage.errors import AlreadyApplied, InvalidInput
 from storage.models import KEEP, IssuedToken, KeepExpiry, SlackStatus, Token, TokenEdit
@@ -134,6 +134,7 @@ async def create_clicked(
     respond: AsyncRespond,
     store: Store,
     settings: Settings,
+    home: HomeTab,
     actor: str,
 ) -> None:
     await ack()
@@ -144,7 +145,9 @@ async def create_clicked(
         contact=actor,
         expiry=new_secret_expiry(store, settings),
     )
-    after_ack(open_modal(client, trigger_id_of(body), form), respond=respond)
+    after_ack(
+        open_modal(client, trigger_id_of(body), form), respond=respond_where(body, respond, home)
+    )
 
 
 # -- checking and answering a submission --------------------------------------------------
@@ -208,46 +211,24 @@ async def _contact_error(client: AsyncWebClient, user_id: str) -> str | None:
     return notices.CONTACT_PROBLEMS.get(learned.status)
 
 
-def _refresh(store: Store, settings: Settings, context: ModalContext, notice: Notice) -> bool:
-    """Refresh the list the modal came from, or update the DM about tokens it came from, after
-    the ack; whether it can be reached."""
-    if context.dm is not None:
-        # Through a client of its own: the submission's listeners are not handed one.
-        client = create_web_client(settings)
-        update = update_token_dm(client, store, context.dm, notice)
-        after_ack(update, respond=None)
-        return True
-    url = context.usable_response_url(api_url=settings.slack_api_url, now=time.time())
-    if url is None:
-        return False
-    after_ack(refresh_list(store, url, view=context.list_view, notice=notice), respond=None)
-    return True
-
-
 async def _show_secret(
-    ack: AsyncAck,
-    store: Store,
-    settings: Settings,
-    context: ModalContext,
-    issued: IssuedToken,
-    why: Issued,
+    ack: AsyncAck, origin: ModalOrigin, issued: IssuedToken, why: Issued
 ) -> None:
     notice = notices.secret_issued(issued.token.name, why)
-    if context.dm is not None and context.dm.kind == "leak":
+    dm = origin.context.dm
+    if dm is not None and dm.kind == "leak":
         notice = notices.reset_after_leak(issued.token)
-    refreshed = _refresh(store, settings, context, notice)
+    refreshed = origin.show(notice, now=time.time())
     await ack(
         response_action="update",
         view=secret_view(issued, why=why, refresh_failed=not refreshed),
     )
 
 
-async def _done(
-    ack: AsyncAck, store: Store, settings: Settings, context: ModalContext, notice: Notice
-) -> None:
-    """Close the modal and show `notice` in the list; if the list cannot be reached any more,
-    show the notice in the modal instead."""
-    if _refresh(store, settings, context, notice):
+async def _done(ack: AsyncAck, origin: ModalOrigin, notice: Notice) -> None:
+    """Close the modal and show `notice` where it was opened from; if that cannot be
+    reached any more, show the notice in the modal instead."""
+    if origin.show(notice, now=time.time()):
         await ack(response_action="clear")
     else:
         await _say(ack, notices.list_unreachable(notice))
@@ -267,9 +248,11 @@ async def create_submitted(
     client: AsyncWebClient,
     store: Store,
     settings: Settings,
+    home: HomeTab,
     actor: str,
 ) -> None:
     context = ModalContext.parse(view.get("private_metadata")) or ModalContext()
+    origin = ModalOrigin(context, actor, client, store, home, settings.slack_api_url)
     fields = form_fields(view)
     chosen = chosen_expiry(view)
     errors = await _form_errors(client, store, fields, chosen, check_contact=True)
@@ -292,7 +275,7 @@ async def create_submitted(
     except AlreadyApplied:
         await _say(ack, notices.ALREADY_CREATED)
         return
-    await _show_secret(ack, store, settings, context, issued, Issued.CREATED)
+    await _show_secret(ack, origin, issued, Issued.CREATED)
 
 
 async def edit_submitted(
@@ -301,6 +284,7 @@ async def edit_submitted(
     client: AsyncWebClient,
     store: Store,
     settings: Settings,
+    home: HomeTab,
     actor: str,
 ) -> None:
     context = ModalContext.parse(view.get("private_metadata"))
@@ -332,7 +316,8 @@ async def edit_submitted(
         await ack(response_action="clear")
         return
     notice = notices.saved(change.after.name, changed=change.changed)
-    await _done(ack, store, settings, context, notice)
+    origin = ModalOrigin(context, actor, client, store, home, settings.slack_api_url)
+    await _done(ack, origin, notice)
     old_contact = change.before.primary_contact
     if old_contact != change.after.primary_contact:
         after_ack(_contact_changed(client, change.after, old_contact, actor), respond=None)
@@ -352,6 +337,7 @@ async def confirm_submitted(
     client: AsyncWebClient,
     store: Store,
     settings: Settings,
+    home: HomeTab,
     actor: str,
 ) -> None:
     context = ModalContext.parse(view.get("private_metadata"))
@@ -360,6 +346,7 @@ async def confirm_submitted(
         await _say(ack, notices.FORM_GONE)
         return
     token_id, row_version = context.token_id, context.row_version
+    origin = ModalOrigin(context, actor, client, store, home, settings.slack_api_url)
     key = request_key("confirm", view)
     chosen = chosen_expiry(view)
     if choice in ISSUING_A_SECRET and not chosen.chosen:
@@ -374,7 +361,7 @@ async def confirm_submitted(
                 expires_on=chosen.expires_on,
                 request_key=key,
             )
-            await _show_secret(ack, store, settings, context, copy, Issued.COPIED)
+            await _show_secret(ack, origin, copy, Issued.COPIED)
         elif choice is MenuChoice.RESET:
             reset = await store.tokens.reset(
                 actor=actor,
@@ -384,7 +371,7 @@ async def confirm_submitted(
                 grace=chosen_grace(view),
                 request_key=key,
             )
-            await _show_secret(ack, store, settings, context, reset, Issued.RESET)
+            await _show_secret(ack, origin, reset, Issued.RESET)
             token = reset.token
             message = notifications.token_reset(token, actor=actor, at=token.updated_at)
             recipients = [token.primary_contact, actor]
@@ -393,12 +380,12 @@ async def confirm_submitted(
             upgraded = await store.tokens.upgrade(
                 actor=actor, token_id=token_id, row_version=row_version, request_key=key
             )
-            await _done(ack, store, settings, context, notices.upgraded(upgraded))
+            await _done(ack, origin, notices.upgraded(upgraded))
         elif choice is MenuChoice.DELETE:
             deleted = await store.tokens.delete(
                 actor=actor, token_id=token_id, row_version=row_version, request_key=key
             )
-            await _done(ack, store, settings, context, notices.deleted(deleted.name))
+            await _done(ack, origin, notices.deleted(deleted.name))
             message = notifications.token_deleted(deleted, actor=actor, at=datetime.now(UTC))
             after_ack(
                 send_direct_messages(client, [deleted.primary_contact], message), respond=None

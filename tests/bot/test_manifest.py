@@ -52,6 +52,8 @@ def test_only_the_scopes_the_app_needs(manifest: dict[str, Any]) -> None:
 def test_interactivity_and_the_messages_tab(manifest: dict[str, Any]) -> None:
     assert manifest["settings"]["interactivity"]["is_enabled"] is True
     assert manifest["features"]["app_home"]["messages_tab_enabled"] is True
+    assert manifest["features"]["app_home"]["home_tab_enabled"] is True
+    assert "app_home_opened" in manifest["settings"]["event_subscriptions"]["bot_events"]
     assert "subteam_members_changed" in manifest["settings"]["event_subscriptions"]["bot_events"]
 
 

@@ -530,3 +530,30 @@ async def test_tokens_from_before_the_leak_guard_keep_their_state_and_windows(
             actor=ACTOR, token_id=leak.token.id, row_version=leak.token.row_version
         )
         assert row_counts(path)["leak_reports"] == 0
+
+
+async def test_tokens_from_before_app_home_are_counted_and_need_attention(
+    tmp_path: Path,
+) -> None:
+    """Migration 9: the kept counts start from the tokens already there (their states, leaks,
+    expiries and uses), and follow the changes after the upgrade."""
+    path = tmp_path / "tokendesk.db"
+    connection = build_at(path, 8)
+    try:
+        used = seed(connection, 8).tokens[0]
+        connection.execute(
+            "UPDATE tokens SET leaked_at = ?, expires_at = ? WHERE sid = ?",
+            (int(START) - 600, int(START) + 86_400, used.sid),
+        )
+    finally:
+        connection.close()
+
+    async with opened_store(path, clock=FakeClock()) as store:
+        summary = await store.token_reads.summary()
+        assert (summary.enabled, summary.disabled, summary.leaked) == (1, 1, 1)
+        assert (summary.expiring_soon, summary.without_expiry, summary.unused) == (1, 1, 1)
+        attention = await store.token_reads.needing_attention(expiry_required=True)
+        assert [(item.token.sid, item.reason.value) for item in attention] == [(used.sid, "leaked")]
+        await create_token(store, "After The Upgrade")
+        after = await store.token_reads.summary()
+        assert (after.enabled, after.without_expiry, after.unused) == (2, 2, 2)

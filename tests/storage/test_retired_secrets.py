@@ -285,9 +285,10 @@ async def test_the_scheduler_and_the_cards_read_retired_secrets_through_indexes(
     }
     assert any("INDEX tokens_by_previous_until" in step for step in plans["lapsed"])
     assert any("INDEX retired_secrets_by_time" in step for step in plans["purge"])
-    # The partial index holds only the presented digests not yet reported.
-    assert any("INDEX retired_secrets_to_notify" in step for step in plans["presented"])
-    assert any("SEARCH r USING INDEX retired_secrets_by" in step for step in plans["card"])
+    # A partial index of the presented digests (those not yet reported, or all of them).
+    presented_indexes = ("INDEX retired_secrets_to_notify", "INDEX retired_secrets_presented")
+    assert any(index in step for step in plans["presented"] for index in presented_indexes)
+    assert any("SEARCH r USING INDEX retired_secrets_" in step for step in plans["card"])
     for name, steps in plans.items():
         for step in steps:
             assert not step.startswith("SCAN") or "USING" in step, (name, step)
