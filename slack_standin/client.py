@@ -4,23 +4,26 @@ Mode (the same payloads in envelopes over the connection the app opened on the s
 Payloads follow what Slack sends (docs/slack.md, "What Slack sends"); response_urls and trigger
 ids are minted on the stand-in so the app's follow-up calls meet Slack's rules there.
 Build actions from what the app rendered with `action_for` and modal input with `fill`, so a
-test clicks only what the user could click.
+test clicks only what the user could click; `click` and `submit_view` do both for what a
+person sees on the stand-in (a message, an ephemeral message, their top modal, their Home).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date as calendar_date
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 import aiohttp
 
-from slack_standin.server import SlackStandIn
+from slack_standin.server import SlackStandIn, public_view
 from slack_standin.signing import Signing as Signing
 from slack_standin.signing import signed_headers as signed_headers
 
@@ -33,6 +36,12 @@ class Reply:
     headers: Mapping[str, str]
     body: Any  # parsed JSON when the app answered JSON, else text ("" for a bare ack)
     sent: dict[str, Any]
+    # What Slack refused of the app's answer to `submit_view` (the modals then stay as
+    # they were): a bad view, a push past the limit, no ack.
+    problems: tuple[str, ...] = ()
+
+
+Where = tuple[Literal["channel", "ephemeral", "dm", "modal", "home"], str | None]
 
 
 # -- actions as Slack sends them -------------------------------------------------------
@@ -110,6 +119,45 @@ def _pick(element: dict[str, Any], value: str) -> dict[str, Any]:
     raise LookupError(f"{element['action_id']!r} has no option {value!r}")
 
 
+def _action(
+    element: dict[str, Any], block_id: str, chosen: str | Sequence[str] | None
+) -> dict[str, Any]:
+    """The action Slack sends for `element`, with its own shape: `chosen` is the button's
+    value (LookupError if it is another's), the option(s) picked, the user, the date or the
+    text typed."""
+    kind, action_id = element["type"], element["action_id"]
+    action = {"type": kind, "action_id": action_id, "block_id": block_id}
+    if kind == "button":
+        if chosen is not None and element.get("value") != chosen:
+            raise LookupError(f"{action_id!r} is not the button with value {chosen!r}")
+        action["text"] = element["text"]
+        if "value" in element:
+            action["value"] = element["value"]
+        return action
+    if kind in {"plain_text_input", "users_select"} and chosen is None:
+        action["value" if kind == "plain_text_input" else "selected_user"] = None
+        return action
+    if chosen is None:
+        raise ValueError(f"say what the user chose in {action_id!r}")
+    if kind in {"overflow", "static_select", "radio_buttons"}:
+        if not isinstance(chosen, str):
+            raise ValueError(f"{action_id!r} takes one option")
+        action["selected_option"] = _pick(element, chosen)
+    elif kind in {"multi_static_select", "checkboxes"}:
+        picked = [chosen] if isinstance(chosen, str) else list(chosen)
+        action["selected_options"] = [_pick(element, value) for value in picked]
+    elif kind in {"plain_text_input", "users_select", "datepicker"}:
+        if not isinstance(chosen, str):
+            raise ValueError(f"{action_id!r} takes one value")
+        if kind == "datepicker":
+            calendar_date.fromisoformat(chosen)  # Slack's picker sends only YYYY-MM-DD
+        field = {"plain_text_input": "value", "users_select": "selected_user"}
+        action[field.get(kind, "selected_date")] = chosen
+    else:
+        raise NotImplementedError(f"no action built for {kind!r} yet")
+    return action
+
+
 def action_for(
     view_or_blocks: list[dict[str, Any]] | dict[str, Any],
     action_id: str,
@@ -120,35 +168,20 @@ def action_for(
     """The action Slack sends when the user uses the rendered element `action_id` of a
     message's blocks or of a view (a modal, a published Home).
 
-    `value` picks the option (overflow, select), the text typed (input), or which of several
-    buttons sharing the action_id (one per card) was clicked; `block_id` narrows further.
+    `value` picks the option (overflow, select), the text typed (input), the date, or which
+    of several buttons sharing the action_id (one per card) was clicked; `block_id` narrows
+    further.
     """
     blocks = view_or_blocks["blocks"] if isinstance(view_or_blocks, dict) else view_or_blocks
     for found_block_id, element in _elements(blocks):
         if element["action_id"] != action_id or block_id not in (None, found_block_id):
             continue
-        kind = element["type"]
-        action = {"type": kind, "action_id": action_id, "block_id": found_block_id}
-        if kind == "button":
-            if value is not None and element.get("value") != value:
+        try:
+            return _action(element, found_block_id, value)
+        except LookupError:
+            if element["type"] in {"button", "overflow"}:  # one per card: try the next card
                 continue
-            action["text"] = element["text"]
-            if "value" in element:
-                action["value"] = element["value"]
-        elif kind in {"overflow", "static_select", "radio_buttons"}:
-            if value is None:
-                raise ValueError(f"say which option of {action_id!r} to choose")
-            try:
-                action["selected_option"] = _pick(element, value)
-            except LookupError:
-                if kind == "overflow":  # one overflow per card: try the next card
-                    continue
-                raise
-        elif kind in {"plain_text_input", "users_select"}:
-            action["value" if kind == "plain_text_input" else "selected_user"] = value
-        else:
-            raise NotImplementedError(f"action_for does not build {kind!r} yet")
-        return action
+            raise
     raise LookupError(f"no element {action_id!r} (value={value!r}, block_id={block_id!r})")
 
 
@@ -201,6 +234,41 @@ def fill(
     if unused:
         raise KeyError(f"no stateful element for {sorted(unused)}")
     return state
+
+
+def checked_state(
+    view_or_blocks: dict[str, Any] | list[dict[str, Any]],
+    values: Mapping[str, Mapping[str, Mapping[str, Any]]],
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The `state.values` Slack sends for these blocks when the user left them as `values`
+    says (`{block_id: {action_id: {field: ...}}}`, as Slack shapes it; an option may be
+    named by its value alone). Untouched elements keep their initial value; an element the
+    blocks do not hold, or an option they do not offer, raises LookupError."""
+    blocks = view_or_blocks["blocks"] if isinstance(view_or_blocks, dict) else view_or_blocks
+    state = fill(blocks, {})
+    elements = {(block_id, e["action_id"]): e for block_id, e in _elements(blocks)}
+    for block_id, actions in values.items():
+        for action_id, given in actions.items():
+            element = elements.get((block_id, action_id))
+            if element is None or element["type"] not in _STATEFUL:
+                raise LookupError(f"no stateful element {block_id!r}/{action_id!r}")
+            state[block_id][action_id] = _state_entry(element, given)
+    return state
+
+
+def _state_entry(element: dict[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    kind = element["type"]
+    field, _ = _STATEFUL[kind]
+    chosen = given.get(field)
+    if field == "selected_option" and chosen is not None:
+        chosen = _pick(element, _option_value(chosen))
+    elif field == "selected_options":
+        chosen = [_pick(element, _option_value(option)) for option in chosen or []]
+    return {"type": kind, field: chosen}
+
+
+def _option_value(option: Any) -> str:
+    return str(option["value"] if isinstance(option, Mapping) else option)
 
 
 def ephemeral_container(channel_id: str, message_ts: str) -> dict[str, Any]:
@@ -357,8 +425,9 @@ class SlackClient:
             "text": text,
             "api_app_id": self.standin.app_id,
             "is_enterprise_install": "false",
-            "response_url": response_url or self.standin.response_url(),
-            "trigger_id": trigger_id or self.standin.trigger_id(),
+            "response_url": response_url
+            or self.standin.response_url(user_id=user_id, channel=channel_id),
+            "trigger_id": trigger_id or self.standin.trigger_id(user_id=user_id),
         }
         return await self._send_form(form, signing, dict(form))
 
@@ -394,14 +463,19 @@ class SlackClient:
             "actions": [{**action, "action_ts": action.get("action_ts", f"{self.clock():.6f}")}],
         }
         if container["type"] == "view":
-            view = view or self.standin.find_view(container["view_id"])
+            view = public_view(view or self.standin.find_view(container["view_id"]))
             payload["view"] = {**view, "state": {"values": state or {}}}
-            payload["trigger_id"] = self.standin.trigger_id(view_id=view["id"])
+            payload["trigger_id"] = self.standin.trigger_id(view_id=view["id"], user_id=user_id)
         else:
             channel_id = container["channel_id"]
-            payload["trigger_id"] = self.standin.trigger_id()
-            payload["channel"] = {"id": channel_id, "name": "token-desk"}
-            payload["response_url"] = response_url or self.standin.response_url()
+            payload["trigger_id"] = self.standin.trigger_id(user_id=user_id)
+            payload["channel"] = {"id": channel_id, "name": self._channel_name(channel_id)}
+            payload["response_url"] = response_url or self.standin.response_url(
+                user_id=user_id,
+                channel=channel_id,
+                message_ts=container["message_ts"],
+                ephemeral=bool(container.get("is_ephemeral")),
+            )
             if not container.get("is_ephemeral"):
                 key = (channel_id, container["message_ts"])
                 payload["message"] = message or self.standin.messages[key]
@@ -420,6 +494,7 @@ class SlackClient:
         """Submits `view` (best: `standin.latest_view()`) with the user's `values` (see
         `fill`), or with a raw `state.values` for crafted payloads."""
         values_state = state if state is not None else fill(view, values or {})
+        view = public_view(view)
         submitted = {
             "id": view.get("id", "V0UNKNOWN"),
             "team_id": self.standin.team_id,
@@ -436,13 +511,95 @@ class SlackClient:
             "user": self._user(user_id),
             "api_app_id": self.standin.app_id,
             "token": "verification-token-unused",
-            "trigger_id": self.standin.trigger_id(view_id=submitted["id"]),
+            "trigger_id": self.standin.trigger_id(view_id=submitted["id"], user_id=user_id),
             "view": submitted,
             "response_urls": [],
             "enterprise": None,
             "is_enterprise_install": False,
         }
         return await self._send_payload(payload, signing)
+
+    async def submit_view(
+        self,
+        user_id: str,
+        view_id: str,
+        values: Mapping[str, Any] | None = None,
+        *,
+        state: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        signing: Signing = "valid",
+    ) -> Reply:
+        """`user_id` submits their top modal `view_id` with `values` (see `fill`) or with the
+        `state.values` they left (see `checked_state`), and the app's answer is applied to
+        their modals as Slack applies it; `problems` says what Slack refused of it."""
+        view = self.standin.start_submission(user_id, view_id)
+        checked = None if state is None else checked_state(view, state)
+        reply = await self.view_submission(user_id, view, values, state=checked, signing=signing)
+        if reply.status != 200:
+            return dataclasses.replace(reply, problems=(f"not acked: HTTP {reply.status}",))
+        problems = self.standin.apply_view_answer(user_id, view_id, reply.body)
+        return dataclasses.replace(reply, problems=tuple(problems))
+
+    async def click(
+        self,
+        user_id: str,
+        where: Where,
+        block_id: str,
+        action_id: str,
+        *,
+        value: str | None = None,
+        selected: str | Sequence[str] | None = None,
+        date: str | None = None,
+        values: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+        signing: Signing = "valid",
+    ) -> Reply:
+        """`user_id` uses the element `block_id`/`action_id` of what they see at `where`:
+        ("channel" | "ephemeral" | "dm", ts), ("modal", view_id) (their top modal) or
+        ("home", None). An unnamed block is `auto<index>`.
+
+        `value` is a button's value or the text typed (Enter in a dispatching input),
+        `selected` the option value(s) or user picked, `date` a datepicker's YYYY-MM-DD;
+        `values` the state of the surface's other inputs (see `checked_state`). What the user
+        could not do (no such element, option or surface) raises LookupError.
+        """
+        kind, key = where
+        surface = self.standin.surface(user_id, kind, key)
+        element = next(
+            (
+                e
+                for found, e in _elements(surface.blocks)
+                if (found, e["action_id"]) == (block_id, action_id)
+            ),
+            None,
+        )
+        if element is None:
+            raise LookupError(f"{user_id!r} sees no element {block_id!r}/{action_id!r} there")
+        chosen = next((c for c in (selected, date, value) if c is not None), None)
+        action = _action(element, block_id, chosen)
+        state = checked_state(surface.blocks, values or {})
+        if element["type"] in _STATEFUL:  # what the user just chose is in the state too
+            field, _ = _STATEFUL[element["type"]]
+            state[block_id][action_id] = {"type": element["type"], field: action[field]}
+        if surface.view_id is not None:
+            return await self.block_action(
+                user_id,
+                action,
+                container=view_container(surface.view_id),
+                state=state,
+                signing=signing,
+            )
+        assert surface.channel is not None and surface.ts is not None  # a message's surface
+        container = (ephemeral_container if kind == "ephemeral" else message_container)(
+            surface.channel, surface.ts
+        )
+        return await self.block_action(
+            user_id, action, container=container, state=state, signing=signing
+        )
+
+    def _channel_name(self, channel_id: str) -> str:
+        if channel_id.startswith("D"):
+            return "directmessage"
+        known = self.standin.channels.get(channel_id)
+        return "token-desk" if known is None else known.name
 
     async def event(self, event: dict[str, Any], *, signing: Signing = "valid") -> Reply:
         """An Events API `event_callback` (e.g. `subteam_members_changed`)."""

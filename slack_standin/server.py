@@ -14,6 +14,11 @@ It holds each person's App Home view (`views.publish`, at most one per user, che
 modal but with no title or buttons, its `hash` guarding against a concurrent publish) and
 sends `app_home_opened` when someone opens the Home or Messages tab (`user_opens_home`).
 
+It keeps what each person sees: their stack of modals (`modal_stack`), the ephemeral
+messages shown to them in each channel (`ephemerals`, from chat.postEphemeral, response_url
+posts and command acks), their DM with the app (`dm_messages`); `version` counts every
+change to what anyone sees, and `changed` waits for the next one.
+
 Errors chosen where Slack is vague: Block Kit problems in chat.* answer `invalid_blocks`
 with the problems in `errors`; in views.* they answer `invalid_arguments` with the problems
 in `response_metadata.messages`, as Slack does. A refused response_url post answers
@@ -131,6 +136,8 @@ class Channel:
 class _Trigger:
     minted: float
     view_id: str | None
+    # Whose click or command minted it: views.open opens the modal on that person's stack.
+    user_id: str | None = None
     used: bool = False
 
 
@@ -138,6 +145,24 @@ class _Trigger:
 class _ResponseUrl:
     minted: float
     uses: int = 0
+    # Where its posts land (None: recorded only) and the message `replace_original` and
+    # `delete_original` act on (None: the first message posted through it).
+    user_id: str | None = None
+    channel: str | None = None
+    target: str | None = None
+    ephemeral: bool = True
+
+
+@dataclass(frozen=True)
+class Surface:
+    """What a person can click: a channel or DM message, an ephemeral message (`channel`,
+    `ts`), the top modal of their stack or their Home (`view_id`), and its blocks."""
+
+    kind: Literal["channel", "ephemeral", "dm", "modal", "home"]
+    blocks: list[dict[str, Any]]
+    channel: str | None = None
+    ts: str | None = None
+    view_id: str | None = None
 
 
 class SlackStandIn:
@@ -172,6 +197,12 @@ class SlackStandIn:
         # False as when the app's configuration leaves the Home tab off: views.publish then
         # answers `not_enabled`.
         self.home_tab_enabled = True
+        # Each person's open modals by id, bottom first; `views` keeps closed ones too.
+        self._stacks: dict[str, list[str]] = {}
+        self._ephemerals: defaultdict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        self.version = 0
+        # Set, then replaced, on every change: a waiter holds the event of the version it saw.
+        self._change = asyncio.Event()
         self.users: dict[str, dict[str, Any]] = {}
         self.groups: dict[str, list[str]] = {}
         self.channels: dict[str, Channel] = {}
@@ -319,16 +350,37 @@ class SlackStandIn:
             if ts in (message["ts"], message.get("thread_ts"))
         ]
 
-    def trigger_id(self, *, view_id: str | None = None) -> str:
-        """A fresh trigger id, valid once for 3 s; `view_id` when it comes from a modal."""
+    def trigger_id(self, *, view_id: str | None = None, user_id: str | None = None) -> str:
+        """A fresh trigger id, valid once for 3 s; `view_id` when it comes from a modal,
+        `user_id` for the person whose command or click it comes with (a modal opened with
+        it goes on their stack)."""
         trigger = f"{next(self._ts)}.{uuid.uuid4().int % 10**12}.{uuid.uuid4().hex}"
-        self._triggers[trigger] = _Trigger(minted=self.now(), view_id=view_id)
+        self._triggers[trigger] = _Trigger(minted=self.now(), view_id=view_id, user_id=user_id)
         return trigger
 
-    def response_url(self) -> str:
-        """A fresh response_url: 5 posts within 30 minutes."""
+    def response_url(
+        self,
+        *,
+        user_id: str | None = None,
+        channel: str | None = None,
+        message_ts: str | None = None,
+        ephemeral: bool = True,
+    ) -> str:
+        """A fresh response_url: 5 posts within 30 minutes.
+
+        With `user_id` and `channel` its posts show: a new ephemeral message to that person
+        there, or (`response_type: in_channel`) a channel message; `replace_original` and
+        `delete_original` act on the message `message_ts` (an ephemeral one unless
+        `ephemeral=False`), or without one on the first message posted through it.
+        """
         key = uuid.uuid4().hex
-        self._response_urls[key] = _ResponseUrl(minted=self.now())
+        self._response_urls[key] = _ResponseUrl(
+            minted=self.now(),
+            user_id=user_id,
+            channel=channel,
+            target=message_ts,
+            ephemeral=ephemeral,
+        )
         return f"{self._base_url}/response/{key}"
 
     def expire_response_url(self, url: str) -> None:
@@ -384,6 +436,232 @@ class SlackStandIn:
         if found is None:
             raise LookupError(f"no view {view_id!r}")
         return found
+
+    # -- what each person sees: modal stacks, ephemeral messages, DMs -------------------
+
+    async def changed(self, after: int, timeout: float) -> int:
+        """Waits until `version` is past `after`, or `timeout` seconds; answers `version`."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.version <= after:
+                    await self._change.wait()
+        except TimeoutError:
+            pass
+        return self.version
+
+    def _bump(self) -> None:
+        self.version += 1
+        self._change.set()
+        self._change = asyncio.Event()
+
+    def dm_channel(self, user_id: str) -> str:
+        """The id of the app's DM channel with `user_id`."""
+        return self._dm_channel(user_id)
+
+    def dm_messages(self, user_id: str) -> list[dict[str, Any]]:
+        """The messages of the app's DM with `user_id` (replies too), in order."""
+        return self.channel_messages(self._dm_channel(user_id))
+
+    def ephemerals(self, user_id: str, channel: str) -> list[dict[str, Any]]:
+        """The ephemeral messages shown to `user_id` in `channel`, oldest first, each with
+        its `ts`, `text`, `blocks` and a `response_url` that replaces or deletes it."""
+        return copy.deepcopy(self._ephemerals.get((user_id, channel), []))
+
+    def add_ephemeral(
+        self,
+        user_id: str,
+        channel: str,
+        message: dict[str, Any],
+        *,
+        response_url: str | None = None,
+    ) -> dict[str, Any]:
+        """Shows `message` (`text`, `blocks`) to `user_id` in `channel`, as Slack shows a
+        slash command's ack that is a message; `response_url` (the command's) then
+        replaces or deletes it. Raises ValueError if Slack would refuse the message."""
+        if problems := check_message(message):
+            raise ValueError(f"Slack refuses this message: {problems}")
+        shown = self._new_ephemeral(user_id, channel, message, url=response_url)
+        return copy.deepcopy(shown)
+
+    def modal_stack(self, user_id: str) -> list[dict[str, Any]]:
+        """The modals open for `user_id`, bottom first; a view refused field by field carries
+        the errors shown under its inputs in `_errors` ({block_id: message})."""
+        return [copy.deepcopy(self.views[view_id]) for view_id in self._stacks.get(user_id, [])]
+
+    def close_view(self, user_id: str, view_id: str) -> None:
+        """`user_id` closes the modal `view_id` (and those pushed above it; the whole stack
+        when it says `clear_on_close`). Token Desk asks for no `view_closed`, so Slack tells
+        the app nothing."""
+        stack = self._stacks.get(user_id, [])
+        if view_id not in stack:
+            raise LookupError(f"{user_id!r} has no modal {view_id!r} open")
+        del stack[0 if self.views[view_id].get("clear_on_close") else stack.index(view_id) :]
+        self._bump()
+
+    def start_submission(self, user_id: str, view_id: str) -> dict[str, Any]:
+        """The modal `view_id` as `user_id` submits it: it must be the top of their stack
+        (the only one they see); the field errors it showed are cleared."""
+        stack = self._stacks.get(user_id, [])
+        if not stack or stack[-1] != view_id:
+            raise LookupError(f"{view_id!r} is not the modal {user_id!r} sees")
+        view = self.views[view_id]
+        if view.pop("_errors", None) is not None:
+            self._bump()
+        return public_view(view)
+
+    def apply_view_answer(self, user_id: str, view_id: str, answer: Any) -> list[str]:
+        """Applies the app's answer to the submission of `view_id` to `user_id`'s stack, as
+        Slack does; answers what Slack refuses of it (the stack then stays as it was).
+
+        An empty answer closes the view; `response_action` `errors` shows them under its
+        inputs, `update` replaces it (same id, new hash), `push` puts a view above it and
+        `clear` closes every modal of the stack.
+        """
+        stack = self._stacks.get(user_id, [])
+        if view_id not in stack:
+            raise LookupError(f"{user_id!r} has no modal {view_id!r} open")
+        if not answer:
+            del stack[stack.index(view_id) :]
+            self._bump()
+            return []
+        action = answer.get("response_action") if isinstance(answer, dict) else None
+        current = self.views[view_id]
+        try:
+            if action == "errors":
+                errors = answer.get("errors")
+                if not isinstance(errors, dict) or not errors:
+                    return ["response_action errors: `errors` must map block_ids to messages"]
+                current["_errors"] = {str(key): str(text) for key, text in errors.items()}
+            elif action == "update":
+                self._store_view(
+                    _view_arg(answer, kind="modal"),
+                    view_id=view_id,
+                    root_view_id=current["root_view_id"],
+                    previous=current["previous_view_id"],
+                )
+            elif action == "push":
+                view = _view_arg(answer, kind="modal")
+                if len(stack) >= VIEW_STACK_MAX:
+                    raise Refusal("push_limit_reached")
+                pushed = _view_id()
+                self._store_view(
+                    view, view_id=pushed, root_view_id=current["root_view_id"], previous=view_id
+                )
+                stack.append(pushed)
+            elif action == "clear":
+                stack.clear()
+            else:
+                return [f"unknown response_action {action!r}"]
+        except Refusal as refusal:
+            return [str(refusal), *refusal.answer.get("response_metadata", {}).get("messages", [])]
+        self._bump()
+        return []
+
+    def surface(
+        self,
+        user_id: str,
+        kind: Literal["channel", "ephemeral", "dm", "modal", "home"],
+        key: str | None,
+    ) -> Surface:
+        """What `user_id` sees and can click: the channel message, ephemeral message or DM
+        message `key` (a ts), the modal `key` (a view id; only the top of their stack), or
+        their Home. LookupError when they see no such thing."""
+        if kind == "channel":
+            for (channel, ts), message in self.messages.items():
+                if ts == key and not channel.startswith("D"):
+                    return Surface(kind, message.get("blocks", []), channel=channel, ts=ts)
+        elif kind == "dm":
+            channel = self._dm_channel(user_id)
+            if (sent := self.messages.get((channel, str(key)))) is not None:
+                return Surface(kind, sent.get("blocks", []), channel=channel, ts=key)
+        elif kind == "ephemeral":
+            for (to, channel), shown in self._ephemerals.items():
+                for message in shown:
+                    if to == user_id and message["ts"] == key:
+                        return Surface(kind, message["blocks"], channel=channel, ts=key)
+        elif kind == "modal":
+            stack = self._stacks.get(user_id, [])
+            if stack and stack[-1] == key:
+                return Surface(kind, self.views[key]["blocks"], view_id=key)
+        elif kind == "home":
+            if (home := self.homes.get(user_id)) is not None:
+                return Surface(kind, home["blocks"], view_id=home["id"])
+        raise LookupError(f"{user_id!r} sees no {kind} {key!r}")
+
+    def _new_ephemeral(
+        self,
+        user_id: str,
+        channel: str,
+        message: dict[str, Any],
+        *,
+        url: str | None = None,
+        ts: str | None = None,
+    ) -> dict[str, Any]:
+        """Records `message` as shown to `user_id` in `channel`; `url`, a response_url
+        with no message of its own yet, then acts on it."""
+        shown = {
+            "type": "message",
+            "user": self.bot_user_id,
+            "bot_id": self.bot_id,
+            "text": message.get("text", ""),
+            "blocks": message.get("blocks", []),
+            "ts": ts or self._next_ts(),
+            "channel": channel,
+        }
+        if message.get("attachments"):
+            shown["attachments"] = message["attachments"]
+        entry = self._response_urls.get((url or "").rsplit("/", 1)[-1])
+        if url is not None and entry is not None and entry.target is None:
+            entry.target, entry.ephemeral = shown["ts"], True
+            shown["response_url"] = url
+        else:
+            shown["response_url"] = self.response_url(
+                user_id=user_id, channel=channel, message_ts=shown["ts"]
+            )
+        self._ephemerals[(user_id, channel)].append(shown)
+        self._bump()
+        return shown
+
+    def _respond(self, url: str, body: dict[str, Any]) -> None:
+        """Shows an accepted post to `url` where Slack would (see `response_url`)."""
+        entry = self._response_urls[url.rsplit("/", 1)[-1]]
+        user_id, channel = entry.user_id, entry.channel
+        if user_id is None or channel is None:
+            return
+        acts_on_original = body.get("replace_original") or body.get("delete_original")
+        if acts_on_original and entry.target is not None and not entry.ephemeral:
+            key = (channel, entry.target)
+            if key in self.messages and body.get("delete_original"):
+                del self.messages[key]
+                self._bump()
+            elif key in self.messages:
+                self._replace_message(key, body)
+            return
+        if acts_on_original and entry.target is not None:
+            shown = self._ephemerals[(user_id, channel)]
+            at = next((i for i, m in enumerate(shown) if m["ts"] == entry.target), None)
+            if body.get("delete_original"):
+                if at is not None:
+                    del shown[at]
+                    self._bump()
+                return
+            if at is not None:
+                shown[at] |= {"text": body.get("text", ""), "blocks": body.get("blocks", [])}
+                self._bump()
+                return
+            # An ephemeral message shown before the stand-in kept them: shown anew in place.
+            self._new_ephemeral(user_id, channel, body, ts=entry.target)
+            return
+        if body.get("delete_original"):
+            return
+        if body.get("response_type") == "in_channel":
+            # A response_url posts in the channel whether the app is a member or not.
+            message = self._message(body, self._next_ts())
+            self._store(channel, message, None)
+            if (member := self._member_channel(channel)) is not None:
+                self._in_background(self._deliver_app_post(member, copy.deepcopy(message), None))
+            return
+        self._new_ephemeral(user_id, channel, body, url=url)
 
     # -- the Events API: what people do, sent to the app -------------------------------
 
@@ -466,6 +744,7 @@ class SlackStandIn:
         if attachments is not None:
             new["attachments"] = attachments
         self.messages[(channel, ts)] = new
+        self._bump()
         if not where.app_member:
             return self._not_sent(ts)
         event = events.changed(
@@ -738,6 +1017,8 @@ class SlackStandIn:
             problems = check_message(body) if isinstance(body, dict) else ["body: not JSON"]
             if problems:
                 status, answer = 400, Refusal("invalid_blocks", errors=problems).answer
+            else:
+                self._respond(url, body)
         error = None if answer["ok"] else str(answer["error"])
         self.responses.append(ResponsePost(url, body, self.now(), status, error))
         return web.json_response(answer, status=status, headers=headers)
@@ -823,6 +1104,7 @@ class SlackStandIn:
                 "reply_users": repliers,
             }
         self.messages[(channel, message["ts"])] = message
+        self._bump()
 
     def _member_channel(self, channel: str) -> Channel | None:
         """`channel` if the app is in it and can be sent its events now."""
@@ -852,7 +1134,8 @@ class SlackStandIn:
             raise Refusal("user_not_found")
         _check_message(args)
         # Not kept in `messages`: an ephemeral message cannot be reached by chat.update.
-        return {"ok": True, "message_ts": self._next_ts()}
+        shown = self._new_ephemeral(str(args["user"]), str(args["channel"]), args)
+        return {"ok": True, "message_ts": shown["ts"]}
 
     def _update_message(self, args: dict[str, Any]) -> Answer:
         key = (str(args.get("channel")), str(args.get("ts")))
@@ -862,10 +1145,24 @@ class SlackStandIn:
         if old.get("bot_id") != self.bot_id:
             raise Refusal("cant_update_message")
         _check_message(args)
+        self._replace_message(key, args)
+        return {
+            "ok": True,
+            "channel": key[0],
+            "ts": key[1],
+            "text": args.get("text", ""),
+            "message": self.messages[key],
+        }
+
+    def _replace_message(self, key: tuple[str, str], args: dict[str, Any]) -> None:
+        """The app's message `key` becomes `args`' text and blocks, its thread kept; the
+        channel's members get `message_changed`."""
+        old = self.messages[key]
         kept = {
             name: old[name] for name in (*events.THREAD_FIELDS, "parent_user_id") if name in old
         }
         self.messages[key] = self._message(args, key[1]) | kept
+        self._bump()
         if (member := self._member_channel(key[0])) is not None:
             event = events.changed(
                 copy.deepcopy(self.messages[key]),
@@ -875,13 +1172,6 @@ class SlackStandIn:
                 ts=self._next_ts(),
             )
             self._in_background(self.deliver_event(event))
-        return {
-            "ok": True,
-            "channel": key[0],
-            "ts": key[1],
-            "text": args.get("text", ""),
-            "message": self.messages[key],
-        }
 
     def _permalink(self, args: dict[str, Any]) -> Answer:
         channel, ts = str(args.get("channel") or ""), str(args.get("message_ts") or "")
@@ -951,29 +1241,37 @@ class SlackStandIn:
         )
         self.views.pop(view_id, None)  # re-insert so `latest_view` sees it as newest
         self.views[view_id] = stored
+        self._bump()
         return stored
 
     def _open_view(self, args: dict[str, Any]) -> Answer:
-        self._use_trigger(args.get("trigger_id"))
+        trigger = self._use_trigger(args.get("trigger_id"))
         view = _view_arg(args, kind="modal")
         view_id = _view_id()
-        return {
-            "ok": True,
-            "view": self._store_view(view, view_id=view_id, root_view_id=view_id, previous=None),
-        }
+        stored = self._store_view(view, view_id=view_id, root_view_id=view_id, previous=None)
+        if trigger.user_id is not None:
+            # A person sees one stack: a modal opened anew takes the place of what was open.
+            self._stacks[trigger.user_id] = [view_id]
+        return {"ok": True, "view": stored}
 
     def _push_view(self, args: dict[str, Any]) -> Answer:
         trigger = self._use_trigger(args.get("trigger_id"))
         view = _view_arg(args, kind="modal")
         below = self.views.get(trigger.view_id or "")
         root = below["root_view_id"] if below else None
-        depth = sum(1 for v in self.views.values() if root and v["root_view_id"] == root)
+        stack = next((s for s in self._stacks.values() if trigger.view_id in s), None)
+        if stack is not None:
+            depth = len(stack)
+        else:
+            depth = sum(1 for v in self.views.values() if root and v["root_view_id"] == root)
         if depth >= VIEW_STACK_MAX:
             raise Refusal("push_limit_reached")
         view_id = _view_id()
         stored = self._store_view(
             view, view_id=view_id, root_view_id=root or view_id, previous=trigger.view_id
         )
+        if stack is not None:
+            stack.append(view_id)
         return {"ok": True, "view": stored}
 
     def _update_view(self, args: dict[str, Any]) -> Answer:
@@ -1011,6 +1309,7 @@ class SlackStandIn:
         view_id = _view_id()
         home = self._view_record(view, view_id=view_id, root_view_id=view_id, previous=None)
         self.homes[user_id] = home
+        self._bump()
         return {"ok": True, "view": home}
 
     def _user_info(self, args: dict[str, Any]) -> Answer:
@@ -1063,6 +1362,12 @@ def _fault(fault: Fault) -> tuple[int, Answer, dict[str, str]]:
 def _utc_offset(tz: str) -> int:
     offset = datetime.now(ZoneInfo(tz)).utcoffset()
     return int(offset.total_seconds()) if offset else 0
+
+
+def public_view(view: dict[str, Any]) -> dict[str, Any]:
+    """`view` as Slack sends it to the app: without what the stand-in keeps for the page
+    (`_errors`)."""
+    return {name: value for name, value in view.items() if not name.startswith("_")}
 
 
 def _view_id() -> str:
