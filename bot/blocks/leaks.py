@@ -9,7 +9,7 @@ the token nor the secret. Token names reach mrkdwn only escaped, in `verbatim` t
 channel, the poster and the permalink come from Slack and are shown only if they have the
 shape Slack gives them.
 
-Slack's JSON written directly, as in bot/blocks/reminders.py: each text stays far within
+Slack's JSON written directly (bot/blocks/raw.py): each text stays far within
 Slack's limits whatever a name of NAME_MAX characters holds (escaped, five times longer at
 most), as the tests check.
 """
@@ -17,14 +17,11 @@ most), as the tests check.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from bot.blocks.common import escape, mention
-from bot.blocks.reminders import RawMessage
+from bot.blocks.raw import Block, RawMessage, button, context, section
 from bot.ids import COMMAND, ActionId, BlockId
 from storage.models import LeakReport, Token
-
-Block = dict[str, Any]
 
 _CHANNEL_ID = re.compile(r"[CG][A-Z0-9]{2,30}")
 # A link Slack gave (chat.getPermalink): nothing in it may end the `<url|label>` it goes in.
@@ -33,27 +30,6 @@ DELETE_IT = "Delete it now: anyone who can read the channel can use the secret."
 ASK_FOR_A_RESET = (
     "Ask an Account Administrator or an Implementation Specialist to reset it in Token Desk."
 )
-
-
-def _mrkdwn(text: str) -> Block:
-    """Shown as written (`verbatim`): user text in it is escaped, never turned into links."""
-    return {"type": "mrkdwn", "text": text, "verbatim": True}
-
-
-def _section(text: str, block_id: str | None = None) -> Block:
-    if block_id is None:
-        return {"type": "section", "text": _mrkdwn(text)}
-    return {"type": "section", "block_id": block_id, "text": _mrkdwn(text)}
-
-
-def _context(text: str) -> Block:
-    return {"type": "context", "elements": [_mrkdwn(text)]}
-
-
-def _button(text: str, action_id: str, value: str, *, style: str | None = None) -> Block:
-    label = {"type": "plain_text", "text": text, "emoji": True}
-    button = {"type": "button", "text": label, "action_id": action_id, "value": value}
-    return button | ({"style": style} if style else {})
 
 
 def _about(token: Token) -> str:
@@ -105,9 +81,9 @@ def _what_was_done(report: LeakReport, *, disabled: bool) -> str:
 def _leak_buttons(token: Token) -> Block:
     """Reset now, and Disable now while the token is enabled."""
     ref = f"{token.id}:{token.row_version}"
-    buttons = [_button("Reset now", ActionId.LEAK_RESET, ref, style="danger")]
+    buttons = [button("Reset now", ActionId.LEAK_RESET, ref, style="danger")]
     if token.enabled:
-        buttons.append(_button("Disable now", ActionId.LEAK_DISABLE, ref))
+        buttons.append(button("Disable now", ActionId.LEAK_DISABLE, ref))
     return {
         "type": "actions",
         "block_id": f"{BlockId.LEAK_ACTIONS}.{token.id}",
@@ -121,7 +97,7 @@ def thread_reply(*, disabled: bool) -> RawMessage:
     text = f":rotating_light: This message contains a Token Desk secret. {DELETE_IT}"
     if disabled:
         text += " Token Desk has disabled the token it belongs to."
-    return RawMessage(text=text, blocks=[_section(text)])
+    return RawMessage(text=text, blocks=[section(text)])
 
 
 def leak_dm(
@@ -141,7 +117,7 @@ def leak_dm(
     token = report.token
     leaked = _leaked_secret(report, channel=channel, permalink=permalink, poster=poster)
     text = f":rotating_light: {leaked}\n{_what_was_done(report, disabled=disabled)}"
-    blocks = [_section(text, f"{BlockId.LEAK}.{token.id}")]
+    blocks = [section(text, f"{BlockId.LEAK}.{token.id}")]
     if report.which == "previous":
         advice = "Nothing else to do about the token."
     elif may_act:
@@ -154,7 +130,7 @@ def leak_dm(
             advice += " *Disable now* stops every call until the token is reset."
     else:
         advice = ASK_FOR_A_RESET
-    blocks.append(_context(f"{advice} Token Desk asked in the message's thread to delete it."))
+    blocks.append(context(f"{advice} Token Desk asked in the message's thread to delete it."))
     fallback = f":rotating_light: A secret of {escape(token.name)} was posted in Slack."
     return RawMessage(text=fallback, blocks=blocks)
 
@@ -168,7 +144,7 @@ def poster_dm(*, channel: str, permalink: str | None, disabled: bool) -> RawMess
     if disabled:
         text += " Token Desk has disabled the token it belongs to."
     return RawMessage(
-        text="You posted a Token Desk secret in Slack: delete it.", blocks=[_section(text)]
+        text="You posted a Token Desk secret in Slack: delete it.", blocks=[section(text)]
     )
 
 
@@ -191,7 +167,7 @@ def leak_alert(
     )
     return RawMessage(
         text=f":rotating_light: A secret of {escape(token.name)} was posted in Slack.",
-        blocks=[_section(text)],
+        blocks=[section(text)],
     )
 
 
@@ -199,9 +175,9 @@ def leak_dm_update(token: Token | None, *, notice: str) -> RawMessage:
     """The leak DM after Reset now or Disable now from it: what was done (`notice`, escaped
     mrkdwn), then the token as it is now, with the buttons that still apply while it is
     leaked; `token` None: it no longer exists, which is said after the notice."""
-    blocks = [_section(notice, "headline")]
+    blocks = [section(notice, "headline")]
     if token is None:
-        blocks.append(_context("This token no longer exists."))
+        blocks.append(context("This token no longer exists."))
         return RawMessage(text=notice, blocks=blocks)
     state = "enabled" if token.enabled else "disabled"
     line = f"{_about(token)} is {state}."
@@ -210,11 +186,11 @@ def leak_dm_update(token: Token | None, *, notice: str) -> RawMessage:
             "\n:rotating_light: Still marked *leaked*: *Reset now* issues a new secret and stops"
             " the posted one."
         )
-    blocks.append(_section(line, f"{BlockId.LEAK}.{token.id}"))
+    blocks.append(section(line, f"{BlockId.LEAK}.{token.id}"))
     if token.leaked_at is not None:
         blocks.append(_leak_buttons(token))
     else:
         blocks.append(
-            _context(f"The secret posted in Slack no longer works. `{COMMAND}` lists every token.")
+            context(f"The secret posted in Slack no longer works. `{COMMAND}` lists every token.")
         )
     return RawMessage(text=notice, blocks=blocks)

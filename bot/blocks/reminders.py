@@ -7,10 +7,8 @@ reach mrkdwn only escaped, in `verbatim` texts. A DM shows at most DM_TOKENS_SHO
 full (two blocks each, within Slack's 50) and every message stays within the text budget
 Slack allows, whatever `&<>` the names hold; the tokens left out are counted.
 
-The blocks are Slack's JSON, written directly rather than through slack_sdk's models: a
-pass may post a thousand tokens at once, and the models' validation, at about a tenth of a
-millisecond a block, would hold the event loop for most of a second. The bounds the models
-would check are kept here by construction, and the tests check every message as Slack would.
+The blocks are Slack's JSON, written directly (bot/blocks/raw.py): a pass may post a
+thousand tokens at once.
 """
 
 from __future__ import annotations
@@ -20,12 +18,11 @@ import functools
 import math
 import operator
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from bot.blocks.administration import MESSAGE_TEXT_BUDGET, SECTION_MAX
 from bot.blocks.common import escape, mention, slack_date
+from bot.blocks.raw import Block, RawMessage, mrkdwn, section
 from bot.ids import COMMAND, ActionId, BlockId
 from storage.models import DueReminder, IdleToken, ReminderToken, Role, Token
 
@@ -45,31 +42,8 @@ _RESET = str(ActionId.REMINDER_RESET)
 _EXTEND_LABEL = {"type": "plain_text", "text": "Extend…", "emoji": True}
 _RESET_LABEL = {"type": "plain_text", "text": "Reset…", "emoji": True}
 
-Block = dict[str, Any]
 # A token as a DM shows it: read whole (a list's card, an update), or lean (a reminder).
 Shown = Token | ReminderToken
-
-
-@dataclass(frozen=True, slots=True)
-class RawMessage:
-    """A message's fallback text and its blocks, as Slack's JSON."""
-
-    text: str
-    blocks: list[Block] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "blocks": self.blocks}
-
-
-def _mrkdwn(text: str) -> Block:
-    """Shown as written (`verbatim`): user text in it is escaped, never turned into links."""
-    return {"type": "mrkdwn", "text": text, "verbatim": True}
-
-
-def _section(text: str, block_id: str | None = None) -> Block:
-    if block_id is None:
-        return {"type": "section", "text": _mrkdwn(text)}
-    return {"type": "section", "block_id": block_id, "text": _mrkdwn(text)}
 
 
 def _plural(count: int, one: str, many: str | None = None) -> str:
@@ -145,7 +119,7 @@ def _dm(
     """A DM about `total` tokens: the headline, each of the first (`lines`, at most
     DM_TOKENS_SHOWN) as many as fit, with its buttons when `may_act`, then the count of
     those left out and the footer."""
-    blocks = [_section(headline, "headline")]
+    blocks = [section(headline, "headline")]
     left = MESSAGE_TEXT_BUDGET - 1000
     shown = 0
     for token, text in lines[:DM_TOKENS_SHOWN]:
@@ -166,7 +140,7 @@ def _dm(
         notes.append(footer)
     if notes:
         blocks.append(
-            {"type": "context", "block_id": "footer", "elements": [_mrkdwn(" ".join(notes))]}
+            {"type": "context", "block_id": "footer", "elements": [mrkdwn(" ".join(notes))]}
         )
     return RawMessage(text=headline, blocks=blocks)
 
@@ -276,11 +250,11 @@ def _digest_sections(lines: list[str], total: int) -> list[Block]:
     current = ""
     for line in kept:
         if current and len(current) + len(line) + 1 > SECTION_MAX:
-            sections.append(_section(current))
+            sections.append(section(current))
             current = ""
         current = f"{current}\n{line}" if current else line
     if current:
-        sections.append(_section(current))
+        sections.append(section(current))
     return sections
 
 
@@ -312,11 +286,11 @@ def digest(
         parts.append(_plural(len(disabled), "token") + " disabled for being unused")
     headline = f":bell: Token Desk: {', '.join(parts)}."
     sections = _digest_sections(lines, len(reminders) + len(disabled))
-    return RawMessage(text=headline, blocks=[_section(headline, "headline"), *sections])
+    return RawMessage(text=headline, blocks=[section(headline, "headline"), *sections])
 
 
 def _alert(text: str) -> RawMessage:
-    return RawMessage(text=text, blocks=[_section(text)])
+    return RawMessage(text=text, blocks=[section(text)])
 
 
 def api_access_alert(*, actor: str, enabled: bool, at: datetime) -> RawMessage:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.blocks import leaks, notices
-from bot.blocks.reminders import RawMessage
+from bot.blocks.raw import RawMessage
 from bot.ids import ActionId
 from slack_standin.blockkit import check_message
 from storage.models import LeakReport, SecretUsed, Token
