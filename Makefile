@@ -18,8 +18,10 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 
+# The playground when no deployment is configured (no SLACK_*, TOKENDESK_DB, TOKENDESK_DATABASE_URL
+# nor TOKENDESK_SECRET_KEY in the environment or .env); the app, exactly as python -m bot, else.
 run: $(VENV)/.runtime
-	$(BIN)/python -m bot
+	$(BIN)/python -m playground.launch
 
 test: $(VENV)/.dev
 	$(BIN)/python -m pytest

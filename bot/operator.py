@@ -1,9 +1,12 @@
-"""The operator commands: `tokendesk backup`, `audit` and `roles`.
+"""The operator commands: `tokendesk backup`, `audit` and `roles`, and `tokendesk playground`.
 
 They need only TOKENDESK_DB, never a Slack variable; they never create a database (nor a key
 file) and take no instance lock, so they run beside the app. Role changes go through the
 store's own rules and are audited as `cli:<os user>`. Tokens and API access are not theirs
 to change: the running app's in-memory credentials must stay exact.
+
+`tokendesk playground` replaces this process with `python -m playground` (Token Desk and a
+stand-in Slack on this machine, with demo data): the app never imports the playground.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import NoReturn, TextIO
 
 from pydantic import ValidationError
 
@@ -67,11 +70,20 @@ def _parser() -> argparse.ArgumentParser:
     grant.add_argument("role", choices=("admin", "specialist"))
     revoke = role_commands.add_parser("revoke")
     revoke.add_argument("user_id")
+    commands.add_parser(
+        "playground", help="try Token Desk in a browser, with demo data, on 127.0.0.1:PORT"
+    )
     return parser
+
+
+def start_playground() -> NoReturn:
+    os.execv(sys.executable, [sys.executable, "-m", "playground"])
 
 
 def run(argv: Sequence[str], *, out: TextIO = sys.stdout) -> int:
     arguments = _parser().parse_args(argv)
+    if arguments.command == "playground":
+        start_playground()
     try:
         settings = OperatorSettings()
     except ValidationError as error:
