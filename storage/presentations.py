@@ -78,9 +78,14 @@ class RetiredPresentations:
         if at > pending.last_at:
             pending.last_at = at
         # Cleaned by `take`, once per flush, not once per presentation.
-        pending.presenters.appendleft(
-            (address[: _KEPT_RAW * ADDRESS_MAX], user_agent[: _KEPT_RAW * USER_AGENT_MAX], at)
-        )
+        presenter = (address[: _KEPT_RAW * ADDRESS_MAX], user_agent[: _KEPT_RAW * USER_AGENT_MAX])
+        presenters = pending.presenters
+        if presenters and presenters[0][:2] == presenter:
+            # The same integration again, as it usually is: only its time moves.
+            if at > presenters[0][2]:
+                presenters[0] = (*presenter, at)
+            return
+        presenters.appendleft((*presenter, at))
 
     def __bool__(self) -> bool:
         return bool(self._pending)

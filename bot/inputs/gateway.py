@@ -18,7 +18,10 @@ HEADER_READ_MAX = 512
 def _bounded(value: str) -> str:
     """`value` cut to HEADER_READ_MAX, stripped, without control characters."""
     cut = value[:HEADER_READ_MAX]
-    return "".join(character for character in cut if character.isprintable()).strip()
+    # The usual header is printable whole: one test in C, not one per character.
+    if not cut.isprintable():
+        cut = "".join(character for character in cut if character.isprintable())
+    return cut.strip()
 
 
 def client_address(headers: CIMultiDictProxy[str], peer: str | None) -> str:
