@@ -13,22 +13,20 @@ from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
-from bot.background import after_ack
+from bot.background import Respond, after_ack
 from bot.blocks.modals import message_view
-from bot.blocks.token_list import Notice
 from bot.errors import user_message
 from bot.gate import role_gate
 from bot.home import HomeTab
-from bot.inputs.payloads import clicker_of, home_click_of
 from bot.memberships import GroupMemberships, NoGroupMemberships
 from bot.settings import Settings
 from bot.slack_client import create_web_client
+from bot.surfaces import home_teller
 from storage.store import Store
 
 logger = logging.getLogger(__name__)
@@ -53,10 +51,17 @@ def create_app(
         logger=logging.getLogger("slack_bolt.App"),
     )
 
-    async def inject(context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]) -> Any:
+    async def inject(
+        body: dict[str, Any], context: AsyncBoltContext, next: Callable[[], Awaitable[BoltResponse]]
+    ) -> Any:
         context["memberships"] = memberships
         context["settings"] = settings
         context["home"] = home
+        teller = home_teller(body, home)
+        if teller is not None:
+            # Every listener's `respond`, and the error handler's, tells a Home click's
+            # clicker on Home: Bolt's own needs the response_url such a click has not.
+            context["respond"] = teller
         return await next()
 
     app.middleware(inject)
@@ -103,21 +108,12 @@ def _kind(body: dict[str, Any]) -> str:
 async def handle_error(
     error: Exception,
     body: dict[str, Any],
-    context: AsyncBoltContext,
     response: BoltResponse | None,
-    respond: AsyncRespond | None = None,
+    respond: Respond | None = None,
 ) -> BoltResponse | None:
     """Registered with `app.error`. `response` is None once the request was acknowledged."""
     text = user_message(error)
     kind = _kind(body)
-    home = context.get("home")
-    clicker = clicker_of(body)
-    if home_click_of(body) is not None and isinstance(home, HomeTab) and clicker is not None:
-        # A click on Home has no response_url: Home is published again, with the reason (or,
-        # for someone without a role, as the Home of someone without one). Rendered from the
-        # store now, it needs no hash: the view clicked may not even be theirs.
-        after_ack(home.publish(clicker, notice=Notice(text)), respond=None)
-        return BoltResponse(status=200, body="") if response is not None else None
     if kind == "view_submission":
         if response is not None:
             return BoltResponse(

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import Respond, after_ack
@@ -36,9 +35,6 @@ class Surface:
     store: Store
     home: HomeTab
 
-    def respond(self, respond: AsyncRespond | None) -> Respond | None:
-        return respond_where(self.body, respond, self.home)
-
     async def show(self, notice: Notice) -> None:
         """Answer the click with `notice` where it came from; then the clicker's Home."""
         clicker = clicker_of(self.body)
@@ -57,18 +53,17 @@ class Surface:
             await self.home.publish(clicker)
 
 
-def respond_where(
-    body: Mapping[str, Any], respond: AsyncRespond | None, home: HomeTab
-) -> Respond | None:
-    """Who tells the user of a failure after the ack (bot/background.py): for a click on
-    Home, which has no response_url, Home published again with the reason; else `respond`."""
-    home_click = home_click_of(body)
+def home_teller(body: Mapping[str, Any], home: HomeTab) -> Respond | None:
+    """For a click on Home, which has no response_url for Bolt's `respond`: how its clicker
+    is told something (a failure after the ack, an error) — Home published again with it.
+    Rendered from the store then, it needs no hash: the view clicked may not even be theirs.
+    None for a click elsewhere."""
     clicker = clicker_of(body)
-    if home_click is None or clicker is None:
-        return respond
+    if home_click_of(body) is None or clicker is None:
+        return None
 
-    async def tell_on_home(*, text: str, response_type: str, replace_original: bool) -> None:
-        await home.publish(clicker, notice=Notice(text), view_hash=home_click.view_hash)
+    async def tell_on_home(*, text: str = "", **_: Any) -> None:
+        await home.publish(clicker, notice=Notice(text))
 
     return tell_on_home
 

@@ -18,7 +18,7 @@ from bot.ids import ActionId
 from bot.inputs.command_text import switch
 from bot.listeners.subcommand import SubCommand
 from bot.settings import Settings
-from bot.surfaces import Surface, respond_where
+from bot.surfaces import Surface
 from storage.store import Store
 
 
@@ -94,4 +94,4 @@ async def api_access_enabled(
         if changed:
             await alerts.api_access_switched(client, settings, actor=actor, enabled=True)
 
-    after_ack(enable(), respond=respond_where(body, respond, home))
+    after_ack(enable(), respond=respond)

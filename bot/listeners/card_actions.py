@@ -28,7 +28,7 @@ from bot.inputs.payloads import menu_choice, token_ref, trigger_id_of
 from bot.listeners.token_forms import edit_expiry, new_secret_expiry
 from bot.settings import Settings
 from bot.slack_client import open_modal, send_direct_messages
-from bot.surfaces import Surface, respond_where
+from bot.surfaces import Surface
 from storage.errors import StaleVersion, TokenLeaked
 from storage.store import Store
 
@@ -76,7 +76,7 @@ async def edit_clicked(
         )
         await open_modal(client, trigger_id_of(body), form)
 
-    after_ack(open_form(), respond=respond_where(body, respond, home))
+    after_ack(open_form(), respond=respond)
 
 
 async def menu_chosen(
@@ -101,7 +101,7 @@ async def menu_chosen(
         work = set_enabled(surface, actor=actor, token_id=token_id, enabled=enabled)
     else:
         work = confirm(surface, settings, choice, token_id, row_version)
-    after_ack(work, respond=surface.respond(respond))
+    after_ack(work, respond=respond)
 
 
 async def reset_now_clicked(
@@ -119,7 +119,7 @@ async def reset_now_clicked(
     if ref is not None:
         surface = Surface(body, client=client, store=store, home=home)
         work = confirm(surface, settings, MenuChoice.RESET, *ref)
-        after_ack(work, respond=surface.respond(respond))
+        after_ack(work, respond=respond)
 
 
 async def disable_now_clicked(
@@ -137,7 +137,7 @@ async def disable_now_clicked(
     if ref is not None:
         surface = Surface(body, client=client, store=store, home=home)
         work = set_enabled(surface, actor=actor, token_id=ref[0], enabled=False, after_leak=True)
-        after_ack(work, respond=surface.respond(respond))
+        after_ack(work, respond=respond)
 
 
 async def end_grace_clicked(
@@ -154,7 +154,7 @@ async def end_grace_clicked(
     ref = token_ref(action.get("value"))
     if ref is not None:
         surface = Surface(body, client=client, store=store, home=home)
-        after_ack(end_grace(surface, actor, *ref), respond=surface.respond(respond))
+        after_ack(end_grace(surface, actor, *ref), respond=respond)
 
 
 async def end_grace(surface: Surface, actor: str, token_id: int, row_version: int) -> None:

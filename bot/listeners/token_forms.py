@@ -45,7 +45,7 @@ from bot.inputs.payloads import (
 from bot.listeners.subcommand import SubCommand
 from bot.settings import Settings
 from bot.slack_client import open_modal, send_direct_messages
-from bot.surfaces import ModalOrigin, respond_where
+from bot.surfaces import ModalOrigin
 from bot.user_status import look_up_status, wall_time
 from storage.errors import AlreadyApplied, InvalidInput
 from storage.models import KEEP, IssuedToken, KeepExpiry, SlackStatus, Token, TokenEdit
@@ -145,9 +145,7 @@ async def create_clicked(
         contact=actor,
         expiry=new_secret_expiry(store, settings),
     )
-    after_ack(
-        open_modal(client, trigger_id_of(body), form), respond=respond_where(body, respond, home)
-    )
+    after_ack(open_modal(client, trigger_id_of(body), form), respond=respond)
 
 
 # -- checking and answering a submission --------------------------------------------------
