@@ -113,9 +113,11 @@ async def auth_check(request: web.Request) -> web.Response:
     if token is None:
         if verdict.reason == RETIRED:
             index.record_retired(
-                verdict=verdict,
-                address=client_address(request.headers, request.remote),
-                user_agent=user_agent(request.headers),
+                verdict,
+                lambda: (
+                    client_address(request.headers, request.remote),
+                    user_agent(request.headers),
+                ),
             )
         return _denied(verdict.reason)
     body, about = _accepted(token)

@@ -212,9 +212,7 @@ async def _seed(store: Store, clock: _SeedClock, made: DemoTokens) -> DemoTokens
         use(name, 0)
     presented = store.credentials.check(export.secret)
     if presented.reason == RETIRED:
-        store.credentials.record_retired(
-            verdict=presented, address="203.0.113.24", user_agent="nightly-export/1.4"
-        )
+        store.credentials.record_retired(presented, lambda: ("203.0.113.24", "nightly-export/1.4"))
     await store.credentials.flush_last_used()
     clock.days_back = 0
     return made

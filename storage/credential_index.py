@@ -238,22 +238,19 @@ class CredentialIndex:
             self._previous_used[token_id] = used_at
         return credential.valid
 
-    def record_retired(self, *, verdict: Verdict, address: str, user_agent: str) -> None:
-        """Count a presentation of the retired secret `verdict` refused, by `address` with
-        `user_agent` (untrusted gateway input: bounded, and never kept if it looks like a
-        secret); written with the next flush. Any other verdict, or one whose secret was
-        deleted since, records nothing."""
+    def record_retired(self, verdict: Verdict, presenter: Callable[[], tuple[str, str]]) -> None:
+        """Count a presentation of the retired secret `verdict` refused; `presenter` gives
+        who presented it, `(client address, user agent)` as the gateway said (untrusted
+        input: bounded, and never kept if it looks like a secret), and is called at most
+        once per second per secret. Written with the next flush. Any other verdict, or one
+        whose secret was deleted since, records nothing."""
         digest, token_id = verdict.retired_digest, verdict.retired_token_id
         if verdict.reason != RETIRED or digest is None or token_id is None:
             return
         if not self._knows_retired(digest):
             return
         self._presentations.record(
-            digest=digest,
-            token_id=token_id,
-            address=address,
-            user_agent=user_agent,
-            at=int(self._clock()),
+            digest=digest, token_id=token_id, at=int(self._clock()), presenter=presenter
         )
 
     def token_id_of(self, secret: str) -> int | None:

@@ -4,8 +4,9 @@ A retired secret gets the auth check's one 401, but the check hands who presente
 client address and `User-Agent` the gateway passed on) to `record`, so that its owners can
 find the integrations still using it. Only that refusal pays for it, and little: a count,
 a time and the last few presenters per retired digest, kept in memory as they came (cut to
-a bound) and made safe to keep only when written, at most once per flush interval. Counts
-add up across flushes; the presenters kept are the latest ones. A count waits in memory
+a bound, one sample per second) and made safe to keep only when written, at most once per
+flush interval. Counts add up across flushes; the presenters kept are the latest ones. A
+count waits in memory
 until its digest has a row (a window that ended by time has one once the scheduler has
 retired it), and goes when its digest is no longer known.
 """
@@ -69,23 +70,28 @@ class RetiredPresentations:
         self._pending: dict[bytes, _Pending] = {}
 
     def record(
-        self, *, digest: bytes, token_id: int, address: str, user_agent: str, at: int
+        self, *, digest: bytes, token_id: int, at: int, presenter: Callable[[], tuple[str, str]]
     ) -> None:
+        """Count one presentation at `at`. The presenter, `(address, user agent)`, is asked
+        for at most once per second per digest: reading the gateway's headers is most of
+        what a presentation costs, and an integration that still uses an old secret keeps
+        presenting it, so it is seen again within a second."""
         pending = self._pending.get(digest)
         if pending is None:
             pending = self._pending[digest] = _Pending(token_id)
         pending.count += 1
-        if at > pending.last_at:
-            pending.last_at = at
-        # Cleaned by `take`, once per flush, not once per presentation.
-        presenter = (address[: _KEPT_RAW * ADDRESS_MAX], user_agent[: _KEPT_RAW * USER_AGENT_MAX])
-        presenters = pending.presenters
-        if presenters and presenters[0][:2] == presenter:
-            # The same integration again, as it usually is: only its time moves.
-            if at > presenters[0][2]:
-                presenters[0] = (*presenter, at)
+        if at <= pending.last_at:
             return
-        presenters.appendleft((*presenter, at))
+        pending.last_at = at
+        address, user_agent = presenter()
+        # Cleaned by `take`, once per flush, not once per presentation.
+        kept = (address[: _KEPT_RAW * ADDRESS_MAX], user_agent[: _KEPT_RAW * USER_AGENT_MAX])
+        presenters = pending.presenters
+        if presenters and presenters[0][:2] == kept:
+            # The same integration again, as it usually is: only its time moves.
+            presenters[0] = (*kept, at)
+            return
+        presenters.appendleft((*kept, at))
 
     def __bool__(self) -> bool:
         return bool(self._pending)

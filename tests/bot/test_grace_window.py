@@ -475,6 +475,7 @@ async def test_a_retired_secret_presented_many_times_is_counted_shown_and_told_o
     gateway: aiohttp.ClientSession,
     standin: SlackStandIn,
     scheduler: Scheduler,
+    store_clock: WallClock,
     captured_log: io.StringIO,
 ) -> None:
     issued = await seed("Forgotten <!channel> hook", contact=ALICE)
@@ -485,6 +486,8 @@ async def test_a_retired_secret_presented_many_times_is_counted_shown_and_told_o
             "User-Agent": f"nightly-export/{number % 2}",
         }
         assert (await check(gateway, issued.secret, headers)).status == 401
+        # Who presented it is sampled once a second.
+        store_clock.advance(1)
 
     await scheduler.run_pass()
     await admin.command()

@@ -205,7 +205,7 @@ async def seed_known(store: Store, clock: WallClock, earlier: dict[str, str]) ->
     for _ in range(3):
         verdict = store.credentials.check(made["Echo"].secret)
         assert verdict.reason == RETIRED
-        store.credentials.record_retired(verdict=verdict, address="10.0.0.9", user_agent="cron/2")
+        store.credentials.record_retired(verdict, lambda: ("10.0.0.9", "cron/2"))
     await store.credentials.flush_last_used()
     made["Echo"] = renewed
     clock.days_ago(5)

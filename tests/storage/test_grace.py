@@ -602,11 +602,11 @@ async def main():
     print(old.secret, middle.secret, new.secret, flush=True)
     store.credentials.check(old.secret)
     verdict = store.credentials.check(old.secret)
-    store.credentials.record_retired(verdict=verdict, address="10.0.0.7", user_agent="cron/1")
+    store.credentials.record_retired(verdict, lambda: ("10.0.0.7", "cron/1"))
     store.credentials.check(middle.secret)
     await store.credentials.flush_last_used()
     # Gathered after the last flush: lost with the process, as a minute's counts may be.
-    store.credentials.record_retired(verdict=verdict, address="10.0.0.8", user_agent="cron/2")
+    store.credentials.record_retired(verdict, lambda: ("10.0.0.8", "cron/2"))
     os.kill(os.getpid(), signal.SIGKILL)
 
 asyncio.run(main())

@@ -102,7 +102,7 @@ async def seed_known(store: Store, clock: FakeClock) -> Known:
     for _ in range(3):
         verdict = store.credentials.check(old_echo)
         assert verdict.reason == RETIRED
-        store.credentials.record_retired(verdict=verdict, address="10.0.0.9", user_agent="cron/2")
+        store.credentials.record_retired(verdict, lambda: ("10.0.0.9", "cron/2"))
     await store.credentials.flush_last_used()
     clock.now = START - 5 * DAY
     secrets["Rekeyed"] = (await reset(store, tokens["Rekeyed"])).secret

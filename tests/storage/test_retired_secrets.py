@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -46,7 +47,7 @@ def present(store: Store, secret: str, address: str = "10.0.0.1", agent: str = "
     """What the auth check handler does with a secret the store refused as retired."""
     verdict = store.credentials.check(secret)
     assert verdict.token is None and verdict.reason == RETIRED
-    store.credentials.record_retired(verdict=verdict, address=address, user_agent=agent)
+    store.credentials.record_retired(verdict, lambda: (address, agent))
 
 
 async def test_a_retired_secret_is_refused_and_its_presentations_add_up_across_flushes(
@@ -105,6 +106,7 @@ async def test_a_tokens_summary_adds_its_retired_secrets(store: Store, clock: Fa
     present(store, first.secret, "10.0.0.1")
     clock.advance(5)
     present(store, second.secret, "10.0.0.2")
+    clock.advance(1)
     present(store, second.secret, "10.0.0.3")
     await store.credentials.flush_last_used()
     summary = (await store.token_reads.get(token_id=third.token.id)).retired
@@ -115,14 +117,44 @@ async def test_a_tokens_summary_adds_its_retired_secrets(store: Store, clock: Fa
     assert listed.retired == summary
 
 
+async def test_presenters_are_sampled_once_a_second_and_the_count_stays_exact(
+    store: Store, clock: FakeClock
+) -> None:
+    old, _ = await retire(store)
+    asked: list[str] = []
+
+    def presenter(address: str) -> Callable[[], tuple[str, str]]:
+        def read() -> tuple[str, str]:
+            asked.append(address)
+            return address, "cron/1"
+
+        return read
+
+    verdict = store.credentials.check(old.secret)
+    for number in range(100):
+        store.credentials.record_retired(verdict, presenter(f"10.0.0.{number}"))
+    clock.advance(1)
+    store.credentials.record_retired(verdict, presenter("10.0.1.1"))
+    store.credentials.record_retired(verdict, presenter("10.0.1.2"))
+    # The headers are read for the first presentation of each second only.
+    assert asked == ["10.0.0.0", "10.0.1.1"]
+    await store.credentials.flush_last_used()
+    summary = (await store.token_reads.get(token_id=old.token.id)).retired
+    assert summary is not None
+    assert (summary.presented, summary.last_presented_at) == (102, at(clock.now))
+    assert [p.address for p in summary.presenters] == ["10.0.1.1", "10.0.0.0"]
+
+
 async def test_what_a_gateway_says_of_the_presenter_is_bounded_and_never_a_secret(
-    store: Store, db_path: Path
+    store: Store, clock: FakeClock, db_path: Path
 ) -> None:
     old, _ = await retire(store)
     pasted = generate_secret()
     agent = f"curl/8 {pasted}\n\u202eevil {'x' * 500}"
     present(store, old.secret, address="203.0.113.9" * 20, agent=agent)
+    clock.advance(1)
     present(store, old.secret, address=f"10.0.0.1 {pasted[:20]}", agent="x" * 180 + pasted)
+    clock.advance(1)
     present(store, old.secret, agent="x" * 395 + pasted)
     await store.credentials.flush_last_used()
 
@@ -145,11 +177,11 @@ async def test_only_a_retired_verdict_is_recorded(store: Store, db_path: Path) -
     old, new = await retire(store)
     for secret in (new.secret, generate_secret()):
         verdict = store.credentials.check(secret)
-        store.credentials.record_retired(verdict=verdict, address="10.0.0.1", user_agent="x")
+        store.credentials.record_retired(verdict, lambda: ("10.0.0.1", "x"))
     # A verdict from before the token was deleted counts nothing after.
     verdict = store.credentials.check(old.secret)
     await store.tokens.delete(actor=ACTOR, token_id=old.token.id, row_version=2)
-    store.credentials.record_retired(verdict=verdict, address="10.0.0.1", user_agent="x")
+    store.credentials.record_retired(verdict, lambda: ("10.0.0.1", "x"))
     assert await store.credentials.flush_last_used() == 0  # its last use went with it
     assert retired_rows(db_path) == {}
 
