@@ -40,6 +40,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/leakscan.py
 	$(BIN)/python bench/leakburst.py
+	$(BIN)/python bench/instances.py
 
 report: $(VENV)/.dev
 	$(BIN)/python bench/report.py

@@ -19,7 +19,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("store", "list", "home", "authcheck", "rotation", "leakscan", "leakburst", "scheduler")
+BENCHES = (
+    "store",
+    "list",
+    "home",
+    "authcheck",
+    "rotation",
+    "leakscan",
+    "leakburst",
+    "scheduler",
+    "instances",
+)
 
 
 def run(bench: str, *, quick: bool, show: bool, verdicts: Path) -> tuple[int, float]:

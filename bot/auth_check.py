@@ -15,6 +15,10 @@ A retired secret (replaced by a Reset, or out of its grace window, kept as a dig
 days) gets the very same 401, but who presented it (the client address and `User-Agent`)
 is handed to the store, which counts it in memory: its owners learn which integrations
 still use it, and the check pays for that only on this refusal.
+
+With several instances on PostgreSQL, an instance that cannot be sure it has applied every
+committed change (its currency lease lapsed: storage/currency.py) answers `503 {"active":
+false}` with `Retry-After: 1` instead, so that a revoked secret is never approved.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 DENIED_HEADERS = NO_STORE | {
     "WWW-Authenticate": 'Bearer realm="tokendesk", Basic realm="tokendesk"'
 }
+# On PostgreSQL, while this instance cannot be sure it knows every committed change: the
+# gateway tries another instance (or again in a second).
+UNAVAILABLE_HEADERS = NO_STORE | {"Retry-After": "1"}
 _HEADER_MAX = 512
 # Answers kept ready for this many tokens: the check answers busy tokens over and over.
 _ANSWERS_KEPT = 4096
@@ -47,6 +54,11 @@ _ANSWERS_KEPT = 4096
 def _denied(reason: str) -> web.Response:
     logger.debug("auth check refused: %s", reason)
     return web.json_response({"active": False}, status=401, headers=DENIED_HEADERS)
+
+
+def _unavailable() -> web.Response:
+    logger.debug("auth check not answered: this instance is not current with the database")
+    return web.json_response({"active": False}, status=503, headers=UNAVAILABLE_HEADERS)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -108,6 +120,8 @@ async def auth_check(request: web.Request) -> web.Response:
         return _denied(credentials)
     secret, sid = credentials
     index = request.app[STORE].credentials
+    if not index.holds():
+        return _unavailable()
     verdict = index.check(secret, sid)
     token = verdict.token
     if token is None:

@@ -1,7 +1,8 @@
 """The operator commands: `tokendesk backup`, `audit` and `roles`, and `tokendesk playground`.
 
-They need only TOKENDESK_DB, never a Slack variable; they never create a database (nor a key
-file) and take no instance lock, so they run beside the app. Role changes go through the
+They need only TOKENDESK_DB (or TOKENDESK_DATABASE_URL), never a Slack variable; they never
+create or migrate a database (nor a key file) and take no instance lock, so they run beside
+the app. On PostgreSQL, `backup` points to PostgreSQL's own pg_dump. Role changes go through the
 store's own rules and are audited as `cli:<os user>`. Tokens and API access are not theirs
 to change: the running app's in-memory credentials must stay exact.
 
@@ -91,6 +92,12 @@ def run(argv: Sequence[str], *, out: TextIO = sys.stdout) -> int:
         return EXIT_UNUSABLE
     try:
         if arguments.command == "backup":
+            if settings.tokendesk_database_url is not None:
+                raise OperatorError(
+                    "the store is in PostgreSQL (TOKENDESK_DATABASE_URL): back it up with"
+                    " PostgreSQL's pg_dump, and keep TOKENDESK_SECRET_KEY with it",
+                    EXIT_UNUSABLE,
+                )
             key_check = backup(settings.tokendesk_db, arguments.path, force=arguments.force)
             print(f"backup written to {arguments.path}; key check value {key_check}", file=out)
             print("keep the key (TOKENDESK_SECRET_KEY or the .key file) with it", file=out)
@@ -100,7 +107,7 @@ def run(argv: Sequence[str], *, out: TextIO = sys.stdout) -> int:
                 if arguments.since
                 else None
             )
-            asyncio.run(export_audit(settings.tokendesk_db, arguments.format, since, out))
+            asyncio.run(export_audit(settings, arguments.format, since, out))
         else:
             asyncio.run(roles_command(settings, arguments, out))
     except StartupRefused as error:
@@ -141,10 +148,19 @@ def _record(event: AuditEvent) -> dict[str, object]:
     }
 
 
+async def attach(settings: OperatorSettings) -> OperatorStore:
+    url = settings.tokendesk_database_url
+    return await OperatorStore.attach(
+        settings.tokendesk_db,
+        database_url=None if url is None else url.get_secret_value(),
+        admins=settings.tokendesk_admins,
+    )
+
+
 async def export_audit(
-    database_path: Path, output: str, since: datetime | None, out: TextIO
+    settings: OperatorSettings, output: str, since: datetime | None, out: TextIO
 ) -> None:
-    store = await OperatorStore.attach(database_path)
+    store = await attach(settings)
     try:
         writer = csv.writer(out) if output == "csv" else None
         if writer is not None:
@@ -182,7 +198,7 @@ def audit_actor(uid: int) -> str:
 async def roles_command(
     settings: OperatorSettings, arguments: argparse.Namespace, out: TextIO
 ) -> None:
-    store = await OperatorStore.attach(settings.tokendesk_db, admins=settings.tokendesk_admins)
+    store = await attach(settings)
     try:
         actor = audit_actor(os.getuid())
         if arguments.roles_command == "grant":

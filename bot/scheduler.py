@@ -127,8 +127,12 @@ class Scheduler:
             await asyncio.sleep(self._interval_seconds)
 
     async def run_pass(self) -> PassReport:
-        async with sharing_connections(self._client) as client:
-            return await self._run_pass(_Posts(client))
+        """One pass of the due work; an empty report when another instance is doing it."""
+        async with self._store.scheduled_work() as ours:
+            if not ours:
+                return PassReport()
+            async with sharing_connections(self._client) as client:
+                return await self._run_pass(_Posts(client))
 
     async def _run_pass(self, posts: _Posts) -> PassReport:
         presentation_dms = await self._retired_secrets(posts)
@@ -211,6 +215,10 @@ class Scheduler:
 
     async def _switch_off_unused(self, posts: _Posts) -> tuple[list[IdleToken], list[Token]]:
         unused_days = self._settings.tokendesk_disable_unused_days
+        # A use on any instance ends an idle period: with several, theirs are written first.
+        if not await self._store.gather_uses():
+            logger.info("idle tokens left for the next pass: an instance did not write its uses")
+            return [], []
         to_warn, to_disable = await self._store.expiry.idle_tokens(
             unused_days=unused_days, warn_days_before=IDLE_WARNING_DAYS
         )

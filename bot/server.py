@@ -27,9 +27,8 @@ from bot.background import drain
 from bot.http_limits import GuardedAppRunner, HttpLimits, fit_open_file_limit
 from bot.memberships import SlackGroupMemberships
 from bot.scheduler import Scheduler
-from bot.settings import Settings
+from bot.settings import Settings, store_options
 from bot.slack_client import create_web_client
-from storage.credentials import load_or_create_key
 from storage.errors import StartupRefused
 from storage.store import Store
 
@@ -39,24 +38,23 @@ BOLT_KEY = web.AppKey("bolt", AsyncApp)
 
 
 async def open_store(settings: Settings) -> Store:
-    configured = settings.tokendesk_secret_key
-    key = load_or_create_key(
-        settings.tokendesk_db, configured.get_secret_value() if configured else None
-    )
-    return await Store.open(
-        path=settings.tokendesk_db,
-        secret_key=key,
-        api_versions=settings.tokendesk_api_versions,
-        scopes=settings.tokendesk_scopes,
-        admins=settings.tokendesk_admins,
-        max_lifetime_days=settings.tokendesk_max_lifetime_days,
-    )
+    return await Store.open(**store_options(settings))
 
 
 async def healthz(request: web.Request) -> web.Response:
     healthy = await request.app[STORE_KEY].is_healthy()
     return web.json_response(
         {"ok": healthy}, status=200 if healthy else 503, headers={"Cache-Control": "no-store"}
+    )
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Whether to send this instance requests: 503 with a short reason while it should not
+    (on PostgreSQL, while its currency lease has lapsed)."""
+    reason = await request.app[STORE_KEY].not_ready()
+    body = {"ready": True} if reason is None else {"ready": False, "reason": reason}
+    return web.json_response(
+        body, status=200 if reason is None else 503, headers={"Cache-Control": "no-store"}
     )
 
 
@@ -78,6 +76,7 @@ def create_web_app(store: Store, bolt: AsyncApp, *, serve_slack_events: bool) ->
     app[STORE_KEY] = store
     app[BOLT_KEY] = bolt
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     add_auth_check(app, store)
     if serve_slack_events:
         app.router.add_post("/slack/events", slack_events)

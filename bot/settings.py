@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 from pydantic import SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from storage.credentials import parse_key
+from storage.credentials import load_or_create_key, parse_key
 from storage.errors import StartupRefused
 from storage.fields import is_user_id
+from storage.postgres import parse_url
 
 DEFAULT_SCOPES = (
     "reports:read",
@@ -61,6 +62,15 @@ def _days(value: Any, rule: str) -> int:
     return int(text)
 
 
+def _postgres_url(value: SecretStr | None) -> SecretStr | None:
+    if value is not None:
+        try:
+            parse_url(value.get_secret_value())
+        except StartupRefused as error:
+            raise ValueError(error.rule) from None
+    return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_ignore_empty=True, extra="ignore", hide_input_in_errors=True
@@ -71,6 +81,8 @@ class Settings(BaseSettings):
     slack_app_token: SecretStr | None = None
     slack_api_url: str = "https://slack.com/api/"
     tokendesk_db: Path = Path("tokendesk.db")
+    # A secret: it may hold the database password.
+    tokendesk_database_url: SecretStr | None = None
     tokendesk_secret_key: SecretStr | None = None
     tokendesk_admins: CommaList = ()
     tokendesk_api_versions: CommaList = ("v1", "v2", "v3")
@@ -119,6 +131,8 @@ class Settings(BaseSettings):
             except StartupRefused as error:
                 raise ValueError(error.rule) from None
         return value
+
+    _database_url = field_validator("tokendesk_database_url")(_postgres_url)
 
     @field_validator(
         "tokendesk_admins", "tokendesk_api_versions", "tokendesk_scopes", mode="before"
@@ -243,6 +257,15 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _key_with_postgres(self) -> Settings:
+        # Instances share the database, not a file system: no key file to fall back on.
+        if self.tokendesk_database_url is not None and self.tokendesk_secret_key is None:
+            raise ValueError(
+                "TOKENDESK_SECRET_KEY: is required with TOKENDESK_DATABASE_URL (no key file)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _signing_secret_in_http_mode(self) -> Settings:
         if self.slack_app_token is None and self.slack_signing_secret is None:
             raise ValueError(
@@ -296,11 +319,37 @@ class OperatorSettings(BaseSettings):
     )
 
     tokendesk_db: Path = Path("tokendesk.db")
+    tokendesk_database_url: SecretStr | None = None
     tokendesk_admins: CommaList = ()
 
+    _database_url = field_validator("tokendesk_database_url")(_postgres_url)
     _comma_separated = field_validator("tokendesk_admins", mode="before")(_split)
 
     @field_validator("tokendesk_admins")
     @classmethod
     def _admins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return Settings._admins(value)
+
+
+def store_options(settings: Settings) -> dict[str, Any]:
+    """`Store.open`'s options as the app opens its store: the PostgreSQL database at
+    TOKENDESK_DATABASE_URL (with the configured key), else the SQLite file TOKENDESK_DB
+    (with the configured key, or its key file); the catalogs, the bootstrap admins, the
+    maximum lifetime."""
+    configured = settings.tokendesk_secret_key
+    url = settings.tokendesk_database_url
+    if url is not None and configured is not None:
+        place: dict[str, Any] = {"database_url": url.get_secret_value()}
+        key = parse_key(configured.get_secret_value())
+    else:
+        place = {"path": settings.tokendesk_db}
+        key = load_or_create_key(
+            settings.tokendesk_db, configured.get_secret_value() if configured else None
+        )
+    return place | {
+        "secret_key": key,
+        "api_versions": settings.tokendesk_api_versions,
+        "scopes": settings.tokendesk_scopes,
+        "admins": settings.tokendesk_admins,
+        "max_lifetime_days": settings.tokendesk_max_lifetime_days,
+    }

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import aiosqlite
-
 from storage import audit
-from storage.database import Database
+from storage.sql import Connection, Database
 
 API_ACCESS_SETTING = "api_access"
 
@@ -28,7 +26,11 @@ class AccountSettings:
         setting = await self._database.fetch_one(
             "SELECT value FROM settings WHERE key = ?", (API_ACCESS_SETTING,)
         )
-        self._api_access = setting is not None and setting[0] == "on"
+        self.take(None if setting is None else setting[0])
+
+    def take(self, api_access: str | None) -> None:
+        """Take the API-access setting as committed (`on`, `off`, None when never set)."""
+        self._api_access = api_access == "on"
 
     @property
     def api_access(self) -> bool:
@@ -38,7 +40,7 @@ class AccountSettings:
         """Turn account API access on or off; whether anything changed."""
         value = "on" if enabled else "off"
 
-        async def write(connection: aiosqlite.Connection) -> bool:
+        async def write(connection: Connection) -> bool:
             # Read under the write lock: of two clicks at once, the second sees the first's
             # change and neither writes nor audits it again.
             async with connection.execute(

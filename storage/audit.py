@@ -12,13 +12,21 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
-import aiosqlite
-
-from storage.database import Database, Row
 from storage.fields import name_key
 from storage.models import AuditEvent, Token
+from storage.sql import Connection, Database, Row, both
 
 VALUE_MAX = 200
+_EVENTS = (
+    "SELECT id, at, actor, action, token_sid, token_name, detail FROM audit_log"
+    " ORDER BY id DESC LIMIT ? OFFSET ?"
+)
+_EVENTS_OF_NAME = both(
+    sqlite="SELECT id, at, actor, action, token_sid, token_name, detail FROM audit_log"
+    " WHERE instr(token_name_key, ?) > 0 ORDER BY id DESC LIMIT ? OFFSET ?",
+    postgres="SELECT id, at, actor, action, token_sid, token_name, detail FROM audit_log"
+    " WHERE strpos(token_name_key, $1) > 0 ORDER BY id DESC LIMIT $2 OFFSET $3",
+)
 
 
 def _bounded(value: Any) -> Any:
@@ -30,7 +38,7 @@ def _bounded(value: Any) -> Any:
 
 
 async def append(
-    connection: aiosqlite.Connection,
+    connection: Connection,
     *,
     at: int,
     actor: str,
@@ -121,15 +129,12 @@ class AuditLog:
         self, *, token_name: str | None = None, offset: int = 0, limit: int = 20
     ) -> list[AuditEvent]:
         """The latest events, newest first; `token_name` matches part of a name."""
-        where: str = ""
-        parameters: tuple[str, ...] = ()
         if token_name:
-            where, parameters = " WHERE instr(token_name_key, ?) > 0", (name_key(token_name),)
-        rows = await self._database.fetch_all(
-            "SELECT id, at, actor, action, token_sid, token_name, detail FROM audit_log"
-            f"{where} ORDER BY id DESC LIMIT ? OFFSET ?",
-            (*parameters, limit, offset),
-        )
+            rows = await self._database.fetch_all(
+                _EVENTS_OF_NAME, (name_key(token_name), limit, offset)
+            )
+        else:
+            rows = await self._database.fetch_all(_EVENTS, (limit, offset))
         return [_event(row) for row in rows]
 
     async def since(self, moment: datetime | None = None) -> AsyncIterator[AuditEvent]:

@@ -27,19 +27,45 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-import aiosqlite
-
 from storage.account import AccountSettings
 from storage.credentials import SecretHasher, is_valid_secret
-from storage.database import Database
 from storage.errors import StoreError
 from storage.models import AuthorizedToken, SecretUsed, Token
 from storage.presentations import RetiredPresentations, Taken, write_presentations
+from storage.sql import Connection, Database, Row, both
+
+# What `load` and `follow` read of each token and each retired secret.
+CREDENTIAL_COLUMNS = (
+    "id, sid, name, enabled, api_version, access_rights, expires_at,"
+    " secret_hash, previous_secret_hash, previous_until"
+)
+RETIRED_COLUMNS = "digest, token_id"
+# What a flush writes, each with the parameters (token id, unix seconds).
+_WRITE_LAST_USED = both(
+    sqlite="INSERT INTO token_usage (token_id, last_used_at)"
+    " SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?1)"
+    " ON CONFLICT (token_id) DO UPDATE"
+    " SET last_used_at = max(last_used_at, excluded.last_used_at)",
+    postgres="INSERT INTO token_usage (token_id, last_used_at)"
+    " SELECT $1, $2 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = $1)"
+    " ON CONFLICT (token_id) DO UPDATE"
+    " SET last_used_at = GREATEST(token_usage.last_used_at, excluded.last_used_at)",
+)
+_WRITE_PREVIOUS_LAST_USED = both(
+    sqlite="UPDATE token_usage SET previous_last_used_at ="
+    " max(coalesce(previous_last_used_at, 0), ?2) WHERE token_id = ?1",
+    postgres="UPDATE token_usage SET previous_last_used_at ="
+    " GREATEST(coalesce(previous_last_used_at, 0), $2) WHERE token_id = $1",
+)
+_WRITE_LAST_ACTIVE = both(
+    sqlite="UPDATE tokens SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
+    postgres="UPDATE tokens SET last_active_at = GREATEST(last_active_at, $2) WHERE id = $1",
+)
 
 logger = logging.getLogger(__name__)
 # The reason of the refusal of a retired secret, or of a previous one out of its window.
@@ -175,14 +201,48 @@ class CredentialIndex:
         self._last_used: dict[int, int] = {}
         self._previous_used: dict[int, int] = {}
         self._presentations = RetiredPresentations()
+        # Whether the index may answer now: always on SQLite; on PostgreSQL, while this
+        # instance's currency lease holds (storage/currency.py).
+        self.holds: Callable[[], bool] = _always
 
     async def load(self) -> None:
         """Fill the index from the database (once, when the store opens)."""
-        rows = await self._database.fetch_all(
-            "SELECT id, sid, name, enabled, api_version, access_rights, expires_at,"
-            " secret_hash, previous_secret_hash, previous_until FROM tokens"
+        self._fill(
+            await self._database.fetch_all(f"SELECT {CREDENTIAL_COLUMNS} FROM tokens"),
+            await self._database.fetch_all(f"SELECT {RETIRED_COLUMNS} FROM retired_secrets"),
         )
-        for token_id, sid, name, enabled, api_version, rights, stops_at, *digests in rows:
+
+    def follow(
+        self, token_ids: Collection[int], tokens: Iterable[Row], retired: Iterable[Row]
+    ) -> None:
+        """Take what another instance committed for `token_ids`: `tokens` and `retired` are
+        their rows now (`CREDENTIAL_COLUMNS`, `RETIRED_COLUMNS`), a token without a row
+        having been deleted."""
+        tokens, retired = list(tokens), list(retired)
+        present = {row[0] for row in tokens}
+        for token_id in token_ids:
+            if token_id in present:
+                self._drop_secrets(token_id)
+            else:
+                self._forget_id(token_id)
+        self._fill(tokens, retired)
+
+    def replace_all(self, tokens: Iterable[Row], retired: Iterable[Row]) -> None:
+        """Take every token and retired secret as committed now (`CREDENTIAL_COLUMNS`,
+        `RETIRED_COLUMNS`), after this instance may have missed changes; what is pending
+        of a token that is gone goes with it."""
+        tokens = list(tokens)
+        present = {row[0] for row in tokens}
+        for token_id in set(self._by_id) - present:
+            self._forget_id(token_id)
+        self._by_digest.clear()
+        self._by_id.clear()
+        self._previous_by_id.clear()
+        self._retired.clear()
+        self._fill(tokens, retired)
+
+    def _fill(self, tokens: Iterable[Row], retired: Iterable[Row]) -> None:
+        for token_id, sid, name, enabled, api_version, rights, stops_at, *digests in tokens:
             current, previous, until = digests
             fields: dict[str, Any] = {
                 "token_id": token_id,
@@ -196,9 +256,7 @@ class CredentialIndex:
             self._put(_credential(digest=current, until=None, **fields))
             if previous is not None:
                 self._put_previous(_credential(digest=previous, until=until, **fields))
-        for digest, token_id in await self._database.fetch_all(
-            "SELECT digest, token_id FROM retired_secrets"
-        ):
+        for digest, token_id in retired:
             self._retired[digest] = _retired_verdict(token_id, digest)
 
     # The auth check ---------------------------------------------------------------------
@@ -332,21 +390,27 @@ class CredentialIndex:
     def forget(self, token: Token) -> None:
         """Take `token` as deleted: its secrets, retired ones included, fail as unknown,
         and what was pending of it goes."""
+        self._forget_id(token.id)
+
+    def _forget_id(self, token_id: int) -> None:
+        self._drop_secrets(token_id)
+        self._presentations.drop_token(token_id)
+        self._last_used.pop(token_id, None)
+        self._previous_used.pop(token_id, None)
+
+    def _drop_secrets(self, token_id: int) -> None:
         for credential in (
-            self._by_id.pop(token.id, None),
-            self._previous_by_id.pop(token.id, None),
+            self._by_id.pop(token_id, None),
+            self._previous_by_id.pop(token_id, None),
         ):
             if credential is not None:
                 del self._by_digest[credential.digest]
         for digest in [
             digest
             for digest, verdict in self._retired.items()
-            if verdict.retired_token_id == token.id
+            if verdict.retired_token_id == token_id
         ]:
             del self._retired[digest]
-        self._presentations.drop_token(token.id)
-        self._last_used.pop(token.id, None)
-        self._previous_used.pop(token.id, None)
 
     def _put(self, credential: _Credential) -> None:
         self._by_id[credential.authorized.id] = credential
@@ -407,7 +471,7 @@ class CredentialIndex:
         if not self._last_used and not self._presentations:
             return 0
 
-        async def write(connection: aiosqlite.Connection) -> _Flushed:
+        async def write(connection: Connection) -> _Flushed:
             # Taken inside the transaction: no change commits between this and the write,
             # so a previous secret's use is written for the previous secret it was of.
             flushed = _Flushed(
@@ -416,22 +480,9 @@ class CredentialIndex:
                 presentations=self._presentations.take(),
                 presented=set(),
             )
-            await connection.executemany(
-                "INSERT INTO token_usage (token_id, last_used_at)"
-                " SELECT ?1, ?2 WHERE EXISTS (SELECT 1 FROM tokens WHERE id = ?1)"
-                " ON CONFLICT (token_id) DO UPDATE"
-                " SET last_used_at = max(last_used_at, excluded.last_used_at)",
-                flushed.uses.items(),
-            )
-            await connection.executemany(
-                "UPDATE token_usage SET previous_last_used_at ="
-                " max(coalesce(previous_last_used_at, 0), ?2) WHERE token_id = ?1",
-                flushed.previous_uses.items(),
-            )
-            await connection.executemany(
-                "UPDATE tokens SET last_active_at = max(last_active_at, ?2) WHERE id = ?1",
-                flushed.uses.items(),
-            )
+            await connection.executemany(_WRITE_LAST_USED, flushed.uses.items())
+            await connection.executemany(_WRITE_PREVIOUS_LAST_USED, flushed.previous_uses.items())
+            await connection.executemany(_WRITE_LAST_ACTIVE, flushed.uses.items())
             flushed.presented.update(await write_presentations(connection, flushed.presentations))
             return flushed
 
@@ -457,6 +508,10 @@ class CredentialIndex:
                 await self.flush_last_used()
             except StoreError as error:
                 logger.warning("last-used times not written yet: %s", error)
+
+
+def _always() -> bool:
+    return True
 
 
 def _seconds(moment: datetime | None) -> float:

@@ -12,7 +12,7 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -21,14 +21,13 @@ import aiosqlite
 
 from storage.errors import StartupRefused, StoreBusy
 from storage.schema import LATEST_VERSION, migrate
+from storage.sql import Change, Row
 
 BUSY_TIMEOUT_SECONDS = 1.0
 # How long a change waits for the changes queued before it. With the busy timeout on top,
 # a change is applied or refused (StoreBusy) well before Slack's 3 s ack deadline.
 WRITE_WAIT_SECONDS = 1.5
 T = TypeVar("T")
-Row = tuple[Any, ...]
-Change = Callable[[aiosqlite.Connection], Awaitable[T]]
 
 
 def configure(connection: sqlite3.Connection) -> None:
@@ -44,7 +43,7 @@ def is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
-class Database:
+class SqliteDatabase:
     def __init__(
         self,
         *,
@@ -64,15 +63,14 @@ class Database:
         cls,
         path: Path,
         *,
-        prepare: Callable[[sqlite3.Connection], None] | None = None,
         write_wait_seconds: float = WRITE_WAIT_SECONDS,
-    ) -> Database:
-        """Create (owner-only) and lock, migrate, let `prepare` check the data, then connect.
+    ) -> SqliteDatabase:
+        """Create (owner-only) and lock, migrate, then connect.
 
         Refuses with StartupRefused when another instance holds the database."""
         lock_fd = _lock_database_file(path)
         try:
-            await asyncio.to_thread(_migrate, path, prepare)
+            await asyncio.to_thread(_migrate, path)
             writer = await _connect(path)
             try:
                 reader = await _connect(path, query_only=True)
@@ -91,7 +89,7 @@ class Database:
         )
 
     @classmethod
-    async def attach(cls, path: Path) -> Database:
+    async def attach(cls, path: Path) -> SqliteDatabase:
         """An operator's connection, beside a running instance or not: it takes no instance
         lock, never creates a database, and refuses one of another schema version."""
         require_file(path, writable=True)
@@ -214,15 +212,13 @@ def _lock_database_file(path: Path) -> int:
     return descriptor
 
 
-def _migrate(path: Path, prepare: Callable[[sqlite3.Connection], None] | None) -> None:
+def _migrate(path: Path) -> None:
     connection = sqlite3.connect(
         file_uri(path, "rw"), uri=True, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None
     )
     try:
         configure(connection)
         migrate(connection)
-        if prepare is not None:
-            prepare(connection)
     except sqlite3.DatabaseError as error:
         raise StartupRefused("TOKENDESK_DB", f"is not a usable database ({error})") from None
     finally:

@@ -26,8 +26,17 @@ class StartupRefused(StoreError):
 class StoreBusy(StoreError):
     """The database stayed locked by another writer for longer than the busy timeout."""
 
+    def __init__(self, message: str = "the database is busy; try again in a moment") -> None:
+        super().__init__(message)
+
+
+class StoreUnavailable(StoreBusy):
+    """The database cannot be reached (PostgreSQL down or cut off), so the change was not
+    applied, or its commit was cut off and the instance answers nothing until it has
+    caught up with what was committed. Callers treat it as busy: try again."""
+
     def __init__(self) -> None:
-        super().__init__("the database is busy; try again in a moment")
+        super().__init__("the database is unavailable; try again in a moment")
 
 
 class InvalidInput(StoreError):

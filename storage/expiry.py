@@ -24,10 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-import aiosqlite
-
 from storage.credential_index import CredentialIndex
-from storage.database import Database
 from storage.models import DueReminder, IdleToken, ReminderToken, RetiredPresentation, Token
 from storage.retirement import (
     RETIRED_KEPT_DAYS,
@@ -36,7 +33,8 @@ from storage.retirement import (
     purge_retired,
     retire_lapsed,
 )
-from storage.token_reads import COLUMNS, DAY, token_of
+from storage.sql import Connection, Database, both
+from storage.token_reads import COLUMNS, DAY, POSTGRES_COLUMNS, token_of
 
 _FROM = " FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
 # Only what a reminder shows (ReminderToken), then the day: a pass may read a thousand rows,
@@ -50,19 +48,29 @@ _REMINDER_COLUMNS = (
 def reminders_query(days: Sequence[int]) -> str:
     """The due reminders' query for the reminder days `days` (0 included, ascending), with
     the parameters (horizon, now): the horizon is now plus the longest reminder day."""
+    # One text per setting of the reminder days, which a process keeps: `both` records few.
+    return both(
+        sqlite=_reminders_query(days, horizon="?1", now="?2", day_seconds=f"{DAY}"),
+        # The days are 32-bit literals there: `due` days in seconds is a bigint (it overflows
+        # from 24,856 days).
+        postgres=_reminders_query(days, horizon="$1", now="$2", day_seconds=f"{DAY}::bigint"),
+    )
+
+
+def _reminders_query(days: Sequence[int], *, horizon: str, now: str, day_seconds: str) -> str:
     # `due`: the smallest reminder day whose moment (the stop instant less that many days)
     # has come. The larger days' moments came earlier: if this one is not armed, none of
     # them is, and if a mark covers it, it covers them too.
     due = (
         "CASE"
-        + "".join(f" WHEN t.expires_at - {day * DAY} <= ?2 THEN {day}" for day in days)
+        + "".join(f" WHEN t.expires_at - {day * DAY} <= {now} THEN {day}" for day in days)
         + " END"
     )
     return (
         f"SELECT {_REMINDER_COLUMNS}, {due}{_FROM}"
-        " WHERE t.enabled = 1 AND t.expires_at IS NOT NULL AND t.expires_at <= ?1"
+        f" WHERE t.enabled = 1 AND t.expires_at IS NOT NULL AND t.expires_at <= {horizon}"
         f" AND ({due} = 0"
-        f" OR t.expires_at - {due} * {DAY} > t.expiry_set_at - t.expiry_set_at % {DAY})"
+        f" OR t.expires_at - {due} * {day_seconds} > t.expiry_set_at - t.expiry_set_at % {DAY})"
         " AND NOT EXISTS (SELECT 1 FROM reminder_marks m WHERE m.token_id = t.id"
         f" AND m.expires_at = t.expires_at AND m.days <= {due})"
         " ORDER BY t.expires_at, t.id"
@@ -71,13 +79,64 @@ def reminders_query(days: Sequence[int]) -> str:
 
 # The idle tokens' query, with the parameters: idle since (to warn), idle since (to
 # disable), warned by (to disable).
-IDLE_QUERY = (
-    f"SELECT {COLUMNS}, w.idle_since = t.last_active_at AS warned{_FROM}"
+IDLE_QUERY = both(
+    sqlite=f"SELECT {COLUMNS}, w.idle_since = t.last_active_at AS warned{_FROM}"
     " LEFT JOIN idle_warnings w ON w.token_id = t.id"
     " WHERE t.enabled = 1 AND t.last_active_at <= ?1"
     " AND (w.idle_since IS NOT t.last_active_at"
     " OR (t.last_active_at <= ?2 AND w.warned_at <= ?3))"
-    " ORDER BY t.last_active_at, t.id"
+    " ORDER BY t.last_active_at, t.id",
+    postgres=f"SELECT {POSTGRES_COLUMNS}, (w.idle_since = t.last_active_at)::int AS warned{_FROM}"
+    " LEFT JOIN idle_warnings w ON w.token_id = t.id"
+    " WHERE t.enabled = 1 AND t.last_active_at <= $1"
+    " AND (w.idle_since IS DISTINCT FROM t.last_active_at"
+    " OR (t.last_active_at <= $2 AND w.warned_at <= $3))"
+    " ORDER BY t.last_active_at, t.id",
+)
+
+
+# Marks the reminders of a batch of [stop instant, day, [token id, …]] groups (?1) at ?2;
+# the tokens marked.
+_MARK_REMINDERS = both(
+    sqlite="INSERT INTO reminder_marks (token_id, expires_at, days, marked_at)"
+    " SELECT t.id, t.expires_at, g.value ->> 1, ?2"
+    # CROSS JOIN: in this order, each id looked up by its key (not every token
+    # of the stop instant compared with every id of the group).
+    " FROM json_each(?1) g CROSS JOIN json_each(g.value, '$[2]') r"
+    " CROSS JOIN tokens t ON t.id = r.value"
+    " WHERE t.enabled = 1 AND t.expires_at = g.value ->> 0"
+    " AND NOT EXISTS (SELECT 1 FROM reminder_marks m WHERE m.token_id = t.id"
+    " AND m.expires_at = t.expires_at AND m.days <= g.value ->> 1)"
+    " ON CONFLICT DO NOTHING RETURNING token_id",
+    postgres="INSERT INTO reminder_marks (token_id, expires_at, days, marked_at)"
+    " SELECT t.id, t.expires_at, (g.value ->> 1)::bigint, $2"
+    " FROM jsonb_array_elements($1::jsonb) g"
+    " CROSS JOIN jsonb_array_elements_text(g.value -> 2) r"
+    " JOIN tokens t ON t.id = r.value::bigint"
+    " WHERE t.enabled = 1 AND t.expires_at = (g.value ->> 0)::bigint"
+    " AND NOT EXISTS (SELECT 1 FROM reminder_marks m WHERE m.token_id = t.id"
+    " AND m.expires_at = t.expires_at AND m.days <= (g.value ->> 1)::bigint)"
+    " ON CONFLICT DO NOTHING RETURNING token_id",
+)
+# Marks the warnings of a batch of [token id, idle since] pairs (?1) at ?2; the tokens marked.
+_MARK_IDLE_WARNINGS = both(
+    sqlite="INSERT INTO idle_warnings (token_id, idle_since, warned_at)"
+    " SELECT t.id, t.last_active_at, ?2"
+    " FROM json_each(?1) r JOIN tokens t ON t.id = json_extract(r.value, '$[0]')"
+    " WHERE t.enabled = 1 AND t.last_active_at = json_extract(r.value, '$[1]')"
+    " ON CONFLICT (token_id) DO UPDATE"
+    " SET idle_since = excluded.idle_since, warned_at = excluded.warned_at"
+    " WHERE idle_since <> excluded.idle_since"
+    " RETURNING token_id",
+    # The update's condition names its table: PostgreSQL has `excluded` in scope too.
+    postgres="INSERT INTO idle_warnings (token_id, idle_since, warned_at)"
+    " SELECT t.id, t.last_active_at, $2"
+    " FROM jsonb_array_elements($1::jsonb) r JOIN tokens t ON t.id = (r.value ->> 0)::bigint"
+    " WHERE t.enabled = 1 AND t.last_active_at = (r.value ->> 1)::bigint"
+    " ON CONFLICT (token_id) DO UPDATE"
+    " SET idle_since = excluded.idle_since, warned_at = excluded.warned_at"
+    " WHERE idle_warnings.idle_since <> excluded.idle_since"
+    " RETURNING token_id",
 )
 
 
@@ -157,22 +216,10 @@ class ExpiryWork:
         )
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> set[int]:
+        async def write(connection: Connection) -> set[int]:
             # One round trip to the database's thread (not execute, fetch, close): each
             # costs the event loop a tenth of a millisecond.
-            rows = await connection.execute_fetchall(
-                "INSERT INTO reminder_marks (token_id, expires_at, days, marked_at)"
-                " SELECT t.id, t.expires_at, g.value ->> 1, ?2"
-                # CROSS JOIN: in this order, each id looked up by its key (not every token
-                # of the stop instant compared with every id of the group).
-                " FROM json_each(?1) g CROSS JOIN json_each(g.value, '$[2]') r"
-                " CROSS JOIN tokens t ON t.id = r.value"
-                " WHERE t.enabled = 1 AND t.expires_at = g.value ->> 0"
-                " AND NOT EXISTS (SELECT 1 FROM reminder_marks m WHERE m.token_id = t.id"
-                " AND m.expires_at = t.expires_at AND m.days <= g.value ->> 1)"
-                " ON CONFLICT DO NOTHING RETURNING token_id",
-                (batch, now),
-            )
+            rows = await connection.execute_fetchall(_MARK_REMINDERS, (batch, now))
             return {row[0] for row in rows}
 
         marked = await self._database.transact(write, after_commit=_nothing)
@@ -218,18 +265,8 @@ class ExpiryWork:
         batch = json.dumps([[idle.token.id, int(idle.idle_since.timestamp())] for idle in unused])
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> set[int]:
-            async with connection.execute(
-                "INSERT INTO idle_warnings (token_id, idle_since, warned_at)"
-                " SELECT t.id, t.last_active_at, ?2"
-                " FROM json_each(?1) r JOIN tokens t ON t.id = json_extract(r.value, '$[0]')"
-                " WHERE t.enabled = 1 AND t.last_active_at = json_extract(r.value, '$[1]')"
-                " ON CONFLICT (token_id) DO UPDATE"
-                " SET idle_since = excluded.idle_since, warned_at = excluded.warned_at"
-                " WHERE idle_since <> excluded.idle_since"
-                " RETURNING token_id",
-                (batch, now),
-            ) as cursor:
+        async def write(connection: Connection) -> set[int]:
+            async with connection.execute(_MARK_IDLE_WARNINGS, (batch, now)) as cursor:
                 return {row[0] for row in await cursor.fetchall()}
 
         marked = await self._database.transact(write, after_commit=_nothing)
@@ -250,7 +287,7 @@ class ExpiryWork:
         already refuses them), each audited; how many."""
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> list[int]:
+        async def write(connection: Connection) -> list[int]:
             return await retire_lapsed(connection, now=now)
 
         def apply(token_ids: list[int]) -> None:
@@ -267,7 +304,7 @@ class ExpiryWork:
             raise ValueError("retired digests are kept for a positive number of days")
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> set[bytes]:
+        async def write(connection: Connection) -> set[bytes]:
             return await purge_retired(connection, now=now, older_than_days=older_than_days)
 
         purged = await self._database.transact(write, after_commit=self._credentials.drop_retired)
@@ -280,7 +317,7 @@ class ExpiryWork:
         the last flush of `store.credentials`)."""
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> list[RetiredPresentation]:
+        async def write(connection: Connection) -> list[RetiredPresentation]:
             return await mark_first_presentations(connection, now=now)
 
         marked = await self._database.transact(write, after_commit=_nothing)

@@ -23,14 +23,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
 from storage import audit
 from storage.credential_index import CredentialIndex
 from storage.credentials import mask_secret_parts
-from storage.database import Database
 from storage.models import LEAKED, LeakReport, SecretUsed, Token
 from storage.retirement import SYSTEM_ACTOR, retire_lapsed, retire_previous
+from storage.sql import Connection, Database
 from storage.token_lifecycle import Update, apply_update
 from storage.token_reads import read_token
 
@@ -93,7 +91,7 @@ class LeakReports:
         poster = None if poster is None else mask_secret_parts(poster)
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> _Reported:
+        async def write(connection: Connection) -> _Reported:
             reported = _Reported()
             for digest in digests:
                 async with connection.execute(_LIVE_QUERY, (digest, now)) as cursor:
@@ -138,7 +136,7 @@ class LeakReports:
 
 
 async def _current_leaked(
-    connection: aiosqlite.Connection,
+    connection: Connection,
     *,
     token_id: int,
     details: dict[str, Any],
@@ -177,7 +175,7 @@ async def _current_leaked(
 
 
 async def _previous_leaked(
-    connection: aiosqlite.Connection, *, token_id: int, details: dict[str, Any], now: int
+    connection: Connection, *, token_id: int, details: dict[str, Any], now: int
 ) -> Token:
     """End the token's grace window (its previous secret leaked) as the scheduler ends
     one by time, moving no row version, then record the `leak`; the token after it,
@@ -196,9 +194,7 @@ async def _previous_leaked(
     return await read_token(connection, token_id)
 
 
-async def _audit(
-    connection: aiosqlite.Connection, *, token: Token, update: Update, now: int
-) -> None:
+async def _audit(connection: Connection, *, token: Token, update: Update, now: int) -> None:
     """Audit `update`, which changed no column, as Token Desk's."""
     await audit.append(
         connection,

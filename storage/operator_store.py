@@ -1,7 +1,7 @@
 """The database as the operator commands reach it, beside a running app or not.
 
 They take no instance lock, so they run while the app serves the database; they never
-create a database, and refuse one of another schema version (`Database.attach`). They
+create a database, and refuse one of another schema version (`SqliteDatabase.attach`). They
 reach its roles and audit log, and copy it; tokens and API access are not theirs to
 change, because the running app's credential index (storage/credential_index.py) would
 never hear of a change made by another process.
@@ -17,9 +17,11 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from storage.audit import AuditLog
-from storage.database import BUSY_TIMEOUT_SECONDS, Database, file_uri, require_file
+from storage.database import BUSY_TIMEOUT_SECONDS, SqliteDatabase, file_uri, require_file
 from storage.errors import BackupFailed, BackupTargetExists
+from storage.postgres import PostgresDatabase
 from storage.roles import Roles
+from storage.sql import Database
 from storage.store import KEY_CHECK_SETTING
 
 
@@ -36,14 +38,23 @@ class OperatorStore:
     @classmethod
     async def attach(
         cls,
-        path: Path,
+        path: Path | None = None,
         *,
+        database_url: str | None = None,
         admins: Collection[str] = (),
         clock: Callable[[], float] = time.time,
     ) -> OperatorStore:
-        """The database at `path`; `admins` are the app's bootstrap admins, whom the role
-        rules protect here too. Raises StartupRefused when it cannot be used."""
-        return cls(await Database.attach(path), admins=admins, clock=clock)
+        """The PostgreSQL database at `database_url`, else the SQLite file at `path`;
+        `admins` are the app's bootstrap admins, whom the role rules protect here too.
+        Raises StartupRefused when it cannot be used."""
+        database: Database
+        if database_url is not None:
+            database = await PostgresDatabase.attach(database_url)
+        elif path is not None:
+            database = await SqliteDatabase.attach(path)
+        else:
+            raise ValueError("an operator store needs a database file or a PostgreSQL URL")
+        return cls(database, admins=admins, clock=clock)
 
     async def close(self) -> None:
         await self._database.close()

@@ -18,10 +18,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiosqlite
-
 from storage.credentials import mask_secret_parts
 from storage.models import PRESENTERS_KEPT
+from storage.sql import Connection, both
 
 ADDRESS_MAX = 64
 USER_AGENT_MAX = 200
@@ -31,6 +30,15 @@ _KEPT_RAW = 2
 
 # (address, user agent, unix seconds), newest first.
 StoredPresenter = tuple[str, str, int]
+
+_ADD_PRESENTATIONS = both(
+    sqlite="UPDATE retired_secrets SET presented = presented + ?,"
+    " last_presented_at = max(coalesce(last_presented_at, 0), ?), presenters = ?"
+    " WHERE digest = ?",
+    postgres="UPDATE retired_secrets SET presented = presented + $1,"
+    " last_presented_at = GREATEST(coalesce(last_presented_at, 0), $2), presenters = $3"
+    " WHERE digest = $4",
+)
 
 
 def untrusted_text(text: str, limit: int) -> str:
@@ -143,9 +151,7 @@ class RetiredPresentations:
             del self._pending[digest]
 
 
-async def write_presentations(
-    connection: aiosqlite.Connection, taken: dict[bytes, Taken]
-) -> set[bytes]:
+async def write_presentations(connection: Connection, taken: dict[bytes, Taken]) -> set[bytes]:
     """Add `taken` to the retired digests' rows, in the caller's transaction; the digests
     that have a row (the others wait)."""
     done: set[bytes] = set()
@@ -166,9 +172,7 @@ async def write_presentations(
             for address, user_agent, at in latest[:PRESENTERS_KEPT]
         ]
         await connection.execute(
-            "UPDATE retired_secrets SET presented = presented + ?,"
-            " last_presented_at = max(coalesce(last_presented_at, 0), ?), presenters = ?"
-            " WHERE digest = ?",
+            _ADD_PRESENTATIONS,
             (presented.count, presented.last_at, json.dumps(presenters), digest),
         )
         done.add(digest)

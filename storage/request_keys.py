@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import sqlite3
 
-import aiosqlite
-
 from storage.errors import AlreadyApplied
+from storage.sql import Connection
 
 REQUEST_KEY_MAX = 255
 KEPT_SECONDS = 86_400
 
 
-async def claim(connection: aiosqlite.Connection, request_key: str | None, now: int) -> None:
+async def claim(connection: Connection, request_key: str | None, now: int) -> None:
     """Record `request_key` (if any) in the transaction of `connection`."""
     if request_key is None:
         return

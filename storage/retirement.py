@@ -19,12 +19,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import aiosqlite
-
 from storage import audit
 from storage.errors import InvalidInput
 from storage.models import RetiredPresentation
-from storage.token_reads import COLUMNS, DAY, FROM, presenters_of, token_of
+from storage.sql import Connection, both
+from storage.token_reads import (
+    COLUMNS,
+    DAY,
+    FROM,
+    POSTGRES_COLUMNS,
+    presenters_of,
+    token_of,
+)
 
 # The actor of what Token Desk does by itself.
 SYSTEM_ACTOR = "tokendesk"
@@ -33,7 +39,12 @@ RETIRED_KEPT_DAYS = 30
 
 # The scheduler's queries, each through an index (never a scan of every row): windows
 # ended by a moment; digests retired before a moment; presented digests not yet reported.
-LAPSED_QUERY = "SELECT id, sid, name, previous_until FROM tokens WHERE previous_until <= ?"
+LAPSED_QUERY = both(
+    sqlite="SELECT id, sid, name, previous_until FROM tokens WHERE previous_until <= ?",
+    # In the order SQLite reads them through the index, which the audit records follow.
+    postgres="SELECT id, sid, name, previous_until FROM tokens WHERE previous_until <= $1"
+    " ORDER BY previous_until, id",
+)
 PURGE_QUERY = "DELETE FROM retired_secrets WHERE retired_at < ? RETURNING digest"
 # Whether any of the three has work, in one read: a pass usually finds none, and a write
 # transaction each would cost the event loop a millisecond.
@@ -45,6 +56,20 @@ WORK_QUERY = (
 PRESENTED_QUERY = (
     "UPDATE retired_secrets SET notified_at = ? WHERE presented > 0 AND notified_at IS NULL"
     " RETURNING token_id, last_presented_at, presenters"
+)
+_RETIRE_PREVIOUS = both(
+    sqlite="INSERT INTO retired_secrets (digest, token_id, retired_at)"
+    " SELECT previous_secret_hash, id, min(?, previous_until) FROM tokens"
+    " WHERE id = ? AND previous_secret_hash IS NOT NULL",
+    postgres="INSERT INTO retired_secrets (digest, token_id, retired_at)"
+    " SELECT previous_secret_hash, id, LEAST($1, previous_until) FROM tokens"
+    " WHERE id = $2 AND previous_secret_hash IS NOT NULL",
+)
+# The tokens of a JSON list of ids.
+_TOKENS_OF_IDS = both(
+    sqlite=f"SELECT {COLUMNS}{FROM} WHERE t.id IN (SELECT value FROM json_each(?))",
+    postgres=f"SELECT {POSTGRES_COLUMNS}{FROM}"
+    " WHERE t.id IN (SELECT jsonb_array_elements_text($1::jsonb)::bigint)",
 )
 
 
@@ -58,7 +83,7 @@ def grace_seconds(grace: timedelta | None) -> int:
     return int(grace.total_seconds())
 
 
-async def retire_current(connection: aiosqlite.Connection, *, token_id: int, at: int) -> None:
+async def retire_current(connection: Connection, *, token_id: int, at: int) -> None:
     """Retire the token's current secret (a Reset replacing it without a window)."""
     await connection.execute(
         "INSERT INTO retired_secrets (digest, token_id, retired_at)"
@@ -67,9 +92,7 @@ async def retire_current(connection: aiosqlite.Connection, *, token_id: int, at:
     )
 
 
-async def keep_current_as_previous(
-    connection: aiosqlite.Connection, *, token_id: int, until: int
-) -> None:
+async def keep_current_as_previous(connection: Connection, *, token_id: int, until: int) -> None:
     """Make the token's current secret its previous one, working until `until` (a Reset
     replacing it with a window); the token must have no previous secret."""
     await connection.execute(
@@ -79,15 +102,10 @@ async def keep_current_as_previous(
     )
 
 
-async def retire_previous(connection: aiosqlite.Connection, *, token_id: int, at: int) -> None:
+async def retire_previous(connection: Connection, *, token_id: int, at: int) -> None:
     """Retire the token's previous secret, if it has one, as of `at` (or of the end of its
     window, if that came first)."""
-    await connection.execute(
-        "INSERT INTO retired_secrets (digest, token_id, retired_at)"
-        " SELECT previous_secret_hash, id, min(?, previous_until) FROM tokens"
-        " WHERE id = ? AND previous_secret_hash IS NOT NULL",
-        (at, token_id),
-    )
+    await connection.execute(_RETIRE_PREVIOUS, (at, token_id))
     await connection.execute(
         "UPDATE tokens SET previous_secret_hash = NULL, previous_secret_hint = NULL,"
         " previous_until = NULL WHERE id = ? AND previous_secret_hash IS NOT NULL",
@@ -102,7 +120,7 @@ async def retire_previous(connection: aiosqlite.Connection, *, token_id: int, at
 
 
 async def retire_lapsed(
-    connection: aiosqlite.Connection, *, now: int, token_id: int | None = None
+    connection: Connection, *, now: int, token_id: int | None = None
 ) -> list[int]:
     """Retire the previous secrets whose window has ended by `now` (of every token, or of
     `token_id` only), each audited as `end_grace` by Token Desk with the reason `ended`;
@@ -128,16 +146,14 @@ async def retire_lapsed(
     return [row[0] for row in lapsed]
 
 
-async def purge_retired(
-    connection: aiosqlite.Connection, *, now: int, older_than_days: int
-) -> set[bytes]:
+async def purge_retired(connection: Connection, *, now: int, older_than_days: int) -> set[bytes]:
     """Delete the digests retired more than `older_than_days` days before `now`; those."""
     async with connection.execute(PURGE_QUERY, (now - older_than_days * DAY,)) as cursor:
         return {row[0] for row in await cursor.fetchall()}
 
 
 async def mark_first_presentations(
-    connection: aiosqlite.Connection, *, now: int
+    connection: Connection, *, now: int
 ) -> list[RetiredPresentation]:
     """Mark as notified the retired digests presented since their retirement and never
     notified of; their presentations, earliest first."""
@@ -146,8 +162,7 @@ async def mark_first_presentations(
     if not marked:
         return []
     async with connection.execute(
-        f"SELECT {COLUMNS}{FROM} WHERE t.id IN (SELECT value FROM json_each(?))",
-        (json.dumps(sorted({row[0] for row in marked})),),
+        _TOKENS_OF_IDS, (json.dumps(sorted({row[0] for row in marked})),)
     ) as cursor:
         tokens = {row[0]: token_of(tuple(row)) for row in await cursor.fetchall()}
     found = []

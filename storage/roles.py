@@ -20,19 +20,53 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Literal
 
-import aiosqlite
-
 from storage import audit
-from storage.database import Database
 from storage.errors import RoleChangeRefused
 from storage.fields import is_group_id, is_user_id
 from storage.models import Role, RoleMappings, RoleSource, SlackStatus, UserStatus
+from storage.sql import Connection, Database, both
 
 _ROLE_NAMES = {Role.ADMIN: "admin", Role.SPECIALIST: "specialist"}
 _ROLES_BY_NAME = {name: role for role, name in _ROLE_NAMES.items()}
 _TABLES = {"user": ("user_roles", "user_id"), "group": ("group_roles", "group_id")}
 GroupMembers = Mapping[str, Collection[str]]
 _NO_GROUP_MEMBERS: GroupMembers = {}
+
+# The groups as a JSON array, not an `IN (?, …)` list: PostgreSQL refuses an empty list.
+_SOURCES = both(
+    sqlite="SELECT 'direct', role, NULL FROM user_roles WHERE user_id = ?1"
+    " UNION ALL SELECT 'group', role, group_id FROM group_roles"
+    " WHERE group_id IN (SELECT value FROM json_each(?2)) ORDER BY 1, 3",
+    postgres="SELECT 'direct', role, NULL FROM user_roles WHERE user_id = $1"
+    " UNION ALL SELECT 'group', role, group_id FROM group_roles"
+    " WHERE group_id IN (SELECT value FROM jsonb_array_elements_text($2::jsonb)) ORDER BY 1, 3",
+)
+_ROLES_OF_USERS = both(
+    sqlite="SELECT 'status', user_id, status FROM user_statuses"
+    " WHERE user_id IN (SELECT value FROM json_each(?1))"
+    " UNION ALL SELECT 'direct', user_id, role FROM user_roles"
+    " WHERE user_id IN (SELECT value FROM json_each(?1))"
+    " UNION ALL SELECT 'group', group_id, role FROM group_roles"
+    " WHERE group_id IN (SELECT value FROM json_each(?2))",
+    postgres="SELECT 'status', user_id, status FROM user_statuses"
+    " WHERE user_id IN (SELECT value FROM jsonb_array_elements_text($1::jsonb))"
+    " UNION ALL SELECT 'direct', user_id, role FROM user_roles"
+    " WHERE user_id IN (SELECT value FROM jsonb_array_elements_text($1::jsonb))"
+    " UNION ALL SELECT 'group', group_id, role FROM group_roles"
+    " WHERE group_id IN (SELECT value FROM jsonb_array_elements_text($2::jsonb))",
+)
+_STATUSES_OF_USERS = both(
+    sqlite="SELECT user_id, status, learned_at FROM user_statuses"
+    " WHERE user_id IN (SELECT value FROM json_each(?))",
+    postgres="SELECT user_id, status, learned_at FROM user_statuses"
+    " WHERE user_id IN (SELECT value FROM jsonb_array_elements_text($1::jsonb))",
+)
+_STATUS_OF_USERS = both(
+    sqlite="SELECT user_id, status FROM user_statuses"
+    " WHERE user_id IN (SELECT value FROM json_each(?))",
+    postgres="SELECT user_id, status FROM user_statuses"
+    " WHERE user_id IN (SELECT value FROM jsonb_array_elements_text($1::jsonb))",
+)
 
 
 def role_from_name(name: str) -> Role:
@@ -56,12 +90,7 @@ class Roles:
         found = [RoleSource("bootstrap", Role.ADMIN)] if user_id in self._admins else []
         # A group's word about someone counts only once Slack said who they are.
         groups = sorted(set(group_ids)) if status is not None else []
-        rows = await self._database.fetch_all(
-            "SELECT 'direct', role, NULL FROM user_roles WHERE user_id = ?"
-            " UNION ALL SELECT 'group', role, group_id FROM group_roles"
-            f" WHERE group_id IN ({', '.join('?' * len(groups))}) ORDER BY 1, 3",
-            (user_id, *groups),
-        )
+        rows = await self._database.fetch_all(_SOURCES, (user_id, json.dumps(groups)))
         found += [RoleSource(kind, role_from_name(role), group) for kind, role, group in rows]
         return found
 
@@ -79,13 +108,7 @@ class Roles:
         users = sorted(groups_by_user)
         groups = sorted({group for ids in groups_by_user.values() for group in ids})
         rows = await self._database.fetch_all(
-            "SELECT 'status', user_id, status FROM user_statuses"
-            " WHERE user_id IN (SELECT value FROM json_each(?1))"
-            " UNION ALL SELECT 'direct', user_id, role FROM user_roles"
-            " WHERE user_id IN (SELECT value FROM json_each(?1))"
-            " UNION ALL SELECT 'group', group_id, role FROM group_roles"
-            " WHERE group_id IN (SELECT value FROM json_each(?2))",
-            (json.dumps(users), json.dumps(groups)),
+            _ROLES_OF_USERS, (json.dumps(users), json.dumps(groups))
         )
         statuses: dict[str, SlackStatus] = {}
         direct: dict[str, Role] = {}
@@ -120,9 +143,7 @@ class Roles:
     async def statuses(self, *, user_ids: Iterable[str]) -> dict[str, UserStatus]:
         """The last known statuses of those of `user_ids` that have one."""
         rows = await self._database.fetch_all(
-            "SELECT user_id, status, learned_at FROM user_statuses"
-            " WHERE user_id IN (SELECT value FROM json_each(?))",
-            (json.dumps(sorted(set(user_ids))),),
+            _STATUSES_OF_USERS, (json.dumps(sorted(set(user_ids))),)
         )
         return {
             user: UserStatus(user, SlackStatus(status), datetime.fromtimestamp(learned_at, UTC))
@@ -141,7 +162,7 @@ class Roles:
         if not rows:
             return
 
-        async def write(connection: aiosqlite.Connection) -> None:
+        async def write(connection: Connection) -> None:
             await connection.executemany(
                 "INSERT INTO user_statuses (user_id, status, learned_at) VALUES (?1, ?2, ?3)"
                 " ON CONFLICT (user_id) DO UPDATE SET status = excluded.status,"
@@ -231,7 +252,7 @@ class Roles:
         table, column = _TABLES[kind]
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> Role | None:
+        async def write(connection: Connection) -> Role | None:
             async with connection.execute(
                 f"SELECT role FROM {table} WHERE {column} = ?", (subject,)
             ) as cursor:
@@ -242,10 +263,17 @@ class Roles:
             if role is None:
                 await connection.execute(f"DELETE FROM {table} WHERE {column} = ?", (subject,))
             else:
+                # One text per table: PostgreSQL needs the conflict target.
                 await connection.execute(
-                    f"INSERT INTO {table} ({column}, role, granted_by, granted_at)"
-                    " VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET role = excluded.role,"
-                    " granted_by = excluded.granted_by, granted_at = excluded.granted_at",
+                    both(
+                        sqlite=f"INSERT INTO {table} ({column}, role, granted_by, granted_at)"
+                        " VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE SET role = excluded.role,"
+                        " granted_by = excluded.granted_by, granted_at = excluded.granted_at",
+                        postgres=f"INSERT INTO {table} ({column}, role, granted_by, granted_at)"
+                        f" VALUES ($1, $2, $3, $4) ON CONFLICT ({column}) DO UPDATE"
+                        " SET role = excluded.role, granted_by = excluded.granted_by,"
+                        " granted_at = excluded.granted_at",
+                    ),
                     (subject, _ROLE_NAMES[role], actor, now),
                 )
             if previous is Role.ADMIN and not self._admins:
@@ -263,9 +291,7 @@ class Roles:
         return await self._database.transact(write, after_commit=lambda _: None)
 
 
-async def _refuse_if_no_admin_left(
-    connection: aiosqlite.Connection, group_members: GroupMembers
-) -> None:
+async def _refuse_if_no_admin_left(connection: Connection, group_members: GroupMembers) -> None:
     """Checked inside the transaction that removes an admin mapping, which then rolls back.
 
     Someone remains only if they would pass the role check as an Account Administrator:
@@ -280,9 +306,7 @@ async def _refuse_if_no_admin_left(
         groups = [row[0] for row in await cursor.fetchall()]
     through_groups = {member for group in groups for member in group_members.get(group, ())}
     async with connection.execute(
-        "SELECT user_id, status FROM user_statuses"
-        " WHERE user_id IN (SELECT value FROM json_each(?))",
-        (json.dumps(sorted(direct | through_groups)),),
+        _STATUS_OF_USERS, (json.dumps(sorted(direct | through_groups)),)
     ) as cursor:
         statuses = {user: SlackStatus(status) for user, status in await cursor.fetchall()}
 

@@ -25,18 +25,21 @@ import asyncio
 import contextlib
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from pathlib import Path
 
 from storage.account import AccountSettings
 from storage.audit import AuditLog
 from storage.credential_index import CredentialIndex
 from storage.credentials import SecretHasher
-from storage.database import Database
-from storage.errors import StartupRefused
+from storage.currency import Currency, follower
+from storage.database import SqliteDatabase
+from storage.errors import StartupRefused, StoreError
 from storage.expiry import ExpiryWork
 from storage.leaks import LeakReports
+from storage.postgres import CONNECT_WAIT_SECONDS, PostgresDatabase
 from storage.roles import Roles
+from storage.sql import Connection, Database, both
 from storage.token_lifecycle import TokenLifecycle
 from storage.token_reads import TokenReads
 
@@ -44,6 +47,8 @@ KEY_CHECK_SETTING = "key_check"
 LAST_USED_FLUSH_SECONDS = 60.0
 MAX_LIFETIME_DAYS = 365
 _NAMES_SHOWN = 5
+# Any 64-bit number no other program takes as an advisory lock on the database.
+_SCHEDULER_LOCK = 0x746B64736368
 
 
 class Store:
@@ -64,8 +69,10 @@ class Store:
         flush_seconds: float,
         clock: Callable[[], float],
         max_lifetime_days: int,
+        currency: Currency | None = None,
     ) -> None:
         self._database = database
+        self._currency = currency
         # What the app reads "now" and the expiry rules from, so that it agrees with the store.
         self.clock = clock
         self.max_lifetime_days = max_lifetime_days
@@ -84,7 +91,8 @@ class Store:
     async def open(
         cls,
         *,
-        path: Path,
+        path: Path | None = None,
+        database_url: str | None = None,
         secret_key: bytes,
         api_versions: Sequence[str],
         scopes: Sequence[str],
@@ -92,11 +100,15 @@ class Store:
         max_lifetime_days: int = MAX_LIFETIME_DAYS,
         clock: Callable[[], float] = time.time,
         flush_seconds: float = LAST_USED_FLUSH_SECONDS,
+        connect_wait_seconds: float = CONNECT_WAIT_SECONDS,
     ) -> Store:
-        """Lock, create or upgrade, check the key and the catalog, and load the credentials.
+        """Lock, create or upgrade, check the key and the catalog, and load the credentials:
+        of the SQLite file at `path`, or of the PostgreSQL database at `database_url`
+        (which this instance then shares with others, exact together: storage/currency.py).
 
         `max_lifetime_days` caps the expiry a secret may be given (0: no cap, and tokens
-        may have none); `clock` is the wall clock every expiry and idle rule reads.
+        may have none); `clock` is the wall clock every expiry and idle rule reads;
+        `connect_wait_seconds` how long to wait for a PostgreSQL server to answer.
 
         Raises StartupRefused, with a message naming the variable or file and the rule,
         when another instance holds the database, when it cannot be created or is not a
@@ -108,17 +120,35 @@ class Store:
             raise ValueError("the maximum lifetime must be 0 (no cap) or a number of days")
         hasher = SecretHasher(secret_key)
 
-        def check(connection: sqlite3.Connection) -> None:
-            _check_key(connection, hasher)
-            _check_catalog(connection, api_versions, scopes)
-
-        database = await Database.open(path, prepare=check)
+        database: Database
+        currency: Currency | None = None
+        if database_url is not None:
+            database = await PostgresDatabase.open(
+                database_url, connect_wait_seconds=connect_wait_seconds
+            )
+        elif path is not None:
+            database = await SqliteDatabase.open(path)
+        else:
+            raise ValueError("a store needs a database file or a PostgreSQL URL")
         account = AccountSettings(database, clock=clock)
         credentials = CredentialIndex(database, hasher=hasher, account=account, clock=clock)
         try:
-            await account.load()
-            await credentials.load()
+            await _check_key(database, hasher)
+            await _check_catalog(database, api_versions, scopes)
+            if isinstance(database, PostgresDatabase):
+                currency = Currency(
+                    database, follower(credentials, account), credentials.flush_last_used
+                )
+                # Its first round reads everything, as `load` does.
+                await currency.start()
+                database.acknowledge = currency.acknowledge
+                credentials.holds = currency.holds
+            else:
+                await account.load()
+                await credentials.load()
         except BaseException:
+            if currency is not None:
+                await currency.close()
             await database.close()
             raise
         return cls(
@@ -144,6 +174,7 @@ class Store:
             flush_seconds=flush_seconds,
             clock=clock,
             max_lifetime_days=max_lifetime_days,
+            currency=currency,
         )
 
     async def close(self) -> None:
@@ -157,65 +188,104 @@ class Store:
         try:
             await self.credentials.flush_last_used()
         finally:
+            if self._currency is not None:
+                await self._currency.close()
             await self._database.close()
 
     async def is_healthy(self) -> bool:
         try:
             return await self._database.fetch_one("SELECT 1") is not None
-        except sqlite3.Error:
+        except (sqlite3.Error, StoreError):
             return False
 
+    @contextlib.asynccontextmanager
+    async def scheduled_work(self) -> AsyncIterator[bool]:
+        """Whether this instance does the scheduled work (reminders, idle disables, retired
+        secrets) now: always on SQLite, its only instance; on PostgreSQL, the one instance
+        holding the scheduler's lock until the block ends. What is due is marked in the
+        database in any case, so even two passes at once would do each thing once."""
+        if not isinstance(self._database, PostgresDatabase):
+            yield True
+            return
+        async with self._database.exclusive(_SCHEDULER_LOCK) as held:
+            yield held
 
-def _check_key(connection: sqlite3.Connection, hasher: SecretHasher) -> None:
+    async def gather_uses(self) -> bool:
+        """Whether the uses every instance gathered but has not written yet are known
+        here, so that an idle period can be judged: always on SQLite (this instance's are
+        in its memory); on PostgreSQL, once every instance that may answer has written
+        them (False if one did not in time: decide nothing idle then)."""
+        if self._currency is None:
+            return True
+        return await self._currency.gather_uses()
+
+    async def not_ready(self) -> str | None:
+        """Why this instance should not be sent requests now, or None when it is ready:
+        migrated (it is, once open), the database answering and, on PostgreSQL, its
+        currency lease holding."""
+        if self._currency is not None and not self._currency.holds():
+            return "not current with the database"
+        if not await self.is_healthy():
+            return "database not answering"
+        return None
+
+
+async def _check_key(database: Database, hasher: SecretHasher) -> None:
+    """Store the key check value at first start; refuse another key after."""
     expected = hasher.key_check_value()
-    row = connection.execute(
-        "SELECT value FROM settings WHERE key = ?", (KEY_CHECK_SETTING,)
-    ).fetchone()
-    if row is None:
-        connection.execute(
-            "INSERT INTO settings (key, value) VALUES (?, ?)", (KEY_CHECK_SETTING, expected)
+
+    async def write(connection: Connection) -> None:
+        # Two instances starting at once on an empty database: one value is kept.
+        await connection.execute(
+            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING",
+            (KEY_CHECK_SETTING, expected),
         )
-    elif row[0] != expected:
+
+    query = "SELECT value FROM settings WHERE key = ?"
+    row = await database.fetch_one(query, (KEY_CHECK_SETTING,))
+    if row is None:
+        await database.transact(write, after_commit=lambda _: None)
+        row = await database.fetch_one(query, (KEY_CHECK_SETTING,))
+    if row is None or row[0] != expected:
         raise StartupRefused(
             "TOKENDESK_SECRET_KEY", "is not the key this database was created with"
         )
 
 
-def _check_catalog(
-    connection: sqlite3.Connection, api_versions: Sequence[str], scopes: Sequence[str]
+_SCOPES_IN_USE = both(
+    sqlite="SELECT DISTINCT j.value FROM tokens t, json_each(t.access_rights) j",
+    postgres="SELECT DISTINCT j.value FROM tokens t,"
+    " jsonb_array_elements_text(t.access_rights::jsonb) j (value)",
+)
+_NAMES_OF_VERSION = "SELECT t.name FROM tokens t WHERE t.api_version = ? ORDER BY t.name LIMIT ?"
+_NAMES_OF_SCOPE = both(
+    sqlite="SELECT t.name FROM tokens t"
+    " WHERE EXISTS (SELECT 1 FROM json_each(t.access_rights) j WHERE j.value = ?)"
+    " ORDER BY t.name LIMIT ?",
+    postgres="SELECT t.name FROM tokens t WHERE EXISTS (SELECT 1 FROM"
+    " jsonb_array_elements_text(t.access_rights::jsonb) j (value) WHERE j.value = $1)"
+    " ORDER BY t.name LIMIT $2",
+)
+
+
+async def _check_catalog(
+    database: Database, api_versions: Sequence[str], scopes: Sequence[str]
 ) -> None:
     """Refuse a catalog that dropped a version or scope a token still uses."""
-    versions = connection.execute(
-        "SELECT DISTINCT api_version FROM tokens"
-        f" WHERE api_version NOT IN ({', '.join('?' * len(api_versions))})",
-        tuple(api_versions),
-    ).fetchall()
-    if versions:
-        names = _names(connection, "t.api_version = ?", versions[0][0])
-        raise StartupRefused(
+    for variable, query, names_query, catalog in (
+        (
             "TOKENDESK_API_VERSIONS",
-            f"must keep {versions[0][0]}, which tokens still use ({names})",
-        )
-    scope_rows = connection.execute(
-        "SELECT DISTINCT j.value FROM tokens t, json_each(t.access_rights) j"
-        f" WHERE j.value NOT IN ({', '.join('?' * len(scopes))})",
-        tuple(scopes),
-    ).fetchall()
-    if scope_rows:
-        names = _names(
-            connection,
-            "EXISTS (SELECT 1 FROM json_each(t.access_rights) j WHERE j.value = ?)",
-            scope_rows[0][0],
-        )
-        raise StartupRefused(
-            "TOKENDESK_SCOPES", f"must keep {scope_rows[0][0]}, which tokens still use ({names})"
-        )
-
-
-def _names(connection: sqlite3.Connection, condition: str, value: str) -> str:
-    rows = connection.execute(
-        f"SELECT t.name FROM tokens t WHERE {condition} ORDER BY t.name LIMIT ?",
-        (value, _NAMES_SHOWN + 1),
-    ).fetchall()
-    shown = ", ".join(row[0] for row in rows[:_NAMES_SHOWN])
-    return shown + (", …" if len(rows) > _NAMES_SHOWN else "")
+            "SELECT DISTINCT api_version FROM tokens",
+            _NAMES_OF_VERSION,
+            api_versions,
+        ),
+        ("TOKENDESK_SCOPES", _SCOPES_IN_USE, _NAMES_OF_SCOPE, scopes),
+    ):
+        missing = sorted(row[0] for row in await database.fetch_all(query) if row[0] not in catalog)
+        if missing:
+            rows = await database.fetch_all(names_query, (missing[0], _NAMES_SHOWN + 1))
+            shown = ", ".join(row[0] for row in rows[:_NAMES_SHOWN])
+            names = shown + (", …" if len(rows) > _NAMES_SHOWN else "")
+            raise StartupRefused(
+                variable, f"must keep {missing[0]}, which tokens still use ({names})"
+            )

@@ -34,12 +34,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import aiosqlite
-
 from storage import audit
 from storage.credential_index import CredentialIndex
 from storage.credentials import SecretHasher, generate_secret, secret_hint
-from storage.database import Database
 from storage.errors import (
     AlreadyNewestVersion,
     InvalidInput,
@@ -66,6 +63,7 @@ from storage.retirement import (
     retire_lapsed,
     retire_previous,
 )
+from storage.sql import Connection, Cursor, Database
 from storage.token_reads import free_copy_name, read_token, read_token_at_version
 
 
@@ -187,7 +185,7 @@ class TokenLifecycle:
             expires_on=expires_on,
         )
 
-        async def describe(_: aiosqlite.Connection) -> _NewToken:
+        async def describe(_: Connection) -> _NewToken:
             return new
 
         return await self._issue(
@@ -208,7 +206,7 @@ class TokenLifecycle:
         now = int(self._clock())
         self._check_expiry(expires_on, now=now, secret_issued_on=_utc_date(now))
 
-        async def describe(connection: aiosqlite.Connection) -> _NewToken:
+        async def describe(connection: Connection) -> _NewToken:
             source = await read_token_at_version(connection, token_id, row_version)
             return _NewToken(
                 name=await free_copy_name(connection, source.name),
@@ -231,13 +229,13 @@ class TokenLifecycle:
         actor: str,
         request_key: str | None,
         now: int,
-        new: Callable[[aiosqlite.Connection], Awaitable[_NewToken]],
+        new: Callable[[Connection], Awaitable[_NewToken]],
     ) -> IssuedToken:
         """Insert the token `new` describes (read inside the transaction), with a new secret."""
         secret = generate_secret()
         digest = self._hasher.digest(secret)
 
-        async def write(connection: aiosqlite.Connection) -> Token:
+        async def write(connection: Connection) -> Token:
             await claim(connection, request_key, now)
             fields = await new(connection)
             row = {
@@ -261,10 +259,12 @@ class TokenLifecycle:
             }
             cursor = await _write_row(
                 connection,
-                f"INSERT INTO tokens ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                f"INSERT INTO tokens ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+                " RETURNING id",
                 tuple(row.values()),
             )
-            token = await read_token(connection, cursor.lastrowid)
+            (token_id,) = await cursor.fetchone()
+            token = await read_token(connection, token_id)
             after = audit.token_fields(token)
             if fields.copy_of is not None:
                 after["copy_of"] = fields.copy_of
@@ -291,7 +291,7 @@ class TokenLifecycle:
         log keeps its history."""
         now = int(self._clock())
 
-        async def write(connection: aiosqlite.Connection) -> Token:
+        async def write(connection: Connection) -> Token:
             await claim(connection, request_key, now)
             await retire_lapsed(connection, now=now, token_id=token_id)
             token = await read_token_at_version(connection, token_id, row_version)
@@ -548,7 +548,7 @@ class TokenLifecycle:
         now = int(self._clock())
         with_last_used = self._credentials.with_last_used
 
-        async def write(connection: aiosqlite.Connection) -> TokenChange:
+        async def write(connection: Connection) -> TokenChange:
             await claim(connection, request_key, now)
             await retire_lapsed(connection, now=now, token_id=token_id)
             if row_version is None:
@@ -634,7 +634,7 @@ class TokenLifecycle:
 
 
 async def apply_update(
-    connection: aiosqlite.Connection,
+    connection: Connection,
     *,
     token: Token,
     update: Update,
@@ -675,9 +675,7 @@ async def apply_update(
     return await read_token(connection, token.id)
 
 
-async def _write_row(
-    connection: aiosqlite.Connection, sql: str, parameters: tuple[Any, ...]
-) -> aiosqlite.Cursor:
+async def _write_row(connection: Connection, sql: str, parameters: tuple[Any, ...]) -> Cursor:
     """Insert or update a token row; NameTaken when another token has that name."""
     try:
         return await connection.execute(sql, parameters)

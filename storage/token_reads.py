@@ -9,14 +9,13 @@ lifecycle reads tokens inside its transactions with the functions here, too.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-import aiosqlite
-
 from storage.credential_index import CredentialIndex
-from storage.database import Database, Row
 from storage.errors import StaleVersion, TokenNotFound
 from storage.fields import copy_name, name_key
 from storage.models import (
@@ -34,24 +33,33 @@ from storage.models import (
     TokenFilter,
     TokenPage,
 )
+from storage.sql import Connection, Database, Row, both
 
 DAY = 86_400
 PAGE_MAX = 100
 _BUCKET_DAYS = {CreatedOn.LAST_7_DAYS: 7, CreatedOn.LAST_30_DAYS: 30}
-COLUMNS = (
+_TOKEN_COLUMNS = (
     "t.id, t.sid, t.name, t.description, t.enabled, t.api_version, t.access_rights,"
     " t.primary_contact, t.secret_hint, t.created_at, t.created_by, t.updated_at,"
     " t.updated_by, t.reset_at, u.last_used_at, t.row_version, t.expires_at,"
     " t.last_active_at, t.disabled_reason, t.previous_secret_hint, t.previous_until,"
     " u.previous_last_used_at,"
-    # The token's retired secrets that were presented, as JSON, summed up in Python.
-    " (SELECT json_group_array(json_array(r.presented, r.last_presented_at,"
-    " json(r.presenters))) FROM retired_secrets r WHERE r.token_id = t.id AND r.presented > 0),"
-    " t.leaked_at"
+)
+# The token's retired secrets that were presented, as JSON, summed up in Python.
+_PRESENTED = " FROM retired_secrets r WHERE r.token_id = t.id AND r.presented > 0),"
+COLUMNS = (
+    f"{_TOKEN_COLUMNS} (SELECT json_group_array(json_array(r.presented, r.last_presented_at,"
+    f" json(r.presenters))){_PRESENTED} t.leaked_at"
+)
+# `COLUMNS` as PostgreSQL spells them: its JSON is NULL, not `[]`, for none presented.
+POSTGRES_COLUMNS = (
+    f"{_TOKEN_COLUMNS} (SELECT json_agg(json_build_array(r.presented, r.last_presented_at,"
+    f" r.presenters::json))::text{_PRESENTED} t.leaked_at"
 )
 FROM = " FROM tokens t LEFT JOIN token_usage u ON u.token_id = t.id"
 _SELECT = f"SELECT {COLUMNS}{FROM}"
-_BY_ID = f"{_SELECT} WHERE t.id = ?"
+_POSTGRES_SELECT = f"SELECT {POSTGRES_COLUMNS}{FROM}"
+_BY_ID = both(sqlite=f"{_SELECT} WHERE t.id = ?", postgres=f"{_POSTGRES_SELECT} WHERE t.id = $1")
 
 
 def _time(value: int | None) -> datetime | None:
@@ -122,7 +130,7 @@ def token_of(row: Row) -> Token:
     )
 
 
-async def read_token(connection: aiosqlite.Connection, token_id: int | None) -> Token:
+async def read_token(connection: Connection, token_id: int | None) -> Token:
     """The token as stored (no pending last-used time), read on `connection`: inside a
     change's transaction, what that transaction sees."""
     async with connection.execute(_BY_ID, (token_id,)) as cursor:
@@ -132,9 +140,7 @@ async def read_token(connection: aiosqlite.Connection, token_id: int | None) -> 
     return token_of(tuple(row))
 
 
-async def read_token_at_version(
-    connection: aiosqlite.Connection, token_id: int, row_version: int
-) -> Token:
+async def read_token_at_version(connection: Connection, token_id: int, row_version: int) -> Token:
     """The token, if it is still at the version the caller saw; StaleVersion if it moved on."""
     token = await read_token(connection, token_id)
     if token.row_version != row_version:
@@ -142,7 +148,7 @@ async def read_token_at_version(
     return token
 
 
-async def free_copy_name(connection: aiosqlite.Connection, name: str) -> str:
+async def free_copy_name(connection: Connection, name: str) -> str:
     """The first of `copy_name(name, 1)`, `copy_name(name, 2)`, … no token has."""
     attempt = 1
     while True:
@@ -200,9 +206,16 @@ class TokenReads:
         filters = filters or TokenFilter()
         if offset < 0 or not 1 <= limit <= PAGE_MAX:
             raise ValueError("offset must be ≥ 0 and limit between 1 and 100")
-        where, parameters = self._where(filters, now=int(self._clock()))
+        where = self._where(filters, now=int(self._clock()))
+        parameters = tuple(where.parameters)
+        after = len(parameters)
         rows = await self._database.fetch_all(
-            f"{_SELECT}{where} ORDER BY t.created_at DESC, t.id DESC LIMIT ? OFFSET ?",
+            both(
+                sqlite=f"{_SELECT}{where.sqlite} ORDER BY t.created_at DESC, t.id DESC"
+                " LIMIT ? OFFSET ?",
+                postgres=f"{_POSTGRES_SELECT}{where.postgres} ORDER BY t.created_at DESC,"
+                f" t.id DESC LIMIT ${after + 1} OFFSET ${after + 2}",
+            ),
             (*parameters, limit, offset),
         )
         if filters.is_empty:
@@ -212,7 +225,13 @@ class TokenReads:
         else:
             # The last-used times are joined only for the filter that reads them.
             tables = FROM if filters.last_used is not None else " FROM tokens t"
-            counted = await self._database.fetch_one(f"SELECT count(*){tables}{where}", parameters)
+            counted = await self._database.fetch_one(
+                both(
+                    sqlite=f"SELECT count(*){tables}{where.sqlite}",
+                    postgres=f"SELECT count(*){tables}{where.postgres}",
+                ),
+                parameters,
+            )
             total = counted[0] if counted else 0
         return TokenPage(
             tokens=tuple(self._credentials.with_last_used(token_of(row)) for row in rows),
@@ -282,44 +301,70 @@ class TokenReads:
                     found[token.id] = AttentionItem(self._credentials.with_last_used(token), reason)
         return list(found.values())
 
-    def _where(self, filters: TokenFilter, *, now: int) -> tuple[str, tuple[Any, ...]]:
-        conditions: list[str] = []
-        parameters: list[Any] = []
+    def _where(self, filters: TokenFilter, *, now: int) -> _Where:
+        where = _Where()
         if filters.name.strip():
             # instr, not LIKE: `%` and `_` in a search are ordinary characters.
-            conditions.append("instr(t.name_key, ?) > 0")
-            parameters.append(name_key(filters.name.strip()))
+            where.add(
+                "instr(t.name_key, ?) > 0",
+                name_key(filters.name.strip()),
+                postgres="strpos(t.name_key, ?) > 0",
+            )
         if filters.created_on is not None:
             days = _BUCKET_DAYS.get(filters.created_on, 30)
             operator = "<" if filters.created_on is CreatedOn.MORE_THAN_30_DAYS else ">="
-            conditions.append(f"t.created_at {operator} ?")
-            parameters.append(now - days * DAY)
+            where.add(f"t.created_at {operator} ?", now - days * DAY)
         if filters.state is not None:
             condition, values = _STATE_CONDITIONS[filters.state]
-            conditions.append(condition)
-            parameters.extend(now + days * DAY for days in values)
+            where.add(condition, *(now + days * DAY for days in values))
         if filters.last_used is not None:
-            self._last_used_condition(filters.last_used, now, conditions, parameters)
-        where = " WHERE " + " AND ".join(conditions) if conditions else ""
-        return where, tuple(parameters)
+            self._last_used_condition(filters.last_used, now, where)
+        return where
 
-    def _last_used_condition(
-        self, last_used: LastUsedFilter, now: int, conditions: list[str], parameters: list[Any]
-    ) -> None:
+    def _last_used_condition(self, last_used: LastUsedFilter, now: int, where: _Where) -> None:
         """Unused within the window (or ever): by the stored time, and not among the uses
         the auth check gathered but has not written yet, which the cards already show."""
         window = last_used.days
         if window is None:
-            conditions.append("u.last_used_at IS NULL")
+            where.add("u.last_used_at IS NULL")
             since = None
         else:
             since = now - window * DAY
-            conditions.append("(u.last_used_at IS NULL OR u.last_used_at < ?)")
-            parameters.append(since)
+            where.add("(u.last_used_at IS NULL OR u.last_used_at < ?)", since)
         recently_used = self._credentials.used_since(since)
         if recently_used:
-            conditions.append("t.id NOT IN (SELECT value FROM json_each(?))")
-            parameters.append(json.dumps(recently_used))
+            where.add(
+                "t.id NOT IN (SELECT value FROM json_each(?))",
+                json.dumps(recently_used),
+                postgres="t.id NOT IN"
+                " (SELECT value::bigint FROM jsonb_array_elements_text(?::jsonb))",
+            )
+
+
+@dataclass(slots=True)
+class _Where:
+    """A WHERE clause as each backend spells it (none without conditions), and its
+    parameters in order. Its texts are few: one per combination of the list's filters."""
+
+    parameters: list[Any] = field(default_factory=list)
+    _sqlite: list[str] = field(default_factory=list)
+    _postgres: list[str] = field(default_factory=list)
+
+    def add(self, condition: str, *values: Any, postgres: str | None = None) -> None:
+        """`condition` with its `?` parameters `values`; `postgres`, with `?` where it has
+        one, if PostgreSQL spells it otherwise. Its `?` are numbered `$N` here."""
+        numbers = iter(range(len(self.parameters) + 1, len(self.parameters) + len(values) + 1))
+        self._sqlite.append(condition)
+        self._postgres.append(re.sub(r"\?", lambda _: f"${next(numbers)}", postgres or condition))
+        self.parameters.extend(values)
+
+    @property
+    def sqlite(self) -> str:
+        return " WHERE " + " AND ".join(self._sqlite) if self._sqlite else ""
+
+    @property
+    def postgres(self) -> str:
+        return " WHERE " + " AND ".join(self._postgres) if self._postgres else ""
 
 
 # Each state as a condition, and the day offsets from now of its `?` parameters: expired
@@ -345,8 +390,8 @@ UNUSED_DAYS = 30
 # (token_usage_by_time), and the tokens whose use within it is not written yet while their
 # stored one is older. The stored uses less those before the window, plus those not written
 # yet, are the tokens used within it: the Last used filter shows all the others.
-_SUMMARY = (
-    "SELECT c.tokens, c.disabled, c.leaked, c.without_expiry, c.used,"
+_SUMMARY = both(
+    sqlite="SELECT c.tokens, c.disabled, c.leaked, c.without_expiry, c.used,"
     " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at <= ?1),"
     " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at > ?1 AND expires_at <= ?2),"
     " (SELECT count(*) FROM tokens WHERE previous_until > ?1"
@@ -355,28 +400,52 @@ _SUMMARY = (
     " (SELECT count(*) FROM json_each(?4) p JOIN tokens t ON t.id = p.value"
     " LEFT JOIN token_usage u ON u.token_id = t.id"
     " WHERE u.last_used_at IS NULL OR u.last_used_at < ?3)"
-    " FROM token_counts c"
+    " FROM token_counts c",
+    postgres="SELECT c.tokens, c.disabled, c.leaked, c.without_expiry, c.used,"
+    " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at <= $1),"
+    " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at > $1 AND expires_at <= $2),"
+    " (SELECT count(*) FROM tokens WHERE previous_until > $1"
+    " AND (expires_at IS NULL OR expires_at > $1)),"
+    " (SELECT count(*) FROM token_usage WHERE last_used_at < $3),"
+    " (SELECT count(*) FROM jsonb_array_elements_text($4::jsonb) p (value)"
+    " JOIN tokens t ON t.id = p.value::bigint"
+    " LEFT JOIN token_usage u ON u.token_id = t.id"
+    " WHERE u.last_used_at IS NULL OR u.last_used_at < $3)"
+    " FROM token_counts c",
 )
 
 # The tokens that need attention, one query per reason, each walking an index in the
 # reason's order and stopping at its LIMIT; `needing_attention` skips the tokens an earlier
 # reason took. Leaked (tokens_leaked), newest leak first, whatever the state.
-_LEAKED = f"{_SELECT} WHERE t.leaked_at IS NOT NULL ORDER BY t.leaked_at DESC, t.id DESC LIMIT ?"
-# Expired and expiring (tokens_by_expiry: enabled tokens with an expiry), by stop instant.
-_EXPIRED = (
-    f"{_SELECT} WHERE t.enabled = 1 AND t.expires_at <= ? ORDER BY t.expires_at, t.id LIMIT ?"
+_LEAKED = both(
+    sqlite=f"{_SELECT} WHERE t.leaked_at IS NOT NULL ORDER BY t.leaked_at DESC, t.id DESC LIMIT ?",
+    postgres=f"{_POSTGRES_SELECT} WHERE t.leaked_at IS NOT NULL"
+    " ORDER BY t.leaked_at DESC, t.id DESC LIMIT $1",
 )
-_EXPIRING = (
-    f"{_SELECT} WHERE t.enabled = 1 AND t.expires_at > ? AND t.expires_at <= ?"
-    " ORDER BY t.expires_at, t.id LIMIT ?"
+# Expired and expiring (tokens_by_expiry: enabled tokens with an expiry), by stop instant.
+_EXPIRED = both(
+    sqlite=f"{_SELECT} WHERE t.enabled = 1 AND t.expires_at <= ?"
+    " ORDER BY t.expires_at, t.id LIMIT ?",
+    postgres=f"{_POSTGRES_SELECT} WHERE t.enabled = 1 AND t.expires_at <= $1"
+    " ORDER BY t.expires_at, t.id LIMIT $2",
+)
+_EXPIRING = both(
+    sqlite=f"{_SELECT} WHERE t.enabled = 1 AND t.expires_at > ? AND t.expires_at <= ?"
+    " ORDER BY t.expires_at, t.id LIMIT ?",
+    postgres=f"{_POSTGRES_SELECT} WHERE t.enabled = 1 AND t.expires_at > $1"
+    " AND t.expires_at <= $2 ORDER BY t.expires_at, t.id LIMIT $3",
 )
 # Retired secrets still presented (retired_secrets_presented, summed per token: a few rows
 # of the last 30 days' retired secrets), their enabled tokens the most presented first.
-_OLD_SECRET_PRESENTED = (
-    f"{_SELECT} JOIN (SELECT token_id, sum(presented) AS times,"
+_PRESENTED_TOKENS = (
+    " JOIN (SELECT token_id, sum(presented) AS times,"
     " max(last_presented_at) AS last FROM retired_secrets WHERE presented > 0"
     " GROUP BY token_id) p ON p.token_id = t.id"
-    " WHERE t.enabled = 1 ORDER BY p.times DESC, p.last DESC, t.id LIMIT ?"
+    " WHERE t.enabled = 1 ORDER BY p.times DESC, p.last DESC, t.id LIMIT"
+)
+_OLD_SECRET_PRESENTED = both(
+    sqlite=f"{_SELECT}{_PRESENTED_TOKENS} ?",
+    postgres=f"{_POSTGRES_SELECT}{_PRESENTED_TOKENS} $1",
 )
 # Unused as the Last used filter says, longest idle first (by `last_active_at`, the latest
 # of creation, last Reset, last enable and last use), in two steps, as no index holds the
@@ -387,16 +456,31 @@ _UNUSED_CONDITION = (
     " AND t.id NOT IN (SELECT value FROM json_each(?2))"
     " ORDER BY t.last_active_at, t.id LIMIT ?3"
 )
-_IDLE = f"{_SELECT} WHERE t.enabled = 1 AND t.last_active_at < ?1{_UNUSED_CONDITION}"
+_POSTGRES_UNUSED_CONDITION = (
+    " AND (u.last_used_at IS NULL OR u.last_used_at < $1)"
+    " AND t.id NOT IN (SELECT value::bigint FROM jsonb_array_elements_text($2::jsonb))"
+    " ORDER BY t.last_active_at, t.id LIMIT $3"
+)
+_IDLE = both(
+    sqlite=f"{_SELECT} WHERE t.enabled = 1 AND t.last_active_at < ?1{_UNUSED_CONDITION}",
+    postgres=f"{_POSTGRES_SELECT} WHERE t.enabled = 1 AND t.last_active_at < $1"
+    f"{_POSTGRES_UNUSED_CONDITION}",
+)
 # A token active within the window but unused within it was last active by its creation, a
 # Reset or an enable, not by a use: tokens_not_used_since_event, whose condition the query
 # repeats (the planner uses a partial index only for a query that says so).
-_UNUSED_SINCE_EVENT = (
-    f"{_SELECT} WHERE t.enabled = 1"
+_UNUSED_SINCE_EVENT = both(
+    sqlite=f"{_SELECT} WHERE t.enabled = 1"
     " AND t.last_active_at = max(t.created_at, coalesce(t.reset_at, 0), coalesce(t.enabled_at, 0))"
-    f" AND t.last_active_at >= ?1{_UNUSED_CONDITION}"
+    f" AND t.last_active_at >= ?1{_UNUSED_CONDITION}",
+    postgres=f"{_POSTGRES_SELECT} WHERE t.enabled = 1 AND t.last_active_at"
+    " = GREATEST(t.created_at, coalesce(t.reset_at, 0), coalesce(t.enabled_at, 0))"
+    f" AND t.last_active_at >= $1{_POSTGRES_UNUSED_CONDITION}",
 )
 # Without expiry (tokens_without_expiry), the oldest first.
-_NO_EXPIRY = (
-    f"{_SELECT} WHERE t.expires_at IS NULL AND t.enabled = 1 ORDER BY t.created_at, t.id LIMIT ?"
+_NO_EXPIRY = both(
+    sqlite=f"{_SELECT} WHERE t.expires_at IS NULL AND t.enabled = 1"
+    " ORDER BY t.created_at, t.id LIMIT ?",
+    postgres=f"{_POSTGRES_SELECT} WHERE t.expires_at IS NULL AND t.enabled = 1"
+    " ORDER BY t.created_at, t.id LIMIT $1",
 )

@@ -10,6 +10,9 @@ import pytest
 
 from storage.store import Store
 
+# The private PostgreSQL cluster's fixtures: `postgres_cluster`, `postgres_url`.
+pytest_plugins = ("tests.postgres_cluster",)
+
 OpenStore = Callable[..., Awaitable[Store]]
 
 

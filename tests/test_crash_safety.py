@@ -3,7 +3,7 @@ no acknowledged change and leaves none half-applied.
 
 Each trial runs this module as a child process (`python -m tests.test_crash_safety`) that
 reads the app's environment and opens the store as `python -m bot` does (`Settings`,
-`configure_logging`, then `tests.app_store.app_store_options`, which spares the child the
+`configure_logging`, then `bot.settings.store_options`, which spares the child the
 imports of Slack Bolt and aiohttp that would triple its start-up), then changes tokens
 through the store until it is killed: creates, duplicates, resets, edits, disables and
 enables, upgrades, deletes, API access on and off, replayed and stale requests, auth checks
@@ -41,7 +41,7 @@ import pytest
 import storage.database
 from bench.seed import insert_rows, make_seed, spread_over_days
 from bot.logs import configure_logging
-from bot.settings import Settings
+from bot.settings import Settings, store_options
 from storage.credential_index import CredentialIndex
 from storage.credentials import generate_secret
 from storage.database import configure
@@ -50,7 +50,6 @@ from storage.fields import copy_name, name_key
 from storage.models import Token, TokenEdit
 from storage.schema import LATEST_VERSION, migrate
 from storage.store import Store
-from tests.app_store import app_store_options
 from tests.storage.support_durability import (
     ACTOR,
     KEY,
@@ -432,7 +431,7 @@ async def child_main(seed: int, marker: str) -> NoReturn:
         storage.database.migrate = marked_migrate  # type: ignore[attr-defined]
     else:
         emit(OPENING)
-    store = await Store.open(**app_store_options(settings))
+    store = await Store.open(**store_options(settings))
     emit(READY)
     driver = Driver(store, random.Random(seed), seed)
     await driver.learn_existing()

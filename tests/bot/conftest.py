@@ -26,11 +26,11 @@ from bot.logs import CAPPED_LOGGERS, configure_logging
 from bot.memberships import GroupMemberships, SlackGroupMemberships
 from bot.server import create_web_app
 from bot.settings import Settings
+from bot.settings import store_options as app_store_options
 from slack_standin.client import SlackClient
 from slack_standin.server import SlackStandIn
 from storage.models import IssuedToken, Role
 from storage.store import Store
-from tests.app_store import app_store_options
 from tests.bot.doubles import HeldClient, ManualClock, WallClock
 from tests.bot.driver import SlackUser
 from tests.conftest import OpenStore

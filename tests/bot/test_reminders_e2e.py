@@ -23,13 +23,12 @@ import pytest
 
 from bot.ids import ActionId
 from bot.scheduler import Scheduler
-from bot.settings import Settings
+from bot.settings import Settings, store_options
 from bot.slack_client import create_web_client
 from slack_standin.client import Reply, SlackClient, action_for, button, message_container
 from slack_standin.server import Call, SlackStandIn
 from storage.models import Token, TokenEdit
 from storage.store import Store
-from tests.app_store import app_store_options
 from tests.bot.blockwalk import (
     SECRET_SHAPE,
     Body,
@@ -379,7 +378,7 @@ def app_environment(settings: Settings) -> dict[str, str]:
 async def seed_due(settings: Settings, name: str, contact: str) -> Token:
     """A token whose 7-day reminder is due now, its date chosen a month ago."""
     month_ago = datetime.now(UTC) - 30 * DAY
-    options: dict[str, Any] = app_store_options(settings) | {"clock": month_ago.timestamp}
+    options: dict[str, Any] = store_options(settings) | {"clock": month_ago.timestamp}
     store = await Store.open(**options)
     try:
         issued = await store.tokens.create(

@@ -12,7 +12,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from storage.database import Database
+from storage.database import SqliteDatabase
 from storage.errors import StartupRefused, StoreBusy
 from tests.storage.support_durability import (
     KEY,
@@ -137,7 +137,7 @@ async def insert_setting(connection: aiosqlite.Connection, key: str) -> None:
 async def test_a_change_queued_behind_a_slow_one_is_refused_in_bounded_time(
     tmp_path: Path,
 ) -> None:
-    database = await Database.open(tmp_path / "tokendesk.db", write_wait_seconds=0.3)
+    database = await SqliteDatabase.open(tmp_path / "tokendesk.db", write_wait_seconds=0.3)
     try:
         slow_started, release = asyncio.Event(), asyncio.Event()
         queued_ran: list[str] = []
@@ -182,13 +182,13 @@ async def test_a_path_with_uri_characters_is_the_file_it_names(tmp_path: Path, n
     directory = tmp_path / "data#1?mode=ro"
     directory.mkdir()
     path = directory / name
-    database = await Database.open(path)
+    database = await SqliteDatabase.open(path)
     await database.transact(
         lambda connection: insert_setting(connection, "written"), after_commit=lambda _: None
     )
     await database.close()
 
-    attached = await Database.attach(path)
+    attached = await SqliteDatabase.attach(path)
     try:
         assert await attached.fetch_one("SELECT key FROM settings WHERE key = 'written'")
     finally:
@@ -201,7 +201,7 @@ async def test_a_relative_path_that_starts_with_file_is_a_plain_file_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    database = await Database.open(Path("file:tokendesk.db"))
+    database = await SqliteDatabase.open(Path("file:tokendesk.db"))
     await database.close()
     assert {file.name for file in tmp_path.iterdir()} <= {
         "file:tokendesk.db",
