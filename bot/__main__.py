@@ -28,7 +28,7 @@ def main() -> None:
         settings = Settings()
     except ValidationError as error:
         refuse(describe(error))
-    configure_logging(settings.tokendesk_log_level)
+    configure_logging(settings.tokendesk_log_level, log_format=settings.tokendesk_log_format)
     # Imported here: Bolt and the server are for the app, not for the operator commands.
     from bot.server import serve
 

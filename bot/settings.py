@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     tokendesk_api_versions: CommaList = ("v1", "v2", "v3")
     tokendesk_scopes: CommaList = DEFAULT_SCOPES
     tokendesk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    tokendesk_log_format: Literal["text", "json"] = "text"
     port: int = 3000
     # Loopback by default: nothing off this host reaches the app until the operator opens it.
     host: str = "127.0.0.1"
