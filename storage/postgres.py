@@ -23,7 +23,7 @@ import contextlib
 import functools
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Generator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -130,15 +130,14 @@ class _Cursor:
 class _Executed:
     """A statement sent, awaited or used as `async with`, as aiosqlite's are."""
 
-    def __init__(self, cursor: asyncio.Future[_Cursor] | Any) -> None:
+    def __init__(self, cursor: Coroutine[Any, Any, _Cursor]) -> None:
         self._coroutine = cursor
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, _Cursor]:
         return self._coroutine.__await__()
 
     async def __aenter__(self) -> _Cursor:
-        cursor: _Cursor = await self._coroutine
-        return cursor
+        return await self._coroutine
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         return None
