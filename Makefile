@@ -37,6 +37,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/home.py
 	$(BIN)/python bench/authcheck.py
 	$(BIN)/python bench/rotation.py
+	$(BIN)/python bench/metrics.py
 	$(BIN)/python bench/scheduler.py
 	$(BIN)/python bench/leakscan.py
 	$(BIN)/python bench/leakburst.py

@@ -25,6 +25,7 @@ BENCHES = (
     "home",
     "authcheck",
     "rotation",
+    "metrics",
     "leakscan",
     "leakburst",
     "scheduler",

@@ -8,12 +8,14 @@ in the words of `bot.errors.user_message`.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
+from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -24,6 +26,7 @@ from bot.errors import user_message
 from bot.gate import role_gate
 from bot.home import HomeTab
 from bot.memberships import GroupMemberships, NoGroupMemberships
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack_client import create_web_client
 from bot.surfaces import home_teller
@@ -38,9 +41,11 @@ def create_app(
     *,
     client: AsyncWebClient | None = None,
     memberships: GroupMemberships | None = None,
+    metrics: Metrics | None = None,
 ) -> AsyncApp:
     """The Bolt app. `client` defaults to one on SLACK_API_URL; without `memberships`,
-    nobody gets a role from a user group."""
+    nobody gets a role from a user group; with `metrics`, Slack's requests are counted and
+    timed, and listeners find them in their context (`metrics`, else None)."""
     memberships = memberships or NoGroupMemberships()
     client = client or create_web_client(settings)
     home = HomeTab(client, store, memberships)
@@ -49,6 +54,7 @@ def create_app(
         client=client,
         signing_secret=signing_secret.get_secret_value() if signing_secret else "",
         logger=logging.getLogger("slack_bolt.App"),
+        metrics=metrics,
     )
 
     async def inject(
@@ -57,6 +63,11 @@ def create_app(
         context["memberships"] = memberships
         context["settings"] = settings
         context["home"] = home
+        context["metrics"] = metrics
+        if metrics is not None:
+            # Bolt hands listeners a plain client it makes for each request: this one counts
+            # failed calls, and with one fixed token it serves every request alike.
+            context["client"] = client
         teller = home_teller(body, home)
         if teller is not None:
             # Every listener's `respond`, and the error handler's, tells a Home click's
@@ -80,7 +91,30 @@ class _DropMessage(logging.Filter):
         return record.getMessage() != self._message
 
 
-def _bolt_app(*, client: AsyncWebClient, signing_secret: str, logger: logging.Logger) -> AsyncApp:
+class _MeasuredApp(AsyncApp):
+    """The Bolt app, each of Slack's requests counted and timed from its arrival to its ack:
+    over HTTP (bot/server.py) and over Socket Mode alike, every request goes through
+    `async_dispatch`, which returns with the ack."""
+
+    def __init__(self, *, metrics: Metrics, **options: Any) -> None:
+        super().__init__(**options)
+        self._request_metrics = metrics
+
+    async def async_dispatch(self, req: AsyncBoltRequest) -> BoltResponse:
+        started = time.perf_counter()
+        try:
+            return await super().async_dispatch(req)
+        finally:
+            self._request_metrics.count_slack_request(req.body, time.perf_counter() - started)
+
+
+def _bolt_app(
+    *,
+    client: AsyncWebClient,
+    signing_secret: str,
+    logger: logging.Logger,
+    metrics: Metrics | None = None,
+) -> AsyncApp:
     """Bolt reads SLACK_BOT_TOKEN from the environment by itself, and when it is set and a
     client is given as well, warns that the token will be unused. The client (SLACK_API_URL,
     the retry policy) is built from that same token, so the warning, which a newcomer would
@@ -88,13 +122,14 @@ def _bolt_app(*, client: AsyncWebClient, signing_secret: str, logger: logging.Lo
     built."""
     same_token = _DropMessage(warning_client_prioritized_and_token_skipped())
     logger.addFilter(same_token)
+    options: dict[str, Any] = {
+        "client": client,
+        "signing_secret": signing_secret,
+        "logger": logger,
+        "raise_error_for_unhandled_request": False,
+    }
     try:
-        return AsyncApp(
-            client=client,
-            signing_secret=signing_secret,
-            logger=logger,
-            raise_error_for_unhandled_request=False,
-        )
+        return AsyncApp(**options) if metrics is None else _MeasuredApp(metrics=metrics, **options)
     finally:
         logger.removeFilter(same_token)
 

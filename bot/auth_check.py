@@ -28,6 +28,7 @@ import binascii
 import functools
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from aiohttp import web
@@ -39,6 +40,9 @@ from storage.store import Store
 
 logger = logging.getLogger(__name__)
 STORE = web.AppKey("auth_check_store", Store)
+# Why a 401 was answered (the reason its debug line gives), for bot/metrics.py to count.
+REFUSAL = web.ResponseKey("auth_check_refusal", str)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NO_STORE = {"Cache-Control": "no-store"}
 DENIED_HEADERS = NO_STORE | {
     "WWW-Authenticate": 'Bearer realm="tokendesk", Basic realm="tokendesk"'
@@ -53,7 +57,9 @@ _ANSWERS_KEPT = 4096
 
 def _denied(reason: str) -> web.Response:
     logger.debug("auth check refused: %s", reason)
-    return web.json_response({"active": False}, status=401, headers=DENIED_HEADERS)
+    response = web.json_response({"active": False}, status=401, headers=DENIED_HEADERS)
+    response[REFUSAL] = reason
+    return response
 
 
 def _unavailable() -> web.Response:
@@ -114,7 +120,7 @@ def _credentials(header: str) -> tuple[str, str | None] | str:
 async def auth_check(request: web.Request) -> web.Response:
     headers = request.headers.getall("Authorization", [])
     if len(headers) != 1:
-        return _denied(f"{len(headers)} Authorization headers")
+        return _denied("several Authorization headers" if headers else "no Authorization header")
     credentials = _credentials(headers[0])
     if isinstance(credentials, str):
         return _denied(credentials)
@@ -138,9 +144,13 @@ async def auth_check(request: web.Request) -> web.Response:
     return web.Response(text=body, headers=about, content_type="application/json")
 
 
-def add_auth_check(app: web.Application, store: Store) -> None:
+def add_auth_check(
+    app: web.Application, store: Store, *, measure: Callable[[Handler], Handler] | None = None
+) -> None:
+    """Serve the check at `/auth/check`, decorated by `measure` if given (bot/metrics.py):
+    without it, the check is served as it is."""
     app[STORE] = store
-    app.router.add_route("*", "/auth/check", auth_check)
+    app.router.add_route("*", "/auth/check", auth_check if measure is None else measure(auth_check))
 
 
 # Big enough that an oversized Authorization header reaches the check and gets its one 401,

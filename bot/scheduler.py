@@ -39,6 +39,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.blocks import notifications, reminders
 from bot.memberships import GroupMemberships, NoGroupMemberships
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack_client import Postable, Posted, post_message, sharing_connections
 from storage.errors import StoreError, TokenNotFound
@@ -103,7 +104,9 @@ class Scheduler:
         clock: Callable[[], float] = time.time,
         first_pass_seconds: float = FIRST_PASS_SECONDS,
         interval_seconds: float = PASS_INTERVAL_SECONDS,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics
         self._store = store
         self._client = client
         self._settings = settings
@@ -132,7 +135,12 @@ class Scheduler:
             if not ours:
                 return PassReport()
             async with sharing_connections(self._client) as client:
-                return await self._run_pass(_Posts(client))
+                report = await self._run_pass(_Posts(client))
+        if self._metrics is not None:
+            self._metrics.count_scheduled(
+                reminders_sent=report.reminder_dms, automatic_disables=len(report.disabled)
+            )
+        return report
 
     async def _run_pass(self, posts: _Posts) -> PassReport:
         presentation_dms = await self._retired_secrets(posts)

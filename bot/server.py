@@ -4,6 +4,8 @@ group-membership refresher, the scheduler), and shuts down cleanly on a signal.
 In HTTP mode Slack posts to `/slack/events`, always signature-checked by Bolt. In Socket Mode
 that route does not exist at all; `/healthz` and `/auth/check` are served in both. Connections
 keep to `bot.http_limits`, so that slow or excess clients cannot starve the auth check.
+With TOKENDESK_METRICS_PORT set, `GET /metrics` (bot/metrics.py) is served on that port of
+HOST, by an app of its own; unset, nothing listens there and nothing is counted.
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from bot.auth_check import MAX_FIELD_SIZE, add_auth_check
 from bot.background import drain
 from bot.http_limits import GuardedAppRunner, HttpLimits, fit_open_file_limit
 from bot.memberships import SlackGroupMemberships
+from bot.metrics import LIMITS as METRICS_LIMITS
+from bot.metrics import PATH as METRICS_PATH
+from bot.metrics import Metrics, metrics_web_app
 from bot.scheduler import Scheduler
 from bot.settings import Settings, store_options
 from bot.slack_client import create_web_client
@@ -71,55 +76,83 @@ async def slack_events(request: web.Request) -> web.Response:
     return await to_aiohttp_response(bolt_response)
 
 
-def create_web_app(store: Store, bolt: AsyncApp, *, serve_slack_events: bool) -> web.Application:
+def create_web_app(
+    store: Store, bolt: AsyncApp, *, serve_slack_events: bool, metrics: Metrics | None = None
+) -> web.Application:
+    """The app on PORT; with `metrics`, the auth check is counted and timed."""
     app = web.Application(handler_args={"max_field_size": MAX_FIELD_SIZE})
     app[STORE_KEY] = store
     app[BOLT_KEY] = bolt
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    add_auth_check(app, store)
+    add_auth_check(app, store, measure=None if metrics is None else metrics.measure_auth_check)
     if serve_slack_events:
         app.router.add_post("/slack/events", slack_events)
     return app
 
 
-async def listen(runner: web.BaseRunner, settings: Settings) -> web.TCPSite:
-    """Listen on HOST:PORT; StartupRefused, naming the variable at fault, when that fails."""
-    site = web.TCPSite(runner, settings.host, settings.port)
+async def listen(
+    runner: web.BaseRunner,
+    settings: Settings,
+    *,
+    port: int | None = None,
+    port_variable: str = "PORT",
+) -> web.TCPSite:
+    """Listen on HOST and `port` (PORT's by default, else `port_variable`'s); StartupRefused,
+    naming the variable at fault, when that fails."""
+    site = web.TCPSite(runner, settings.host, settings.port if port is None else port)
     try:
         await site.start()
     except OSError as error:
-        raise _listen_refusal(error) from None
+        raise _listen_refusal(error, port_variable) from None
     return site
 
 
-def _listen_refusal(error: OSError) -> StartupRefused:
+def _listen_refusal(error: OSError, port_variable: str = "PORT") -> StartupRefused:
     # asyncio's message quotes the address: the error number alone says what is wrong.
     if isinstance(error, socket.gaierror):
         return StartupRefused("HOST", f"cannot be resolved ({error.strerror})")
     reason = os.strerror(error.errno) if error.errno else "unknown error"
-    subject = "HOST" if error.errno == errno.EADDRNOTAVAIL else "PORT"
+    subject = "HOST" if error.errno == errno.EADDRNOTAVAIL else port_variable
     return StartupRefused(subject, f"cannot be listened on ({reason})")
 
 
 async def serve(settings: Settings) -> None:
     """Serve until SIGTERM or SIGINT; StartupRefused when configuration or data forbid it."""
     store = await open_store(settings)
-    client = create_web_client(settings)
+    metrics_port = settings.tokendesk_metrics_port
+    metrics = None if metrics_port is None else Metrics(store)
+    client = create_web_client(settings, metrics=metrics)
     memberships = SlackGroupMemberships(client, store)
-    bolt = create_app(settings, store, client=client, memberships=memberships)
+    bolt = create_app(settings, store, client=client, memberships=memberships, metrics=metrics)
     refresher = asyncio.create_task(memberships.keep_fresh())
-    scheduler = Scheduler(store=store, client=client, settings=settings, memberships=memberships)
+    scheduler = Scheduler(
+        store=store, client=client, settings=settings, memberships=memberships, metrics=metrics
+    )
     scheduled = asyncio.create_task(scheduler.run_forever())
     runner = GuardedAppRunner(
-        create_web_app(store, bolt, serve_slack_events=not settings.socket_mode),
+        create_web_app(store, bolt, serve_slack_events=not settings.socket_mode, metrics=metrics),
         limits=fit_open_file_limit(HttpLimits()),
         access_log=None,
     )
+    metrics_runner = None
+    if metrics is not None:
+        metrics_runner = GuardedAppRunner(
+            metrics_web_app(metrics), limits=METRICS_LIMITS, access_log=None
+        )
     socket_mode: AsyncSocketModeHandler | None = None
     try:
         await runner.setup()
         await listen(runner, settings)
+        if metrics_runner is not None:
+            await metrics_runner.setup()
+            await listen(
+                metrics_runner,
+                settings,
+                port=metrics_port,
+                port_variable="TOKENDESK_METRICS_PORT",
+            )
+            logger.info("metrics at %s port %d, %s", settings.host, metrics_port, METRICS_PATH)
         if settings.slack_app_token is not None:
             socket_mode = AsyncSocketModeHandler(bolt, settings.slack_app_token.get_secret_value())
             await socket_mode.connect_async()  # type: ignore[no-untyped-call]
@@ -140,6 +173,8 @@ async def serve(settings: Settings) -> None:
         scheduled.cancel()
         if socket_mode is not None:
             await socket_mode.close_async()  # type: ignore[no-untyped-call]
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()
         await drain()
         # A pass cut short loses at most the posts of reminders it marked: never a double.

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     tokendesk_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     tokendesk_log_format: Literal["text", "json"] = "text"
     port: int = 3000
+    # Where `GET /metrics` is served (on HOST); None: no metrics, and no listener.
+    tokendesk_metrics_port: int | None = None
     # Loopback by default: nothing off this host reaches the app until the operator opens it.
     host: str = "127.0.0.1"
     tokendesk_default_lifetime_days: int = 90
@@ -183,9 +185,11 @@ class Settings(BaseSettings):
                 raise ValueError("must be notify or disable")
         return value
 
-    @field_validator("port", mode="before")
+    @field_validator("port", "tokendesk_metrics_port", mode="before")
     @classmethod
     def _port(cls, value: Any) -> Any:
+        if value is None:
+            return None
         text = str(value).strip()
         if not text.isdigit() or not 1 <= int(text) <= 65535:
             raise ValueError("must be a port number between 1 and 65535")

@@ -33,11 +33,13 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 from slack_sdk.models.views import View
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.web.async_slack_response import AsyncSlackResponse
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.blocks import notices
 from bot.blocks.common import Message
 from bot.errors import ModalNotOpened
+from bot.metrics import NO_ANSWER, Metrics
 from bot.settings import Settings
 from storage.fields import is_user_id
 
@@ -88,8 +90,29 @@ class _Guarded(AsyncRetryHandler):
         )
 
 
-def create_web_client(settings: Settings) -> AsyncWebClient:
-    return AsyncWebClient(
+class _MeasuredClient(AsyncWebClient):
+    """The client, each failed call counted (bot/metrics.py): every Web API method goes
+    through `api_call`, whoever calls it and whatever the caller does with the failure."""
+
+    def __init__(self, *, metrics: Metrics, **options: Any) -> None:
+        super().__init__(**options)
+        self._failure_metrics = metrics
+
+    async def api_call(self, api_method: str, **options: Any) -> AsyncSlackResponse:
+        try:
+            return await super().api_call(api_method, **options)
+        except SlackApiError as error:
+            self._failure_metrics.count_slack_api_error(api_method, error.response.get("error"))
+            raise
+        except SLACK_FAILURES:
+            self._failure_metrics.count_slack_api_error(api_method, NO_ANSWER)
+            raise
+
+
+def create_web_client(settings: Settings, *, metrics: Metrics | None = None) -> AsyncWebClient:
+    """The client on SLACK_API_URL with the retry policy above; with `metrics`, its failed
+    calls are counted."""
+    options: dict[str, Any] = dict(
         token=settings.slack_bot_token.get_secret_value(),
         base_url=settings.slack_api_url,
         timeout=CLIENT_TIMEOUT_SECONDS,
@@ -102,6 +125,9 @@ def create_web_client(settings: Settings) -> AsyncWebClient:
             _Guarded(AsyncServerErrorRetryHandler(max_retry_count=1)),
         ],
     )
+    if metrics is None:
+        return AsyncWebClient(**options)
+    return _MeasuredClient(metrics=metrics, **options)
 
 
 @contextlib.asynccontextmanager

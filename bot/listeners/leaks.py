@@ -34,6 +34,7 @@ from bot.blocks import leaks
 from bot.ids import Event
 from bot.leak_scan import ScannedMessage, scan_event
 from bot.memberships import GroupMemberships
+from bot.metrics import Metrics
 from bot.settings import Settings
 from bot.slack_client import permalink, post_message
 from storage.errors import StoreBusy
@@ -77,6 +78,7 @@ def register(app: AsyncApp) -> None:
         store: Store,
         settings: Settings,
         memberships: GroupMemberships,
+        metrics: Metrics | None,
     ) -> None:
         scanned = scan_event(event, own_bot_id=context.bot_id, own_user_id=context.bot_user_id)
         event_id = body.get("event_id")
@@ -86,7 +88,12 @@ def register(app: AsyncApp) -> None:
 
         async def guard() -> None:
             await report_leaks(
-                scanned, client=client, store=store, settings=settings, memberships=memberships
+                scanned,
+                client=client,
+                store=store,
+                settings=settings,
+                memberships=memberships,
+                metrics=metrics,
             )
             recent.remember(event_id)
 
@@ -102,10 +109,13 @@ async def report_leaks(
     store: Store,
     settings: Settings,
     memberships: GroupMemberships,
+    metrics: Metrics | None = None,
 ) -> None:
     reports = await _report(store, scanned, disable=settings.tokendesk_leak_action == "disable")
     if not reports:
         return
+    if metrics is not None:
+        metrics.count_leaks(len(reports))
     link = await permalink(client, scanned.channel, scanned.message_ts)
     alerts = settings.tokendesk_alerts_channel
     if alerts is not None:
