@@ -42,6 +42,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/leakscan.py
 	$(BIN)/python bench/leakburst.py
 	$(BIN)/python bench/instances.py
+	$(BIN)/python bench/mixedload.py --postgres
 
 report: $(VENV)/.dev
 	$(BIN)/python bench/report.py

@@ -30,6 +30,7 @@ BENCHES = (
     "leakburst",
     "scheduler",
     "instances",
+    "mixedload",
 )
 
 

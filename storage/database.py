@@ -4,6 +4,13 @@ Writes go through one connection, one transaction at a time (an asyncio lock, wa
 a bounded time), and each transaction runs to its end even if the request that started it
 is cancelled, so that what is committed and what the in-memory state says never disagree.
 Reads use a second connection and so see committed data only (WAL).
+
+A transaction's statements run on the event loop itself, each as it is awaited: a change
+is a handful of indexed statements of some microseconds each, while a trip to a
+connection's thread costs a turn of the event loop, which under load is milliseconds, and
+the write lock is held for all of them. What may wait runs in the writer's own thread
+instead: BEGIN when another connection holds the database (the busy timeout), and COMMIT,
+which waits for the disk (synchronous = FULL).
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ import asyncio
 import fcntl
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import quote
@@ -43,11 +51,69 @@ def is_busy(error: sqlite3.OperationalError) -> bool:
     return "locked" in message or "busy" in message
 
 
+class _Cursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+    async def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    async def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+
+class _Executed:
+    """A statement, run when awaited or entered with `async with`, as aiosqlite's are."""
+
+    def __init__(self, run: Callable[[], sqlite3.Cursor]) -> None:
+        self._run = run
+        self._cursor: sqlite3.Cursor | None = None
+
+    async def _cursor_now(self) -> _Cursor:
+        return _Cursor(self._run())
+
+    def __await__(self) -> Generator[Any, None, _Cursor]:
+        return self._cursor_now().__await__()
+
+    async def __aenter__(self) -> _Cursor:
+        self._cursor = self._run()
+        return _Cursor(self._cursor)
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+
+
+class _WriterConnection:
+    """The writer inside a change, in the shape storage/sql.py `Connection` describes: each
+    statement runs on the event loop when awaited."""
+
+    def __init__(self, connection: sqlite3.Connection) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Executed:
+        return _Executed(lambda: self._connection.execute(sql, tuple(parameters or ())))
+
+    def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> _Executed:
+        return _Executed(
+            lambda: self._connection.executemany(sql, (tuple(row) for row in parameters))
+        )
+
+    async def execute_fetchall(
+        self, sql: str, parameters: Iterable[Any] | None = None
+    ) -> list[Any]:
+        return self._connection.execute(sql, tuple(parameters or ())).fetchall()
+
+
 class SqliteDatabase:
     def __init__(
         self,
         *,
-        writer: aiosqlite.Connection,
+        writer: sqlite3.Connection,
         reader: aiosqlite.Connection,
         lock_fd: int | None,
         write_wait_seconds: float = WRITE_WAIT_SECONDS,
@@ -57,6 +123,10 @@ class SqliteDatabase:
         self._lock_fd = lock_fd
         self._write_lock = asyncio.Lock()
         self._write_wait_seconds = write_wait_seconds
+        # One thread, so that what waits of the writer (see the module docstring) never
+        # queues behind the default executor's other work.
+        self._writer_thread = ThreadPoolExecutor(1, thread_name_prefix="tokendesk-writer")
+        self._closed = False
 
     @classmethod
     async def open(
@@ -71,11 +141,11 @@ class SqliteDatabase:
         lock_fd = _lock_database_file(path)
         try:
             await asyncio.to_thread(_migrate, path)
-            writer = await _connect(path)
+            writer = await asyncio.to_thread(_connect_writer, path)
             try:
                 reader = await _connect(path, query_only=True)
             except BaseException:
-                await writer.close()
+                writer.close()
                 raise
         except BaseException:
             # Only now that no connection of ours is open: see _lock_database_file.
@@ -94,13 +164,13 @@ class SqliteDatabase:
         lock, never creates a database, and refuses one of another schema version."""
         require_file(path, writable=True)
         try:
-            writer = await _connect(path)
+            writer = await asyncio.to_thread(_connect_writer, path)
         except sqlite3.Error as error:
             raise StartupRefused("TOKENDESK_DB", f"cannot be opened ({error})") from None
         try:
             reader = await _connect(path)
         except BaseException:
-            await writer.close()
+            writer.close()
             raise
         database = cls(writer=writer, reader=reader, lock_fd=None)
         try:
@@ -122,7 +192,9 @@ class SqliteDatabase:
     async def close(self) -> None:
         async with self._write_lock:
             await self._reader.close()
-            await self._writer.close()
+            self._writer.close()
+            self._closed = True
+        self._writer_thread.shutdown()
         if self._lock_fd is not None:
             # Last, after the connections: see _lock_database_file.
             os.close(self._lock_fd)
@@ -157,14 +229,18 @@ class SqliteDatabase:
             self._write_lock.release()
 
     async def _commit(self, change: Change[T], after_commit: Callable[[T], None]) -> T:
+        if self._closed:
+            # What a closed reader raises as well (aiosqlite's).
+            raise ValueError("Connection closed")
+        writer = self._writer
         try:
-            await self._writer.execute("BEGIN IMMEDIATE")
+            await self._begin()
             try:
-                result = await change(self._writer)
-                await self._writer.execute("COMMIT")
+                result = await change(_WriterConnection(writer))
+                await self._in_writer_thread(writer.execute, "COMMIT")
             except BaseException:
-                if self._writer.in_transaction:
-                    await self._writer.execute("ROLLBACK")
+                if writer.in_transaction:
+                    writer.execute("ROLLBACK")
                 raise
         except sqlite3.OperationalError as error:
             if is_busy(error):
@@ -172,6 +248,20 @@ class SqliteDatabase:
             raise
         after_commit(result)
         return result
+
+    async def _begin(self) -> None:
+        """BEGIN IMMEDIATE: at once when no other connection holds the database, as is
+        usual (the writer's busy timeout is 0); else in the writer's thread, waiting for
+        it up to the busy timeout."""
+        try:
+            self._writer.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if not is_busy(error):
+                raise
+            await self._in_writer_thread(_begin_waiting, self._writer)
+
+    async def _in_writer_thread(self, function: Callable[..., Any], *arguments: Any) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._writer_thread, function, *arguments)
 
 
 def require_file(path: Path, *, writable: bool) -> None:
@@ -232,6 +322,30 @@ def file_uri(path: Path, mode: str) -> str:
     short (and drop `mode`, so that SQLite would create a stray file); and as a URI,
     because SQLite may be built to read a plain path that starts with `file:` as one."""
     return f"file:{quote(str(path.resolve()))}?mode={mode}"
+
+
+def _connect_writer(path: Path) -> sqlite3.Connection:
+    """The writer: used on the event loop and in the writer's thread, one at a time (the
+    write lock), never waiting on the loop for another connection (busy timeout 0)."""
+    connection = sqlite3.connect(
+        file_uri(path, "rw"), uri=True, isolation_level=None, check_same_thread=False, timeout=0
+    )
+    try:
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _begin_waiting(connection: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, waiting up to the busy timeout for another connection's lock."""
+    connection.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_SECONDS * 1000)}")
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+    finally:
+        connection.execute("PRAGMA busy_timeout = 0")
 
 
 async def _connect(path: Path, *, query_only: bool = False) -> aiosqlite.Connection:

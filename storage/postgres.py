@@ -231,7 +231,7 @@ class PostgresDatabase:
             url,
             min_size=1,
             max_size=8,
-            init=_configure,
+            server_settings=SERVER_SETTINGS,
             timeout=CONNECT_SECONDS,
             command_timeout=COMMAND_SECONDS,
         )
@@ -262,7 +262,11 @@ class PostgresDatabase:
             )
             raise StartupRefused(URL_VARIABLE, rule)
         pool = await asyncpg.create_pool(
-            url, min_size=1, max_size=2, init=_configure, timeout=CONNECT_SECONDS
+            url,
+            min_size=1,
+            max_size=2,
+            timeout=CONNECT_SECONDS,
+            server_settings=SERVER_SETTINGS,
         )
         try:
             writer = await _connect(url)
@@ -288,7 +292,7 @@ class PostgresDatabase:
                 return as_rows(await connection.fetch(translate(sql), *parameters))
         except CONNECTION_ERRORS:
             raise StoreUnavailable() from None
-        except asyncpg.QueryCanceledError:
+        except (asyncpg.QueryCanceledError, TimeoutError):
             raise StoreBusy() from None
 
     async def fetch_one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
@@ -329,7 +333,7 @@ class PostgresDatabase:
                 result = await change(PostgresConnection(writer))
         except CONNECTION_ERRORS:
             raise StoreUnavailable() from None
-        except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError):
+        except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError, TimeoutError):
             raise StoreBusy() from None
         return int(counter), result
 
@@ -352,26 +356,25 @@ class PostgresDatabase:
         return self._pool.acquire()
 
 
-async def _configure(connection: asyncpg.Connection) -> None:
-    await connection.execute(
-        f"SET lock_timeout = {LOCK_TIMEOUT_MS}; SET statement_timeout = {STATEMENT_TIMEOUT_MS};"
-        " SET TIME ZONE 'UTC'"
-    )
+# Sent when each connection starts, so that they hold for its whole life: a pool's `RESET
+# ALL` on every release would undo a `SET`.
+SERVER_SETTINGS = {
+    "lock_timeout": f"{LOCK_TIMEOUT_MS}ms",
+    "statement_timeout": f"{STATEMENT_TIMEOUT_MS}ms",
+    "TimeZone": "UTC",
+}
 
 
 async def _connect(url: str) -> asyncpg.Connection:
     try:
-        connection = await asyncpg.connect(
-            url, timeout=CONNECT_SECONDS, command_timeout=COMMAND_SECONDS
+        return await asyncpg.connect(
+            url,
+            timeout=CONNECT_SECONDS,
+            command_timeout=COMMAND_SECONDS,
+            server_settings=SERVER_SETTINGS,
         )
     except CONNECTION_ERRORS:
         raise StoreUnavailable() from None
-    try:
-        await _configure(connection)
-    except BaseException:
-        connection.terminate()
-        raise
-    return connection
 
 
 async def _connect_waiting(url: str, host: str, port: int, wait: float) -> asyncpg.Connection:

@@ -95,9 +95,10 @@ class Roles:
         return found
 
     async def effective_role(self, *, user_id: str, group_ids: Iterable[str] = ()) -> Role | None:
-        """The highest role held from any source that counts; None for everyone else."""
-        sources = await self.sources(user_id=user_id, group_ids=group_ids)
-        return max((source.role for source in sources), default=None)
+        """The highest role held from any source that counts; None for everyone else. One
+        read, as `effective_roles` makes it: the role gate asks this of every request."""
+        roles = await self.effective_roles(groups_by_user={user_id: list(group_ids)})
+        return roles[user_id]
 
     async def effective_roles(
         self, *, groups_by_user: Mapping[str, Iterable[str]]

@@ -15,6 +15,7 @@ caller reads from the store's clock.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -35,7 +36,16 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.blocks.basic_components import DispatchActionConfig
 
-from bot.blocks.common import Message, escape, mention, mrkdwn, slack_date
+from bot.blocks.common import (
+    Message,
+    Rendered,
+    WithAccessory,
+    escape,
+    mention,
+    mrkdwn,
+    render_once,
+    slack_date,
+)
 from bot.ids import ActionId, BlockId
 from bot.list_view import ANY, NAME_FILTER_MAX, PAGE_SIZE, ListView, stateful_block_id
 from storage.models import (
@@ -73,6 +83,9 @@ USER_AGENT_SHOWN = 40
 # 12,000 characters of text in all, and the rest of the list (banner, filters, the cards'
 # menus and buttons, pager) takes < 1,000 at its longest.
 CARDS_TEXT_BUDGET = 10_900
+# Cards kept rendered (`_card_parts`): some pages of every list and Home being looked at,
+# a few kilobytes each.
+CARDS_KEPT = 1024
 CREATED_ON_LABELS = {
     CreatedOn.LAST_7_DAYS: "Last 7 days",
     CreatedOn.LAST_30_DAYS: "Last 30 days",
@@ -136,30 +149,34 @@ def filter_blocks(view: ListView, nonce: str) -> list[Block]:
             dispatch_action_config=DispatchActionConfig(trigger_actions_on=["on_enter_pressed"]),
         ),
     )
-    selects = ActionsBlock(
-        block_id=stateful_block_id(BlockId.FILTERS, view, nonce),
-        elements=[
-            _select(
-                ActionId.FILTER_CREATED,
-                "Created On",
-                "Any date",
-                CREATED_ON_LABELS,
-                filters.created_on,
-            ),
-            _select(
-                ActionId.FILTER_STATE, "State", "Any state", STATE_FILTER_LABELS, filters.state
-            ),
-            _select(
-                ActionId.FILTER_LAST_USED,
-                "Last used",
-                "Any last use",
-                LAST_USED_LABELS,
-                filters.last_used,
-            ),
-            ButtonElement(text="Clear All", action_id=ActionId.CLEAR_FILTERS, value="clear"),
-        ],
+    selects = _selects(filters.created_on, filters.state, filters.last_used)
+    return [search, selects.under(stateful_block_id(BlockId.FILTERS, view, nonce))]
+
+
+@functools.cache
+def _selects(
+    created_on: CreatedOn | None, state: StateFilter | None, last_used: LastUsedFilter | None
+) -> Rendered:
+    """The filter selects and Clear All, rendered once for each choice of filters."""
+    return Rendered(
+        ActionsBlock(
+            block_id=BlockId.FILTERS,
+            elements=[
+                _select(
+                    ActionId.FILTER_CREATED, "Created On", "Any date", CREATED_ON_LABELS, created_on
+                ),
+                _select(ActionId.FILTER_STATE, "State", "Any state", STATE_FILTER_LABELS, state),
+                _select(
+                    ActionId.FILTER_LAST_USED,
+                    "Last used",
+                    "Any last use",
+                    LAST_USED_LABELS,
+                    last_used,
+                ),
+                ButtonElement(text="Clear All", action_id=ActionId.CLEAR_FILTERS, value="clear"),
+            ],
+        )
     )
-    return [search, selects]
 
 
 def _rights(rights: tuple[str, ...]) -> str:
@@ -168,7 +185,7 @@ def _rights(rights: tuple[str, ...]) -> str:
     return shown + (f" +{hidden} more" if hidden > 0 else "") if rights else "none"
 
 
-def _menu(token: Token) -> OverflowMenuElement:
+def _menu_choices(token: Token) -> tuple[tuple[str, str], ...]:
     """Duplicate, Reset, Upgrade Version, Disable or Enable, Delete; no Enable while the
     token is leaked: only a Reset makes it safe again."""
     choices = [("duplicate", "Duplicate"), ("reset", "Reset"), ("upgrade", "Upgrade Version")]
@@ -177,12 +194,7 @@ def _menu(token: Token) -> OverflowMenuElement:
     elif token.leaked_at is None:
         choices.append(("enable", "Enable"))
     choices.append(("delete", "Delete"))
-    return OverflowMenuElement(
-        action_id=ActionId.TOKEN_MENU,
-        options=[
-            _option(label, f"{action}:{token.id}:{token.row_version}") for action, label in choices
-        ],
-    )
+    return tuple(choices)
 
 
 def works_until(token: Token, *, now: datetime, expiry_required: bool) -> str:
@@ -267,12 +279,11 @@ def old_secret_presented(
     return line
 
 
-def _actions(token: Token, *, now: datetime) -> list[ButtonElement]:
+def _actions(ref: str, *, grace_open: bool) -> list[ButtonElement]:
     """Edit, and End grace now while a previous secret still works: in the one actions
     block a card has, so that a card costs no extra block."""
-    ref = f"{token.id}:{token.row_version}"
     buttons = [ButtonElement(text="Edit", action_id=ActionId.TOKEN_EDIT, value=ref)]
-    if token.grace_open_at(now):
+    if grace_open:
         buttons.append(ButtonElement(text="End grace now", action_id=ActionId.END_GRACE, value=ref))
     return buttons
 
@@ -332,13 +343,45 @@ def card_blocks(
         details = card_details(
             token, newest_version=newest_version, now=now, expiry_required=expiry_required
         )
-    return [
-        HeaderBlock(
-            block_id=f"card.{token.id}", text=PlainTextObject(text=token.name, emoji=False)
+    header, menu, actions = _card_parts(
+        token.id,
+        token.name,
+        f"{token.id}:{token.row_version}",
+        _menu_choices(token),
+        grace_open=token.grace_open_at(now),
+    )
+    details_block = SectionBlock(block_id=f"details.{token.id}", text=mrkdwn(details))
+    return [header, WithAccessory(details_block, menu), actions]
+
+
+@functools.lru_cache(maxsize=CARDS_KEPT)
+def _card_parts(
+    token_id: int,
+    name: str,
+    ref: str,
+    menu: tuple[tuple[str, str], ...],
+    *,
+    grace_open: bool,
+) -> tuple[Block, bytes, Block]:
+    """A card's header, menu and actions from all they show (`ref`: the token id and row
+    version the buttons and the menu act on), checked by slack_sdk once: under load the
+    same cards go out in list after list and Home after Home, and slack_sdk's checks cost
+    several times what building them does. Not the details, whose last use changes with
+    every auth check."""
+    return (
+        Rendered(
+            HeaderBlock(block_id=f"card.{token_id}", text=PlainTextObject(text=name, emoji=False))
         ),
-        SectionBlock(block_id=f"details.{token.id}", text=mrkdwn(details), accessory=_menu(token)),
-        ActionsBlock(block_id=f"edit.{token.id}", elements=_actions(token, now=now)),
-    ]
+        render_once(
+            OverflowMenuElement(
+                action_id=ActionId.TOKEN_MENU,
+                options=[_option(label, f"{action}:{ref}") for action, label in menu],
+            )
+        ),
+        Rendered(
+            ActionsBlock(block_id=f"edit.{token_id}", elements=_actions(ref, grace_open=grace_open))
+        ),
+    )
 
 
 def _cards(
@@ -459,19 +502,27 @@ def notice_block(notice: Notice) -> Block:
     )
 
 
+@functools.cache
 def create_block() -> Block:
     """The Create Access Token button."""
-    return ActionsBlock(
-        block_id="create",
-        elements=[
-            ButtonElement(
-                text="Create Access Token",
-                action_id=ActionId.CREATE,
-                value="create",
-                style="primary",
-            )
-        ],
+    return Rendered(
+        ActionsBlock(
+            block_id="create",
+            elements=[
+                ButtonElement(
+                    text="Create Access Token",
+                    action_id=ActionId.CREATE,
+                    value="create",
+                    style="primary",
+                )
+            ],
+        )
     )
+
+
+@functools.cache
+def _title_block() -> Block:
+    return Rendered(HeaderBlock(block_id="title", text=TITLE))
 
 
 def render_token_list(
@@ -486,7 +537,7 @@ def render_token_list(
     nonce: str,
 ) -> Message:
     """The whole list message, its cards as they are at `now`."""
-    blocks: list[Block] = [HeaderBlock(block_id="title", text=TITLE)]
+    blocks: list[Block] = [_title_block()]
     if not api_access:
         blocks.append(api_access_banner())
     if notice:

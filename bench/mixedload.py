@@ -1,0 +1,291 @@
+"""The mixed load of tests/bot/test_mixed_load.py, longer: every kind of Slack request's ack
+time while 20 users work the token list and an API gateway hammers `/auth/check`.
+
+Run with `.venv/bin/python bench/mixedload.py` (`--quick` for an 8-second smoke check). Not
+part of the test suite.
+
+The load is the test's own (tests/bot/mixed_load_support.py): 20 simulated Slack users
+listing, filtering, paging, creating, resetting and disabling tokens, each request signed
+as Slack signs it and every payload checked by the Slack stand-in, while four gateway
+workers ask `/auth/check` with current, replaced, disabled, unknown and malformed secrets.
+As in the test, the app is served on loopback in this process, on a SQLite file, with the
+stand-in and the load beside it on the same event loop; after the load every answer and
+invariant is checked as the test checks them, and a run that fails them judges nothing.
+
+Judged, for each kind of Slack request (slash commands, block actions, view submissions):
+the 99th percentile of the ack's round trip, against 100 ms. Informative: p50 and max by
+kind and by step, the follow-ups (list refreshes, modals opened), the auth checks, and the
+trend over the load. The machine is small and shared: the load average is printed with the
+figures.
+
+With `--postgres`, the same load then runs against three app processes (`python -m bot`,
+as tests/bot/instances_support.py starts them) on one database of a private PostgreSQL
+cluster (tests/postgres_cluster.py, without fsync): user i and gateway worker i go to
+instance i mod 3, and an instance not current with the database may answer an auth check
+503, which the gateway counts apart. Its figures are informative; it needs the PostgreSQL
+server binaries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+# tests/ is not an installed package: the load's machinery comes from the repo.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import aiohttp
+from verdict import judge
+
+from bot.app import create_app
+from bot.server import create_web_app
+from bot.settings import Settings, store_options
+from slack_standin.client import SlackClient
+from slack_standin.server import SlackStandIn
+from storage.store import Store
+from tests.bot.conftest import ADMIN, SIGNING_SECRET, served
+from tests.bot.instances_support import Instances, instance_store
+from tests.bot.mixed_load_support import (
+    SLACK_KINDS,
+    LoadRun,
+    check_outcome,
+    percentile,
+    prepare,
+    run_load,
+    summary,
+)
+
+TARGET_MS = 100.0
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Plan:
+    seconds: float
+
+
+FULL = Plan(seconds=20.0)
+QUICK = Plan(seconds=8.0)
+
+
+class LogCount(logging.Handler):
+    """Counts the app's log records of WARNING and above, as the test reads them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen: Counter[str] = Counter()
+        self.errors = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen[f"{record.name}: {record.getMessage()[:80]}"] += 1
+        self.errors += record.levelno >= logging.ERROR
+
+
+@dataclass
+class Served:
+    """The app on loopback on a SQLite file, as the test's fixtures serve it."""
+
+    standin: SlackStandIn
+    store: Store
+    slack: SlackClient
+    gateway: aiohttp.ClientSession
+    sqlite_file: Path
+
+
+@contextlib.asynccontextmanager
+async def sqlite_app(directory: Path) -> AsyncIterator[Served]:
+    async with SlackStandIn() as standin:
+        standin.add_user(ADMIN)
+        settings = Settings(
+            _env_file=None,
+            slack_bot_token="xoxb-test",
+            slack_signing_secret=SIGNING_SECRET,
+            slack_api_url=standin.api_url,
+            tokendesk_db=directory / "tokendesk.db",
+            tokendesk_secret_key="ab" * 32,
+            tokendesk_admins=ADMIN,
+        )
+        store = await Store.open(**store_options(settings))
+        try:
+            web_app = create_web_app(store, create_app(settings, store), serve_slack_events=True)
+            async with (
+                served(web_app) as url,
+                SlackClient(
+                    f"{url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
+                ) as slack,
+                aiohttp.ClientSession(base_url=url) as gateway,
+            ):
+                yield Served(standin, store, slack, gateway, directory / "tokendesk.db")
+        finally:
+            await store.close()
+
+
+@dataclass
+class Outcome:
+    """A run, and what was wrong with it (None: every answer and invariant held)."""
+
+    run: LoadRun
+    wrong: str | None
+
+
+async def measure_sqlite(seconds: float) -> Outcome:
+    logs = LogCount()
+    logging.getLogger().addHandler(logs)
+    try:
+        with tempfile.TemporaryDirectory(prefix="tokendesk-mixedload-") as directory:
+            async with sqlite_app(Path(directory)) as app:
+                ledger, baseline = await prepare(app.slack, app.standin, app.store)
+                run = await run_load(
+                    ledger,
+                    slacks=[app.slack],
+                    standin=app.standin,
+                    gateway_sessions=[app.gateway],
+                    seconds=seconds,
+                    baseline=baseline,
+                )
+                print("\n".join(summary(run)))
+                wrong = None
+                try:
+                    await check_outcome(
+                        run,
+                        standin=app.standin,
+                        store=app.store,
+                        gateway_session=app.gateway,
+                        sqlite_file=app.sqlite_file,
+                    )
+                except AssertionError as failed:
+                    wrong = f"the load's answers or invariants are wrong: {failed}"
+    finally:
+        logging.getLogger().removeHandler(logs)
+    if logs.seen:
+        print("  log warnings: " + "; ".join(f"{m} ×{n}" for m, n in logs.seen.items()))
+    if wrong is None and logs.errors:
+        wrong = f"the app logged {logs.errors} errors under the load"
+    return Outcome(run, wrong)
+
+
+def levels(log: str) -> Counter[str]:
+    """An app's log lines by level (its text format: date, time, level, logger, message)."""
+    found: Counter[str] = Counter()
+    for line in log.splitlines():
+        fields = line.split(" ", 3)
+        if len(fields) > 2 and fields[2] in LEVELS:
+            found[fields[2]] += 1
+    return found
+
+
+async def measure_postgres(seconds: float) -> Outcome:
+    """The load against three app processes on one PostgreSQL database."""
+    from instances import private_cluster
+
+    with (
+        private_cluster() as cluster,
+        tempfile.TemporaryDirectory(prefix="tokendesk-mixedload-") as directory,
+    ):
+        url = cluster.create_database()
+        async with SlackStandIn() as standin, contextlib.AsyncExitStack() as stack:
+            standin.add_user(ADMIN)
+            running = await stack.enter_async_context(Instances(Path(directory), standin.api_url))
+            apps = await running.start(url, 3)
+            slacks = [
+                await stack.enter_async_context(
+                    SlackClient(
+                        f"{app.url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
+                    )
+                )
+                for app in apps
+            ]
+            gateways = [
+                await stack.enter_async_context(aiohttp.ClientSession(base_url=app.url))
+                for app in apps
+            ]
+            # Closed before the load: every change waits for each open instance's word.
+            async with instance_store(url) as store:
+                ledger, baseline = await prepare(slacks[0], standin, store)
+            run = await run_load(
+                ledger,
+                slacks=slacks,
+                standin=standin,
+                gateway_sessions=gateways,
+                seconds=seconds,
+                baseline=baseline,
+                shared_database=True,
+            )
+            print("\n".join(summary(run)))
+            wrong = None
+            async with instance_store(url) as store:
+                try:
+                    await check_outcome(
+                        run,
+                        standin=standin,
+                        store=store,
+                        gateway_session=gateways[0],
+                        sqlite_file=None,
+                        shared_database=True,
+                    )
+                except AssertionError as failed:
+                    wrong = f"the load's answers or invariants are wrong: {failed}"
+            logged = sum((levels(app.stderr) for app in apps), Counter[str]())
+            print(f"  the instances' log lines by level: {dict(logged)}")
+            if wrong is None and logged["ERROR"]:
+                wrong = f"the instances logged {logged['ERROR']} errors under the load"
+    return Outcome(run, wrong)
+
+
+def figures(outcome: Outcome, backend: str, *, judged: bool) -> None:
+    """Each kind's figures, judged when `judged` and the run's answers were right."""
+    run = outcome.run
+    load = os.getloadavg()
+    print(
+        f"\n{backend}: ack round trips by kind, load average"
+        f" {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    print(f"  {'kind':<18}{'count':>7}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}")
+    for kind in SLACK_KINDS:
+        times = run.timings.by_kind[kind]
+        p50, p99 = percentile(times, 0.5) * 1000, percentile(times, 0.99) * 1000
+        figure = f"mixed load, {backend}: {kind} ack p99 ms / {TARGET_MS:g}"
+        verdict = ""
+        if judged and not outcome.wrong:
+            verdict = judge("mixedload", figure, p99 / TARGET_MS, "≤", 1.0)
+        print(
+            f"  {kind:<18}{len(times):>7}{p50:>9.1f}{p99:>9.1f}{max(times) * 1000:>9.1f}  {verdict}"
+        )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="8 seconds: a smoke check")
+    parser.add_argument(
+        "--postgres", action="store_true", help="then three instances on PostgreSQL, a figure"
+    )
+    arguments = parser.parse_args(argv)
+    plan = QUICK if arguments.quick else FULL
+    gc.collect()
+    started = time.monotonic()
+    outcome = asyncio.run(measure_sqlite(plan.seconds))
+    figures(outcome, "SQLite", judged=True)
+    wrong = [outcome.wrong]
+    if arguments.postgres:
+        shared = asyncio.run(measure_postgres(plan.seconds))
+        figures(shared, "PostgreSQL, 3 instances", judged=False)
+        wrong.append(shared.wrong)
+    print(f"\n  {time.monotonic() - started:.0f} s in all")
+    failures = [failure for failure in wrong if failure]
+    if failures:
+        raise SystemExit("\n".join(failures))
+
+
+if __name__ == "__main__":
+    main()
