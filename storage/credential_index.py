@@ -24,10 +24,13 @@ per flush interval, and when the store closes, and never move a token's row vers
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hmac
 import json
 import logging
-from collections.abc import Callable, Collection, Iterable
+import sys
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -107,8 +110,9 @@ class LiveSecret(NamedTuple):
     digest: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class _Credential:
+# A NamedTuple rather than a frozen dataclass: as immutable, and cheaper to make (`load`
+# makes one per token).
+class _Credential(NamedTuple):
     digest: bytes
     enabled: bool
     stops_at: int | None
@@ -117,11 +121,13 @@ class _Credential:
     until: float | None
     authorized: AuthorizedToken
     valid: Verdict
+    # A previous secret's answer once its window has ended. A current secret is never
+    # answered so (a Reset retires it through `remember`, with an answer of its own), and
+    # shares `_UNKNOWN` here: one verdict less to make per token.
     retired: Verdict
 
 
 def _credential(
-    *,
     digest: bytes,
     token_id: int,
     sid: str,
@@ -130,43 +136,83 @@ def _credential(
     api_version: str,
     access_rights: tuple[str, ...],
     stops_at: int | None,
+    expires_at: datetime | None,
     until: int | None,
 ) -> _Credential:
     """Everything a check may answer, built once per change rather than on every check;
-    `until` is None for a current secret, the end of its window for a previous one."""
+    `expires_at` is `stops_at` as a datetime; `until` is None for a current secret, the
+    end of its window for a previous one. Its arguments, and those it passes on, are
+    positional: `load` calls it once per token, and a keyword call costs more."""
+    if until is None:
+        retired = _UNKNOWN
+    else:
+        retired = _retired_verdict(token_id, digest)
     authorized = AuthorizedToken(
-        id=token_id,
-        sid=sid,
-        name=name,
-        api_version=api_version,
-        access_rights=access_rights,
-        expires_at=None if stops_at is None else datetime.fromtimestamp(stops_at, UTC),
-        secret_used="current" if until is None else "previous",
+        token_id,
+        sid,
+        name,
+        api_version,
+        access_rights,
+        expires_at,
+        "current" if until is None else "previous",
     )
     return _Credential(
-        digest=digest,
-        enabled=enabled,
-        stops_at=stops_at,
-        until=None if until is None else float(until),
-        authorized=authorized,
-        valid=Verdict(authorized, "valid"),
-        retired=_retired_verdict(token_id, digest),
+        digest,
+        enabled,
+        stops_at,
+        None if until is None else float(until),
+        authorized,
+        Verdict(authorized, "valid"),
+        retired,
     )
 
 
 def _credential_of(token: Token, *, digest: bytes, until: datetime | None = None) -> _Credential:
     stops_at = token.stops_at
     return _credential(
-        digest=digest,
-        token_id=token.id,
-        sid=token.sid,
-        name=token.name,
-        enabled=token.enabled,
-        api_version=token.api_version,
-        access_rights=token.access_rights,
-        stops_at=None if stops_at is None else int(stops_at.timestamp()),
-        until=None if until is None else int(until.timestamp()),
+        digest,
+        token.id,
+        token.sid,
+        token.name,
+        token.enabled,
+        token.api_version,
+        token.access_rights,
+        None if stops_at is None else int(stops_at.timestamp()),
+        stops_at,
+        None if until is None else int(until.timestamp()),
     )
+
+
+class _Rights(dict[str, tuple[str, ...]]):
+    """Access rights by their stored JSON, each list parsed once: tokens share a few."""
+
+    def __missing__(self, stored: str) -> tuple[str, ...]:
+        rights = self[stored] = tuple(json.loads(stored))
+        return rights
+
+
+class _Instants(dict[int | None, datetime | None]):
+    """Stop instants as datetimes, each converted once: tokens share days."""
+
+    def __missing__(self, stops_at: int | None) -> datetime | None:
+        instant = self[stops_at] = (
+            None if stops_at is None else datetime.fromtimestamp(stops_at, UTC)
+        )
+        return instant
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """The cyclic garbage collector held off: the objects a load makes all live on, and
+    its passes over them as they are made would cost more than making them."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,11 +252,13 @@ class CredentialIndex:
         self.holds: Callable[[], bool] = _always
 
     async def load(self) -> None:
-        """Fill the index from the database (once, when the store opens)."""
-        self._fill(
-            await self._database.fetch_all(f"SELECT {CREDENTIAL_COLUMNS} FROM tokens"),
-            await self._database.fetch_all(f"SELECT {RETIRED_COLUMNS} FROM retired_secrets"),
-        )
+        """Fill the index from the database (once, when the store opens, before anything
+        else runs: the collector is held off while the rows are read too)."""
+        with _collector_paused():
+            self._fill(
+                await self._database.fetch_all(f"SELECT {CREDENTIAL_COLUMNS} FROM tokens"),
+                await self._database.fetch_all(f"SELECT {RETIRED_COLUMNS} FROM retired_secrets"),
+            )
 
     def follow(
         self, token_ids: Collection[int], tokens: Iterable[Row], retired: Iterable[Row]
@@ -242,22 +290,28 @@ class CredentialIndex:
         self._fill(tokens, retired)
 
     def _fill(self, tokens: Iterable[Row], retired: Iterable[Row]) -> None:
-        for token_id, sid, name, enabled, api_version, rights, stops_at, *digests in tokens:
-            current, previous, until = digests
-            fields: dict[str, Any] = {
-                "token_id": token_id,
-                "sid": sid,
-                "name": name,
-                "enabled": bool(enabled),
-                "api_version": api_version,
-                "access_rights": tuple(json.loads(rights)),
-                "stops_at": stops_at,
-            }
-            self._put(_credential(digest=current, until=None, **fields))
-            if previous is not None:
-                self._put_previous(_credential(digest=previous, until=until, **fields))
-        for digest, token_id in retired:
-            self._retired[digest] = _retired_verdict(token_id, digest)
+        rights, instants = _Rights(), _Instants()
+        by_digest, by_id, previous_by_id = self._by_digest, self._by_id, self._previous_by_id
+        with _collector_paused():
+            for token_id, sid, name, enabled, version, stored, stops_at, *digests in tokens:
+                current, previous, until = digests
+                # The versions, rights and instants are shared: a few of each, many tokens.
+                token = (
+                    token_id,
+                    sid,
+                    name,
+                    bool(enabled),
+                    sys.intern(version),
+                    rights[stored],
+                    stops_at,
+                    instants[stops_at],
+                )
+                by_id[token_id] = by_digest[current] = _credential(current, *token, None)
+                if previous is not None:
+                    credential = _credential(previous, *token, until)
+                    previous_by_id[token_id] = by_digest[previous] = credential
+            for digest, token_id in retired:
+                self._retired[digest] = _retired_verdict(token_id, digest)
 
     # The auth check ---------------------------------------------------------------------
 

@@ -263,6 +263,34 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX retired_secrets_presented
         ON retired_secrets (token_id, presented, last_presented_at) WHERE presented > 0""",
     ),
+    # 10: the list's name search and the start-up's catalog check, by index.
+    (
+        # Every trigram of every name key, by token id, for a search of 3 characters or more
+        # (storage/token_reads.py): case-sensitive, as the key is case-folded already, so
+        # that a phrase of the search's trigrams matches exactly the keys containing it.
+        # Its content is read from `tokens` itself, and kept by the triggers below.
+        """CREATE VIRTUAL TABLE tokens_name_search USING fts5 (name_key,
+            content = 'tokens', content_rowid = 'id',
+            tokenize = 'trigram case_sensitive 1', columnsize = 0)""",
+        "INSERT INTO tokens_name_search (tokens_name_search) VALUES ('rebuild')",
+        """CREATE TRIGGER tokens_name_search_insert AFTER INSERT ON tokens
+        BEGIN INSERT INTO tokens_name_search (rowid, name_key) VALUES (NEW.id, NEW.name_key);
+        END""",
+        # An external-content index forgets a row by being given the values it indexed.
+        """CREATE TRIGGER tokens_name_search_delete AFTER DELETE ON tokens
+        BEGIN INSERT INTO tokens_name_search (tokens_name_search, rowid, name_key)
+            VALUES ('delete', OLD.id, OLD.name_key);
+        END""",
+        """CREATE TRIGGER tokens_name_search_update AFTER UPDATE OF id, name_key ON tokens
+        BEGIN INSERT INTO tokens_name_search (tokens_name_search, rowid, name_key)
+            VALUES ('delete', OLD.id, OLD.name_key);
+        INSERT INTO tokens_name_search (rowid, name_key) VALUES (NEW.id, NEW.name_key);
+        END""",
+        # The versions and access rights in use, read at start-up one distinct value at a
+        # time (storage/store.py) rather than from every token.
+        "CREATE INDEX tokens_by_api_version ON tokens (api_version)",
+        "CREATE INDEX tokens_by_access_rights ON tokens (access_rights)",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

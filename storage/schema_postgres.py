@@ -370,4 +370,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX retired_secrets_presented
         ON retired_secrets (token_id, presented, last_presented_at) WHERE presented > 0""",
     ),
+    # 10: the list's name search and the start-up's catalog check, by index.
+    (
+        # pg_trgm ships with PostgreSQL (contrib) and is a trusted extension: a database
+        # owner may create it.
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        # The trigrams of every name key, for a search of 3 characters or more
+        # (storage/token_reads.py: a LIKE pattern). SQLite's is its own table
+        # (tokens_name_search), kept by triggers; this one is an index.
+        "CREATE INDEX tokens_name_trigrams ON tokens USING gin (name_key gin_trgm_ops)",
+        # The versions and access rights in use, read at start-up one distinct value at a
+        # time (storage/store.py) rather than from every token.
+        "CREATE INDEX tokens_by_api_version ON tokens (api_version)",
+        "CREATE INDEX tokens_by_access_rights ON tokens (access_rights)",
+    ),
 )

@@ -252,10 +252,24 @@ async def _check_key(database: Database, hasher: SecretHasher) -> None:
         )
 
 
+def _distinct(column: str) -> str:
+    """The distinct values of the tokens' `column` as `used (value)`, a NULL last: one seek
+    in its index each (tokens_by_api_version, tokens_by_access_rights), where DISTINCT
+    would read every token."""
+    return (
+        f"WITH RECURSIVE used (value) AS (SELECT min({column}) FROM tokens UNION ALL"
+        f" SELECT (SELECT min({column}) FROM tokens WHERE {column} > used.value) FROM used"
+        " WHERE used.value IS NOT NULL)"
+    )
+
+
+_VERSIONS_IN_USE = f"{_distinct('api_version')} SELECT value FROM used WHERE value IS NOT NULL"
+# The scopes of the few distinct lists of access rights.
 _SCOPES_IN_USE = both(
-    sqlite="SELECT DISTINCT j.value FROM tokens t, json_each(t.access_rights) j",
-    postgres="SELECT DISTINCT j.value FROM tokens t,"
-    " jsonb_array_elements_text(t.access_rights::jsonb) j (value)",
+    sqlite=f"{_distinct('access_rights')} SELECT DISTINCT j.value FROM used,"
+    " json_each(used.value) j",
+    postgres=f"{_distinct('access_rights')} SELECT DISTINCT j.value FROM used,"
+    " jsonb_array_elements_text(used.value::jsonb) j (value)",
 )
 _NAMES_OF_VERSION = "SELECT t.name FROM tokens t WHERE t.api_version = ? ORDER BY t.name LIMIT ?"
 _NAMES_OF_SCOPE = both(
@@ -275,7 +289,7 @@ async def _check_catalog(
     for variable, query, names_query, catalog in (
         (
             "TOKENDESK_API_VERSIONS",
-            "SELECT DISTINCT api_version FROM tokens",
+            _VERSIONS_IN_USE,
             _NAMES_OF_VERSION,
             api_versions,
         ),
