@@ -227,20 +227,7 @@ class PostgresDatabase:
             await _migrate(first)
         finally:
             await first.close()
-        pool = await asyncpg.create_pool(
-            url,
-            min_size=1,
-            max_size=8,
-            server_settings=SERVER_SETTINGS,
-            timeout=CONNECT_SECONDS,
-            command_timeout=COMMAND_SECONDS,
-        )
-        try:
-            writer = await _connect(url)
-        except BaseException:
-            await pool.close()
-            raise
-        return cls(url=url, pool=pool, writer=writer)
+        return await cls._connected(url, pool_size=8)
 
     @classmethod
     async def attach(cls, url: str) -> PostgresDatabase:
@@ -261,12 +248,18 @@ class PostgresDatabase:
                 else "has another schema version; start Token Desk once to upgrade it"
             )
             raise StartupRefused(URL_VARIABLE, rule)
+        return await cls._connected(url, pool_size=2)
+
+    @classmethod
+    async def _connected(cls, url: str, *, pool_size: int) -> PostgresDatabase:
+        """The reading pool of `pool_size` connections and the writer, on a database ready."""
         pool = await asyncpg.create_pool(
             url,
             min_size=1,
-            max_size=2,
-            timeout=CONNECT_SECONDS,
+            max_size=pool_size,
             server_settings=SERVER_SETTINGS,
+            timeout=CONNECT_SECONDS,
+            command_timeout=COMMAND_SECONDS,
         )
         try:
             writer = await _connect(url)
