@@ -326,13 +326,22 @@ def file_uri(path: Path, mode: str) -> str:
 
 def _connect_writer(path: Path) -> sqlite3.Connection:
     """The writer: used on the event loop and in the writer's thread, one at a time (the
-    write lock), never waiting on the loop for another connection (busy timeout 0)."""
+    write lock), never waiting on the loop for another connection (busy timeout 0).
+
+    Opening waits like any connection, though: the first statement reads the schema, which
+    another process's connection may hold for a moment (closing the last connection
+    checkpoints the WAL under an exclusive lock)."""
     connection = sqlite3.connect(
-        file_uri(path, "rw"), uri=True, isolation_level=None, check_same_thread=False, timeout=0
+        file_uri(path, "rw"),
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+        timeout=BUSY_TIMEOUT_SECONDS,
     )
     try:
         connection.execute("PRAGMA synchronous = FULL")
         connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute("PRAGMA busy_timeout = 0")
     except BaseException:
         connection.close()
         raise

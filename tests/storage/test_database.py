@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -168,6 +169,31 @@ async def test_a_change_queued_behind_a_slow_one_is_refused_in_bounded_time(
             "SELECT key FROM settings WHERE key IN ('slow', 'queued') ORDER BY rowid"
         )
         assert rows == [("slow",), ("queued",)]
+    finally:
+        await database.close()
+
+
+async def test_an_operator_attaching_waits_out_a_moment_of_exclusive_lock(
+    tmp_path: Path,
+) -> None:
+    """Closing a database's last connection checkpoints the WAL under an exclusive lock;
+    an operator's command opening it at that moment waits instead of failing."""
+    path = tmp_path / "tokendesk.db"
+    await (await SqliteDatabase.open(path)).close()
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("BEGIN EXCLUSIVE")
+    holder.execute("COMMIT")  # the exclusive lock stays held until the connection closes
+
+    async def release_soon() -> None:
+        await asyncio.sleep(0.3)
+        holder.close()
+
+    released = asyncio.create_task(release_soon())
+    database = await SqliteDatabase.attach(path)
+    try:
+        assert released.done()
+        assert await database.fetch_one("SELECT count(*) FROM settings") is not None
     finally:
         await database.close()
 
