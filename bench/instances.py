@@ -80,7 +80,7 @@ from authcheck import (
 )
 from baseline import first_line, start_child, stop_child
 from list import in_process_probes, interleaved
-from seed import TOKEN_COLUMNS, insert_rows, make_seed, spread_over_days
+from seed import copy_rows, insert_rows, make_seed, spread_over_days
 from verdict import judge
 
 from bot.app import create_app
@@ -382,15 +382,7 @@ async def seed(cluster: PostgresCluster, directory: Path, key: bytes) -> Seeded:
         insert_rows(sqlite, rows)
 
     async def into_postgres() -> None:
-        connection = await asyncpg.connect(url)
-        try:
-            await connection.copy_records_to_table(
-                "tokens",
-                records=[tuple(row[column] for column in TOKEN_COLUMNS) for row in rows],
-                columns=list(TOKEN_COLUMNS),
-            )
-        finally:
-            await connection.close()
+        await copy_rows(url, rows)
 
     found: dict[str, tuple[str, int]] = {}
     for backend, place, insert in (

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from storage.credentials import SecretHasher, generate_secret, secret_hint
 from storage.fields import name_key
 
@@ -142,3 +144,16 @@ def insert_rows(path: Path, rows: Sequence[dict[str, Any]]) -> None:
         connection.execute("COMMIT")
     finally:
         connection.close()
+
+
+async def copy_rows(url: str, rows: Sequence[dict[str, Any]]) -> None:
+    """`insert_rows` for the PostgreSQL database at `url` (COPY, in one transaction)."""
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.copy_records_to_table(
+            "tokens",
+            records=[tuple(row[column] for column in TOKEN_COLUMNS) for row in rows],
+            columns=list(TOKEN_COLUMNS),
+        )
+    finally:
+        await connection.close()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import string
 import zlib
@@ -85,6 +87,32 @@ def test_the_hash_is_keyed() -> None:
     assert first.digest(secret) != second.digest(secret)
     assert first.digest(secret) == SecretHasher(b"a" * 32).digest(secret)
     assert first.key_check_value() != second.key_check_value()
+
+
+@given(
+    st.binary(min_size=32, max_size=200),
+    st.text(alphabet=BASE62, min_size=0, max_size=80),
+)
+def test_the_hash_is_hmac_sha256_under_the_key(key: bytes, secret: str) -> None:
+    """Keys shorter than, as long as, and longer than SHA-256's 64-byte block."""
+    expected = hmac.new(key, secret.encode("ascii"), hashlib.sha256).digest()
+    hasher = SecretHasher(key)
+    assert hasher.digest(secret) == expected
+    assert hasher.digest(secret) == expected  # the keyed states are copied, never used up
+
+
+@given(
+    st.one_of(
+        st.text(min_size=42, max_size=42),
+        # Near misses: non-ASCII letters and digits (`str.isalnum` accepts them), and `_`.
+        st.text(alphabet=BASE62 + "_-ßé٣ⅷ ", min_size=38, max_size=38).map("tdk_".__add__),
+        random_parts.map(lambda part: "tdk_" + part + checksum(part)),
+    )
+)
+def test_only_the_exact_shape_is_a_secret(candidate: str) -> None:
+    shaped = re.fullmatch(r"tdk_[0-9A-Za-z]{38}", candidate) is not None
+    good_checksum = shaped and candidate[-6:] == reference_checksum(candidate[4:36])
+    assert is_valid_secret(candidate) == good_checksum
 
 
 def test_keys_are_hex_or_base64_of_at_least_32_bytes() -> None:
