@@ -18,7 +18,9 @@ still use it, and the check pays for that only on this refusal.
 
 With several instances on PostgreSQL, an instance that cannot be sure it has applied every
 committed change (its currency lease lapsed: storage/currency.py) answers `503 {"active":
-false}` with `Retry-After: 1` instead, so that a revoked secret is never approved.
+false}` with `Retry-After: 1` instead, so that a revoked secret is never approved. So does
+a token's first check since start-up on SQLite when the database cannot give its row at
+once (another process holding it: storage/credential_index.py).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from aiohttp import web
 
 from bot.inputs.gateway import client_address, user_agent
 from storage.credential_index import RETIRED
+from storage.errors import StoreBusy
 from storage.models import AuthorizedToken
 from storage.store import Store
 
@@ -65,7 +68,7 @@ def _denied(reason: str) -> web.Response:
 
 
 def _unavailable() -> web.Response:
-    logger.debug("auth check not answered: this instance is not current with the database")
+    logger.debug("auth check not answered: the database could not confirm the answer")
     return web.json_response({"active": False}, status=503, headers=UNAVAILABLE_HEADERS)
 
 
@@ -133,7 +136,11 @@ async def auth_check(request: web.Request) -> web.Response:
     index = request.app[STORE].credentials
     if not index.holds():
         return _unavailable()
-    verdict = index.check(secret, sid)
+    try:
+        verdict = index.check(secret, sid)
+    except StoreBusy:
+        # A token's first check reads its row, and the database did not answer in time.
+        return _unavailable()
     token = verdict.token
     if token is None:
         if verdict.reason == RETIRED:

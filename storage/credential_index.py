@@ -3,13 +3,19 @@ current one and, during a grace window, the previous one), the digests of retire
 and the last-used times and retired secrets' presentations gathered since they were last
 written.
 
-The check answers from this index alone, so the index must be exact. It is, because once
+The check answers from this index, so the index must be exact. It is, because once
 `load` has filled it at open, only the token lifecycle (storage/token_lifecycle.py) and the
 scheduler's retirements and purges (storage/expiry.py) change it, from the `after_commit`
 of the transaction that commits each change, and `Database.transact` runs that before the
 change is returned to anyone: a reset secret, a disabled or a deleted token fails the very
 next check. The API-access
 switch it also obeys is kept exact the same way (storage/account.py).
+
+Which digest is whose is known from the start, so an unknown or retired secret is refused
+from memory; but a token's credentials are made on the first check of one of its secrets
+(`_build`), not at open, where making them all took most of a large store's start-up:
+from its row read then on SQLite, from the row the currency's first round read on
+PostgreSQL. From then on, that token is answered from memory too.
 
 A previous secret passes while its window is open, compared with the clock on every check
 (a window needs no job to end); once it has ended, the secret is answered as a retired
@@ -29,15 +35,19 @@ import gc
 import hmac
 import json
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from operator import itemgetter
+from pathlib import Path
 from typing import Any, NamedTuple
 
 from storage.account import AccountSettings
 from storage.credentials import SecretHasher, is_valid_secret
-from storage.errors import StoreError
+from storage.database import file_uri, is_busy
+from storage.errors import StoreBusy, StoreError
 from storage.models import AuthorizedToken, SecretUsed, Token
 from storage.presentations import RetiredPresentations, Taken, write_presentations
 from storage.sql import Connection, Database, Row, both
@@ -48,6 +58,18 @@ CREDENTIAL_COLUMNS = (
     " secret_hash, previous_secret_hash, previous_until"
 )
 RETIRED_COLUMNS = "digest, token_id"
+# What `load` reads on SQLite: each token's secret's digest and id (from the digests' unique
+# index alone), and the few previous secrets (their partial index).
+_SECRETS = "SELECT secret_hash, id FROM tokens"
+_PREVIOUS_SECRETS = (
+    "SELECT previous_secret_hash, id, previous_until FROM tokens"
+    " WHERE previous_secret_hash IS NOT NULL"
+)
+# A token's row, read on the first check of one of its secrets (`SqliteRows`).
+_ROW_OF_TOKEN = f"SELECT {CREDENTIAL_COLUMNS} FROM tokens WHERE id = ?"
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
+# A `CREDENTIAL_COLUMNS` row's id, secret's digest and previous secret's digest.
+_ROW_ID, _ROW_SECRET, _ROW_PREVIOUS = itemgetter(0), itemgetter(7), itemgetter(8)
 # What a flush writes, each with the parameters (token id, unix seconds).
 _WRITE_LAST_USED = both(
     sqlite="INSERT INTO token_usage (token_id, last_used_at)"
@@ -225,6 +247,38 @@ class _Flushed:
     presented: set[bytes]
 
 
+class SqliteRows:
+    """`read_row` for a SQLite file: a token's row as committed, read on the event loop
+    (by primary key: microseconds, and a reader in WAL mode does not wait for the writer),
+    on a connection of its own that never sees a change before it commits."""
+
+    # Longer than a reader could be held up (a moment of the WAL's recovery), much shorter
+    # than the event loop may wait.
+    _BUSY_TIMEOUT_SECONDS = 0.05
+
+    def __init__(self, path: Path) -> None:
+        self._connection = sqlite3.connect(
+            file_uri(path, "rw"),
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._BUSY_TIMEOUT_SECONDS,
+        )
+        self._connection.execute("PRAGMA query_only = ON")
+
+    def __call__(self, token_id: int) -> Row | None:
+        try:
+            row: Row | None = self._connection.execute(_ROW_OF_TOKEN, (token_id,)).fetchone()
+        except sqlite3.OperationalError as error:
+            if is_busy(error):
+                raise StoreBusy() from None
+            raise
+        return row
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 class CredentialIndex:
     def __init__(
         self,
@@ -233,15 +287,30 @@ class CredentialIndex:
         hasher: SecretHasher,
         account: AccountSettings,
         clock: Callable[[], float],
+        read_row: Callable[[int], Row | None] | None = None,
     ) -> None:
+        """`read_row` reads a token's `CREDENTIAL_COLUMNS` row as committed, at once (None
+        if it has none): `load` then reads each token's row on the first check of one of
+        its secrets, not every row at start-up."""
         self._database = database
         self._hasher = hasher
         self._account = account
         self._clock = clock
-        # Current and previous secrets, by digest; current ones and previous ones by id.
+        self._read_row = read_row
+        # Current and previous secrets' credentials, by digest; current ones and previous
+        # ones by id.
         self._by_digest: dict[bytes, _Credential] = {}
         self._by_id: dict[int, _Credential] = {}
         self._previous_by_id: dict[int, _Credential] = {}
+        # The tokens whose credentials are not made yet (a token is here or above, never
+        # both): the id of each of their secrets' digests, each one's current digest and
+        # previous one with the end of its window, and the rows `_fill` was given.
+        self._unbuilt: dict[bytes, int] = {}
+        self._unbuilt_current: dict[int, bytes] = {}
+        self._unbuilt_previous: dict[int, tuple[bytes, int]] = {}
+        self._rows: dict[int, Row] = {}
+        self._rights = _Rights()
+        self._instants = _Instants()
         # Retired secrets' digests, and the check's answer to each (naming its token).
         self._retired: dict[bytes, Verdict] = {}
         self._last_used: dict[int, int] = {}
@@ -253,11 +322,21 @@ class CredentialIndex:
 
     async def load(self) -> None:
         """Fill the index from the database (once, when the store opens, before anything
-        else runs: the collector is held off while the rows are read too)."""
+        else runs: the collector is held off while the rows are read too). With `read_row`,
+        only the digests are read: each token's credentials are made on the first check
+        of one of its secrets (`_build`), from its row then."""
         with _collector_paused():
-            self._fill(
-                await self._database.fetch_all(f"SELECT {CREDENTIAL_COLUMNS} FROM tokens"),
-                await self._database.fetch_all(f"SELECT {RETIRED_COLUMNS} FROM retired_secrets"),
+            retired = await self._database.fetch_all(
+                f"SELECT {RETIRED_COLUMNS} FROM retired_secrets"
+            )
+            if self._read_row is None:
+                tokens = await self._database.fetch_all(f"SELECT {CREDENTIAL_COLUMNS} FROM tokens")
+                self._fill(tokens, retired)
+                return
+            self._stash(
+                await self._database.fetch_all(_SECRETS),
+                await self._database.fetch_all(_PREVIOUS_SECRETS),
+                retired,
             )
 
     def follow(
@@ -281,37 +360,83 @@ class CredentialIndex:
         of a token that is gone goes with it."""
         tokens = list(tokens)
         present = {row[0] for row in tokens}
-        for token_id in set(self._by_id) - present:
+        for token_id in (self._by_id.keys() | self._unbuilt_current.keys()) - present:
             self._forget_id(token_id)
-        self._by_digest.clear()
-        self._by_id.clear()
-        self._previous_by_id.clear()
-        self._retired.clear()
+        for known in (
+            self._by_digest,
+            self._by_id,
+            self._previous_by_id,
+            self._unbuilt,
+            self._unbuilt_current,
+            self._unbuilt_previous,
+            self._rows,
+            self._retired,
+            self._rights,
+            self._instants,
+        ):
+            known.clear()
         self._fill(tokens, retired)
 
     def _fill(self, tokens: Iterable[Row], retired: Iterable[Row]) -> None:
-        rights, instants = _Rights(), _Instants()
-        by_digest, by_id, previous_by_id = self._by_digest, self._by_id, self._previous_by_id
+        """Take `tokens` (`CREDENTIAL_COLUMNS` rows) as they are, their credentials made
+        from them on first use, and `retired` (`RETIRED_COLUMNS`)."""
+        tokens = tokens if isinstance(tokens, list) else list(tokens)
         with _collector_paused():
-            for token_id, sid, name, enabled, version, stored, stops_at, *digests in tokens:
-                current, previous, until = digests
-                # The versions, rights and instants are shared: a few of each, many tokens.
-                token = (
-                    token_id,
-                    sid,
-                    name,
-                    bool(enabled),
-                    sys.intern(version),
-                    rights[stored],
-                    stops_at,
-                    instants[stops_at],
-                )
-                by_id[token_id] = by_digest[current] = _credential(current, *token, None)
-                if previous is not None:
-                    credential = _credential(previous, *token, until)
-                    previous_by_id[token_id] = by_digest[previous] = credential
-            for digest, token_id in retired:
-                self._retired[digest] = _retired_verdict(token_id, digest)
+            self._rows.update(zip(map(_ROW_ID, tokens), tokens, strict=True))
+            self._stash(
+                list(zip(map(_ROW_SECRET, tokens), map(_ROW_ID, tokens), strict=True)),
+                [(row[8], row[0], row[9]) for row in filter(_ROW_PREVIOUS, tokens)],
+                retired,
+            )
+
+    def _stash(self, secrets: list[Row], previous: Iterable[Row], retired: Iterable[Row]) -> None:
+        """Take the tokens of `secrets` (digest, id) and `previous` (digest, id, end of its
+        window) as not built yet, and the `retired` secrets (digest, id). A store opens
+        with every token, most not checked for a while: the maps are made by C loops
+        (update, zip, map), no Python code running per token, and `_build` makes each
+        token's credentials when first needed."""
+        self._unbuilt.update(secrets)
+        self._unbuilt_current.update(zip(map(_SECOND, secrets), map(_FIRST, secrets), strict=True))
+        for digest, token_id, until in previous:
+            self._unbuilt[digest] = token_id
+            self._unbuilt_previous[token_id] = (digest, until)
+        for digest, token_id in retired:
+            self._retired[digest] = _retired_verdict(token_id, digest)
+
+    def _build(self, token_id: int) -> bool:
+        """Make the credentials of the token `token_id`, not built yet, from its row: the
+        one `_fill` kept, else the one `read_row` reads now. False, the token left as it
+        is, if it has no row any more: it was deleted, and `forget` is about to take that.
+
+        The row read is as committed, so may be newer than the index while a change's
+        `after_commit` is under way: its state is taken with the digests the index knows,
+        as `remember`, which follows at once, takes the change."""
+        row = self._rows.pop(token_id, None)
+        if row is None and self._read_row is not None:
+            row = self._read_row(token_id)
+        if row is None:
+            return False
+        _, sid, name, enabled, version, stored, stops_at, *_ = row
+        # The versions, rights and instants are shared: a few of each, many tokens.
+        token = (
+            token_id,
+            sid,
+            name,
+            bool(enabled),
+            sys.intern(version),
+            self._rights[stored],
+            stops_at,
+            self._instants[stops_at],
+        )
+        current = self._unbuilt_current.pop(token_id)
+        del self._unbuilt[current]
+        self._put(_credential(current, *token, None))
+        previous = self._unbuilt_previous.pop(token_id, None)
+        if previous is not None:
+            digest, until = previous
+            del self._unbuilt[digest]
+            self._put_previous(_credential(digest, *token, until))
+        return True
 
     # The auth check ---------------------------------------------------------------------
 
@@ -327,7 +452,11 @@ class CredentialIndex:
         digest = self._hasher.digest(secret)
         credential = self._by_digest.get(digest)
         if credential is None:
-            return self._retired.get(digest, _UNKNOWN)
+            # Its token's first check since the store opened, or an unknown or retired secret.
+            token_id = self._unbuilt.get(digest)
+            if token_id is None or not self._build(token_id):
+                return self._retired.get(digest, _UNKNOWN)
+            credential = self._by_digest[digest]
         now = self._clock()
         # A secret that no longer works is counted as presented, whatever the SID with it.
         until = credential.until
@@ -370,8 +499,9 @@ class CredentialIndex:
         one), whatever its state or API access."""
         if not is_valid_secret(secret):
             return None
-        credential = self._by_digest.get(self._hasher.digest(secret))
-        return None if credential is None else credential.authorized.id
+        digest = self._hasher.digest(secret)
+        credential = self._by_digest.get(digest)
+        return self._unbuilt.get(digest) if credential is None else credential.authorized.id
 
     def live_secret(self, secret: str) -> LiveSecret | None:
         """Whose `secret` is while it is live: the current secret of any token, whatever
@@ -382,17 +512,27 @@ class CredentialIndex:
             return None
         digest = self._hasher.digest(secret)
         credential = self._by_digest.get(digest)
-        if credential is None:
-            return None
-        until = credential.until
+        if credential is not None:
+            token_id, which, until = (
+                credential.authorized.id,
+                credential.authorized.secret_used,
+                credential.until,
+            )
+        else:
+            unbuilt = self._unbuilt.get(digest)
+            if unbuilt is None:
+                return None
+            token_id, which, until = unbuilt, "current", None
+            if self._unbuilt_current[token_id] != digest:
+                which, until = "previous", self._unbuilt_previous[token_id][1]
         if until is not None and self._clock() >= until:
             return None
-        return LiveSecret(credential.authorized.id, credential.authorized.secret_used, digest)
+        return LiveSecret(token_id, which, digest)
 
     @property
     def count(self) -> int:
         """How many tokens exist: exact, since the index follows every commit."""
-        return len(self._by_id)
+        return len(self._by_id) + len(self._unbuilt_current)
 
     # Kept exact by the token lifecycle ---------------------------------------------------
 
@@ -404,17 +544,12 @@ class CredentialIndex:
         digest, and `previous_until` set) makes the replaced secret the previous one; a
         digest the token no longer has as current or previous is retired (a Reset without
         a window, End grace, Disable)."""
-        known = self._by_id.get(token.id)
+        known, earlier_digest = self._take_secrets(token.id)
         if digest is None:
             if known is None:
                 return
-            digest = known.digest
-        earlier = self._previous_by_id.pop(token.id, None)
-        for dropped in (known, earlier):
-            if dropped is not None:
-                del self._by_digest[dropped.digest]
-        replaced = None if known is None or known.digest == digest else known.digest
-        earlier_digest = None if earlier is None else earlier.digest
+            digest = known
+        replaced = None if known is None or known == digest else known
         previous = None
         if token.previous_until is not None:
             previous = replaced if replaced is not None else earlier_digest
@@ -433,6 +568,11 @@ class CredentialIndex:
         if earlier is not None:
             del self._by_digest[earlier.digest]
             self._retired[earlier.digest] = earlier.retired
+        unbuilt = self._unbuilt_previous.pop(token_id, None)
+        if unbuilt is not None:
+            digest = unbuilt[0]
+            del self._unbuilt[digest]
+            self._retired[digest] = _retired_verdict(token_id, digest)
         self._previous_used.pop(token_id, None)
 
     def drop_retired(self, digests: set[bytes]) -> None:
@@ -453,18 +593,34 @@ class CredentialIndex:
         self._previous_used.pop(token_id, None)
 
     def _drop_secrets(self, token_id: int) -> None:
-        for credential in (
-            self._by_id.pop(token_id, None),
-            self._previous_by_id.pop(token_id, None),
-        ):
-            if credential is not None:
-                del self._by_digest[credential.digest]
+        self._take_secrets(token_id)
         for digest in [
             digest
             for digest, verdict in self._retired.items()
             if verdict.retired_token_id == token_id
         ]:
             del self._retired[digest]
+
+    def _take_secrets(self, token_id: int) -> tuple[bytes | None, bytes | None]:
+        """Remove the token's current and previous secrets, built or not; their digests."""
+        current = self._by_id.pop(token_id, None)
+        if current is not None:
+            del self._by_digest[current.digest]
+            previous = self._previous_by_id.pop(token_id, None)
+            if previous is None:
+                return current.digest, None
+            del self._by_digest[previous.digest]
+            return current.digest, previous.digest
+        self._rows.pop(token_id, None)
+        digest = self._unbuilt_current.pop(token_id, None)
+        if digest is None:
+            return None, None
+        del self._unbuilt[digest]
+        unbuilt = self._unbuilt_previous.pop(token_id, None)
+        if unbuilt is None:
+            return digest, None
+        del self._unbuilt[unbuilt[0]]
+        return digest, unbuilt[0]
 
     def _put(self, credential: _Credential) -> None:
         self._by_id[credential.authorized.id] = credential
@@ -479,7 +635,10 @@ class CredentialIndex:
         if digest in self._retired:
             return True
         credential = self._by_digest.get(digest)
-        return credential is not None and credential.until is not None
+        if credential is not None:
+            return credential.until is not None
+        token_id = self._unbuilt.get(digest)
+        return token_id is not None and self._unbuilt_current[token_id] != digest
 
     # Last-used times --------------------------------------------------------------------
 

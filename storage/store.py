@@ -30,7 +30,7 @@ from pathlib import Path
 
 from storage.account import AccountSettings
 from storage.audit import AuditLog
-from storage.credential_index import CredentialIndex
+from storage.credential_index import CredentialIndex, SqliteRows
 from storage.credentials import SecretHasher
 from storage.currency import Currency, follower
 from storage.database import SqliteDatabase
@@ -70,9 +70,11 @@ class Store:
         clock: Callable[[], float],
         max_lifetime_days: int,
         currency: Currency | None = None,
+        rows: SqliteRows | None = None,
     ) -> None:
         self._database = database
         self._currency = currency
+        self._rows = rows
         # What the app reads "now" and the expiry rules from, so that it agrees with the store.
         self.clock = clock
         self.max_lifetime_days = max_lifetime_days
@@ -122,16 +124,24 @@ class Store:
 
         database: Database
         currency: Currency | None = None
+        rows: SqliteRows | None = None
         if database_url is not None:
             database = await PostgresDatabase.open(
                 database_url, connect_wait_seconds=connect_wait_seconds
             )
         elif path is not None:
             database = await SqliteDatabase.open(path)
+            try:
+                rows = SqliteRows(path)
+            except BaseException:
+                await database.close()
+                raise
         else:
             raise ValueError("a store needs a database file or a PostgreSQL URL")
         account = AccountSettings(database, clock=clock)
-        credentials = CredentialIndex(database, hasher=hasher, account=account, clock=clock)
+        credentials = CredentialIndex(
+            database, hasher=hasher, account=account, clock=clock, read_row=rows
+        )
         try:
             await _check_key(database, hasher)
             await _check_catalog(database, api_versions, scopes)
@@ -149,6 +159,8 @@ class Store:
         except BaseException:
             if currency is not None:
                 await currency.close()
+            if rows is not None:
+                rows.close()
             await database.close()
             raise
         return cls(
@@ -175,6 +187,7 @@ class Store:
             clock=clock,
             max_lifetime_days=max_lifetime_days,
             currency=currency,
+            rows=rows,
         )
 
     async def close(self) -> None:
@@ -190,6 +203,8 @@ class Store:
         finally:
             if self._currency is not None:
                 await self._currency.close()
+            if self._rows is not None:
+                self._rows.close()
             await self._database.close()
 
     async def is_healthy(self) -> bool:

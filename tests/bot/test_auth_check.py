@@ -15,13 +15,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
+from bot.auth_check import add_auth_check
 from bot.settings import Settings
+from storage.credential_index import SqliteRows
 from storage.credentials import generate_secret
+from storage.errors import StoreBusy
 from storage.models import IssuedToken, TokenEdit
+from storage.sql import Row
 from storage.store import Store
-from tests.bot.conftest import ADMIN
+from tests.bot.conftest import ADMIN, served
 from tests.bot.doubles import WallClock
+from tests.conftest import OpenStore
 from tests.store_support import days_ahead
 
 METHODS = ("GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS", "PATCH")
@@ -288,3 +294,39 @@ async def test_a_new_date_brings_an_expired_token_back(
         == body["expires_at"]
         == f"{stop_instant(later):%Y-%m-%dT%H:%M:%SZ}"
     )
+
+
+async def test_a_first_check_the_database_cannot_answer_at_once_is_a_503(
+    open_store: OpenStore, expires_on: date, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store opens knowing only whose each digest is: a token's first check reads its row.
+    If the database cannot give it at once (another process holding the file exclusively,
+    injected here: SQLite's own readers never wait for its writer), the gateway is told to
+    try again, and the next check that can read the row is answered."""
+    first = await open_store()
+    await first.account.set_api_access(actor=ADMIN, enabled=True)
+    issued = await first.tokens.create(
+        actor=ADMIN,
+        name="Not checked since start-up",
+        access_rights=["reports:read"],
+        primary_contact=ADMIN,
+        expires_on=expires_on,
+    )
+    await first.close()
+    store = await open_store()
+    web_app = web.Application()
+    add_auth_check(web_app, store)
+    read_row = SqliteRows.__call__
+
+    def locked(rows: SqliteRows, token_id: int) -> Row | None:
+        raise StoreBusy()
+
+    async with served(web_app) as url, aiohttp.ClientSession(base_url=url) as gateway:
+        monkeypatch.setattr(SqliteRows, "__call__", locked)
+        status, headers, body = await check(gateway, bearer(issued.secret))
+        assert (status, body) == (503, {"active": False})
+        assert headers["Retry-After"] == "1"
+        assert headers["Cache-Control"] == "no-store"
+        monkeypatch.setattr(SqliteRows, "__call__", read_row)
+        status, headers, body = await check(gateway, bearer(issued.secret))
+        assert status == 200 and body["sid"] == issued.token.sid
