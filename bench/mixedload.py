@@ -49,8 +49,9 @@ import aiohttp
 from verdict import judge
 
 from bot.app import create_app
-from bot.server import create_web_app
+from bot.server import create_web_app, settle_heap
 from bot.settings import Settings, store_options
+from bot.slack_client import create_web_client, sharing_connections
 from slack_standin.client import SlackClient
 from slack_standin.server import SlackStandIn
 from storage.store import Store
@@ -118,15 +119,20 @@ async def sqlite_app(directory: Path) -> AsyncIterator[Served]:
         )
         store = await Store.open(**store_options(settings))
         try:
-            web_app = create_web_app(store, create_app(settings, store), serve_slack_events=True)
-            async with (
-                served(web_app) as url,
-                SlackClient(
-                    f"{url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
-                ) as slack,
-                aiohttp.ClientSession(base_url=url) as gateway,
-            ):
-                yield Served(standin, store, slack, gateway, directory / "tokendesk.db")
+            # As bot/server.py serves: calls to Slack on kept-alive connections, and the
+            # heap settled once the app is built.
+            async with sharing_connections(create_web_client(settings)) as client:
+                bolt = create_app(settings, store, client=client)
+                web_app = create_web_app(store, bolt, serve_slack_events=True)
+                settle_heap()
+                async with (
+                    served(web_app) as url,
+                    SlackClient(
+                        f"{url}/slack/events", signing_secret=SIGNING_SECRET, standin=standin
+                    ) as slack,
+                    aiohttp.ClientSession(base_url=url) as gateway,
+                ):
+                    yield Served(standin, store, slack, gateway, directory / "tokendesk.db")
         finally:
             await store.close()
 

@@ -32,8 +32,6 @@ from bot.slack_client import create_web_client
 from bot.surfaces import home_teller
 from storage.store import Store
 
-logger = logging.getLogger(__name__)
-
 
 def create_app(
     settings: Settings,
@@ -127,6 +125,11 @@ def _bolt_app(
         "signing_secret": signing_secret,
         "logger": logger,
         "raise_error_for_unhandled_request": False,
+        # Each request's listener runs in the request, and the ack is sent when it returns:
+        # Bolt otherwise runs it as a task and polls every 10 ms for its ack, which cost
+        # every ack under load. Listeners ack, and hand what calls Slack to `after_ack`, so
+        # that no ack waits on Slack (bot/background.py).
+        "process_before_response": True,
     }
     try:
         return AsyncApp(**options) if metrics is None else _MeasuredApp(metrics=metrics, **options)
@@ -141,30 +144,21 @@ def _kind(body: dict[str, Any]) -> str:
 
 
 async def handle_error(
-    error: Exception,
-    body: dict[str, Any],
-    response: BoltResponse | None,
-    respond: Respond | None = None,
-) -> BoltResponse | None:
-    """Registered with `app.error`. `response` is None once the request was acknowledged."""
+    error: Exception, body: dict[str, Any], respond: Respond | None = None
+) -> BoltResponse:
+    """Registered with `app.error`. A request is answered once its listener returned
+    (`process_before_response`), so what this returns is the answer, in place of any ack
+    the listener made before it failed."""
     text = user_message(error)
     kind = _kind(body)
     if kind == "view_submission":
-        if response is not None:
-            return BoltResponse(
-                status=200,
-                body={"response_action": "update", "view": message_view(text).to_dict()},
-            )
-        logger.info("a modal submission failed after its ack: %s", type(error).__name__)
-        return None
-    if response is not None:
-        if kind == "command":
-            return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
-        if respond is not None:
-            # Posting to the response_url before answering would delay the ack.
-            reply = respond(text=text, response_type="ephemeral", replace_original=False)
-            after_ack(reply, respond=None)
-        return BoltResponse(status=200, body="")
+        return BoltResponse(
+            status=200, body={"response_action": "update", "view": message_view(text).to_dict()}
+        )
+    if kind == "command":
+        return BoltResponse(status=200, body={"response_type": "ephemeral", "text": text})
     if respond is not None:
-        await respond(text=text, response_type="ephemeral", replace_original=False)
-    return None
+        # Posting to the response_url before answering would delay the ack.
+        reply = respond(text=text, response_type="ephemeral", replace_original=False)
+        after_ack(reply, respond=None)
+    return BoltResponse(status=200, body="")

@@ -11,6 +11,8 @@ import secrets
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from aiohttp import ClientSession
+
 from bot.blocks import notices
 from bot.blocks.common import Message
 from bot.blocks.token_list import Notice, render_token_list
@@ -47,11 +49,18 @@ async def list_message(store: Store, *, view: ListView, notice: Notice | None = 
 
 
 async def refresh_list(
-    store: Store, response_url: str | None, *, view: ListView, notice: Notice | None = None
+    store: Store,
+    response_url: str | None,
+    *,
+    view: ListView,
+    notice: Notice | None = None,
+    session: ClientSession | None = None,
 ) -> None:
-    """Replace the list behind `response_url` (an ephemeral message has no other handle)."""
+    """Replace the list behind `response_url` (an ephemeral message has no other handle),
+    posted on `session`'s connections if given (bot/slack_client.py, `replace_message`)."""
     if response_url is not None:
-        await replace_message(response_url, await list_message(store, view=view, notice=notice))
+        message = await list_message(store, view=view, notice=notice)
+        await replace_message(response_url, message, session=session)
 
 
 def _render(store: Store, page: TokenPage, view: ListView, notice: Notice | None) -> Message:

@@ -264,10 +264,15 @@ def _log_failure(what: str, error: BaseException) -> None:
     logger.warning("%s: %s %s", what, type(error).__name__, reason)
 
 
-async def replace_message(response_url: str, message: Message) -> bool:
+async def replace_message(
+    response_url: str, message: Message, *, session: ClientSession | None = None
+) -> bool:
     """Replace the message behind `response_url`; whether Slack took it. If Slack refuses
-    the blocks, the user is still told, in plain text, to look again."""
-    hook = AsyncWebhookClient(url=response_url, timeout=WEBHOOK_TIMEOUT_SECONDS)
+    the blocks, the user is still told, in plain text, to look again. `session`: kept-alive
+    connections to post on (a client's, see `sharing_connections`); without, a connection of
+    its own. A kept-alive connection Slack closed meanwhile is retried once: replacing a
+    message twice shows it once."""
+    hook = AsyncWebhookClient(url=response_url, timeout=WEBHOOK_TIMEOUT_SECONDS, session=session)
     try:
         answer = await hook.send_dict(
             {"replace_original": True, "response_type": "ephemeral", **message.as_dict()}

@@ -48,7 +48,9 @@ class Surface:
             await update_token_dm(self.client, self.store, dm, notice)
         else:
             view = list_view_of(self.body)
-            await refresh_list(self.store, response_url_of(self.body), view=view, notice=notice)
+            url = response_url_of(self.body)
+            session = self.client.session
+            await refresh_list(self.store, url, view=view, notice=notice, session=session)
         if clicker is not None:
             await self.home.publish(clicker)
 
@@ -96,7 +98,13 @@ class ModalOrigin:
             if url is None:
                 reached = False
             else:
-                refresh = refresh_list(self.store, url, view=context.list_view, notice=notice)
+                refresh = refresh_list(
+                    self.store,
+                    url,
+                    view=context.list_view,
+                    notice=notice,
+                    session=self.client.session,
+                )
                 after_ack(refresh, respond=None)
         self.home.publish_soon(self.actor)
         return reached

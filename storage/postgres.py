@@ -260,6 +260,7 @@ class PostgresDatabase:
             server_settings=SERVER_SETTINGS,
             timeout=CONNECT_SECONDS,
             command_timeout=COMMAND_SECONDS,
+            reset=_keep_session,
         )
         try:
             writer = await _connect(url)
@@ -339,14 +340,34 @@ class PostgresDatabase:
             try:
                 yield bool(held)
             finally:
-                # A lost connection released it with its session.
                 if held:
-                    with contextlib.suppress(*CONNECTION_ERRORS):
-                        await connection.execute("SELECT pg_advisory_unlock($1)", lock)
+                    await _unlock(connection, lock)
 
     def acquire(self) -> Any:
         """A connection of the pool, for the currency loop and the operator commands."""
         return self._pool.acquire()
+
+
+async def _unlock(connection: Any, lock: int) -> None:
+    """Release the advisory `lock` the session of `connection` holds. The pool does not
+    release it (`_keep_session`): if the unlock fails, the session ends, and the lock with
+    it, rather than going back to the pool still held."""
+    try:
+        await connection.execute("SELECT pg_advisory_unlock($1)", lock)
+    except CONNECTION_ERRORS:
+        pass  # a lost connection released it with its session
+    except BaseException:
+        connection.terminate()
+        raise
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset of a connection it takes back, in place of asyncpg's, which sends
+    `pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every release: a round
+    trip that each read waited for. The pool's connections leave nothing of that behind:
+    their statements set nothing (SERVER_SETTINGS are the session's own), listen to no
+    channel and keep no cursor open, and `exclusive` unlocks its lock itself; a transaction
+    left open is still rolled back by the pool before this is called."""
 
 
 # Sent when each connection starts, so that they hold for its whole life: a pool's `RESET

@@ -9,6 +9,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from slack_bolt.context.async_context import AsyncBoltContext
 
+from bot.background import after_ack
 from bot.home import HomeTab
 from bot.ids import Event
 from bot.inputs.payloads import event_group_id, event_user
@@ -42,10 +43,15 @@ async def user_change(
     user_id, user = changed
     status = status_of(user, team_id=context.team_id)
     learned = UserStatus(user_id, status, wall_time(time.time()))
-    await store.roles.record_statuses(statuses=[learned])
-    if not status.may_hold_a_role:
-        # A guest, a bot, a deactivated user: their Home shows token data no more.
-        home.publish_soon(user_id)
+
+    async def record() -> None:
+        await store.roles.record_statuses(statuses=[learned])
+        if not status.may_hold_a_role:
+            # A guest, a bot, a deactivated user: their Home shows token data no more.
+            await home.publish(user_id)
+
+    # The ack waits for the listener: a write that waits for the database would delay it.
+    after_ack(record(), respond=None)
 
 
 async def ignore() -> None:
@@ -57,4 +63,4 @@ async def app_home_opened(event: dict[str, Any], home: HomeTab) -> None:
     tab (where the DMs live), which needs nothing."""
     user_id = event.get("user")
     if event.get("tab") == "home" and isinstance(user_id, str):
-        await home.publish(user_id)
+        home.publish_soon(user_id)

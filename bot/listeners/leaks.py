@@ -14,8 +14,8 @@ For each new report, in this order: the alerts channel; one thread reply in the 
 poster if they hold a role (Reset now and Disable now for role holders); a poster without a
 role is told to delete the message, without token data.
 
-Bolt acknowledges an event before its listener runs; the work is handed to `after_ack` so
-that shutdown lets it finish.
+Bolt acknowledges an event once its listener returns; the work is handed to `after_ack`, so
+that the ack waits for none of it and shutdown lets it finish.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncRespond
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.background import after_ack
 from bot.ids import ActionId
@@ -45,27 +46,39 @@ async def search_command(command: SubCommand) -> None:
 
 
 async def filters_changed(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, store: Store
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
 ) -> None:
     await ack()
     view = list_view_of(body).at(0)
-    after_ack(refresh_list(store, response_url_of(body), view=view), respond=respond)
+    refresh = refresh_list(store, response_url_of(body), view=view, session=client.session)
+    after_ack(refresh, respond=respond)
 
 
 async def filters_cleared(
-    ack: AsyncAck, body: dict[str, Any], respond: AsyncRespond, store: Store
+    ack: AsyncAck,
+    body: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    store: Store,
 ) -> None:
     await ack()
-    after_ack(refresh_list(store, response_url_of(body), view=ListView()), respond=respond)
+    refresh = refresh_list(store, response_url_of(body), view=ListView(), session=client.session)
+    after_ack(refresh, respond=respond)
 
 
 async def page_turned(
     ack: AsyncAck,
     body: dict[str, Any],
     action: dict[str, Any],
+    client: AsyncWebClient,
     respond: AsyncRespond,
     store: Store,
 ) -> None:
     await ack()
     view = list_view_of(body).at(page_offset(action))
-    after_ack(refresh_list(store, response_url_of(body), view=view), respond=respond)
+    refresh = refresh_list(store, response_url_of(body), view=view, session=client.session)
+    after_ack(refresh, respond=respond)
