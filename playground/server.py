@@ -446,6 +446,10 @@ def _json_api(handler: ApiHandler) -> Handler:
             return _error(404, _reason(error))
         except (ValueError, NotImplementedError) as error:
             return _error(400, _reason(error))
+        # The app acks first and then does what the interaction asked of Slack (a modal to
+        # open, a list to refresh, DMs): the page is answered once that is done too, so that
+        # the state it reads next shows the interaction's whole outcome.
+        await drain()
         return web.json_response({"version": playground.standin.version, **result})
 
     return answer
