@@ -61,6 +61,8 @@ THINK = (0.1, 0.5)  # seconds a user pauses between steps
 GATEWAY_WORKERS = 4
 GATEWAY_PAUSE = 0.001  # between one worker's checks: hammering, not spinning the loop
 SID_IN_SECRET_VIEW = re.compile(r"\*SID\*\n`(TD[0-9A-F]{20})`")
+# The scheduler's DM to a token's contact about a retired secret presented again.
+SID_IN_RETIRED_NOTICE = re.compile(r"An old secret of \*.*?\* \(`(TD[0-9A-F]{20})`\) was presented")
 FLOWS = (("list", 2), ("filter", 3), ("page", 2), ("create", 2), ("reset", 3), ("disable", 1))
 SLACK_KINDS = ("slash_command", "block_actions", "view_submission")
 
@@ -700,8 +702,10 @@ async def check_outcome(
 ) -> None:
     """Asserts every answer of `run` and every invariant after it: no problem any user met,
     every ack in time, everything sent to Slack valid and accepted, the DMs owed and no
-    more, the gateway's answers (see `gateway` for `shared_database`), the tokens and their
-    secrets, the audit log; and, on SQLite (`sqlite_file`), the database's integrity."""
+    more (with `shared_database`, the instances' scheduler's notices too: one at most per
+    replaced secret), the gateway's answers (see `gateway` for `shared_database`), the
+    tokens and their secrets, the audit log; and, on SQLite (`sqlite_file`), the
+    database's integrity."""
     ledger, report = run.ledger, run.report
     slack_times = {kind: run.timings.by_kind.get(kind, []) for kind in SLACK_KINDS}
     assert ledger.problems == [], ledger.problems[:20]
@@ -722,11 +726,24 @@ async def check_outcome(
             assert not SECRET_SHAPE.search(json.dumps(call.args)), "a secret in a DM"
 
     # Reset told the contact and the actor, disable the contact: one DM each, no more,
-    # each posted to the user id directly.
-    delivered = Counter(
-        str(call.args.get("channel")) for call in standin.calls_to("chat.postMessage")
-    )
+    # each posted to the user id directly. Instances (`python -m bot`) run the scheduler
+    # too: its first pass, seconds after start-up, tells a token's contact once about each
+    # replaced secret the gateway presented since; the app in this process runs none.
+    delivered: Counter[str] = Counter()
+    notices: Counter[str] = Counter()  # retired-secret notices, by SID
+    for call in standin.calls_to("chat.postMessage"):
+        channel = str(call.args.get("channel"))
+        notice = SID_IN_RETIRED_NOTICE.search(json.dumps(call.args.get("blocks")))
+        if notice is None:
+            delivered[channel] += 1
+            continue
+        sid = notice.group(1)
+        assert channel == ledger.contact.get(sid), ("a notice to another", channel, sid)
+        notices[sid] += 1
     assert delivered == Counter(ledger.dms), (delivered, ledger.dms)
+    assert shared_database or not notices, notices
+    for sid, told in notices.items():
+        assert told < len(ledger.issued[sid]), ("more notices than secrets replaced", sid)
     assert standin.calls_to("conversations.open") == [], "a DM opened a conversation"
 
     # The gateway: only the 401s it should get.

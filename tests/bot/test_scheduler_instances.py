@@ -335,3 +335,31 @@ async def test_presentations_of_a_retired_secret_on_two_instances_add_up(
     assert await other.credentials.flush_last_used() == 0
     summary = (await store.token_reads.get(token_id=new.token.id)).retired
     assert summary is not None and summary.presented == 7
+
+
+async def test_a_retired_secret_presented_to_two_instances_is_told_once(
+    seed: Seed,
+    store: Store,
+    other: Store,
+    scheduler_for: MakeScheduler,
+    standin: SlackStandIn,
+) -> None:
+    await store.account.set_api_access(actor=ADMIN, enabled=True)
+    old = await seed("Forgotten hook", lifetime_days=90)
+    await store.tokens.reset(
+        actor=ADMIN,
+        token_id=old.token.id,
+        row_version=old.token.row_version,
+        expires_on=old.token.expires_on,
+    )
+    present(store, old.secret, "203.0.113.1", "hook/1")
+    present(other, old.secret, "203.0.113.2", "hook/2")
+    schedulers = [scheduler_for(store), scheduler_for(other)]
+    await together(schedulers)
+    await nothing_left(schedulers)
+    told = [
+        call.args["channel"]
+        for call in standin.calls_to("chat.postMessage")
+        if "An old secret of Forgotten hook" in str(call.args.get("text"))
+    ]
+    assert told == [ADMIN]
