@@ -67,20 +67,29 @@ class _Cursor:
 
 
 class _Executed:
-    """A statement, run when awaited or entered with `async with`, as aiosqlite's are."""
+    """A statement, run when awaited or entered with `async with`, as aiosqlite's are: on
+    the event loop, or in `thread` if given."""
 
-    def __init__(self, run: Callable[[], sqlite3.Cursor]) -> None:
+    def __init__(
+        self, run: Callable[[], sqlite3.Cursor], thread: ThreadPoolExecutor | None = None
+    ) -> None:
         self._run = run
+        self._thread = thread
         self._cursor: sqlite3.Cursor | None = None
 
+    async def _ran(self) -> sqlite3.Cursor:
+        if self._thread is None:
+            return self._run()
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._run)
+
     async def _cursor_now(self) -> _Cursor:
-        return _Cursor(self._run())
+        return _Cursor(await self._ran())
 
     def __await__(self) -> Generator[Any, None, _Cursor]:
         return self._cursor_now().__await__()
 
     async def __aenter__(self) -> _Cursor:
-        self._cursor = self._run()
+        self._cursor = await self._ran()
         return _Cursor(self._cursor)
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
@@ -90,23 +99,31 @@ class _Executed:
 
 class _WriterConnection:
     """The writer inside a change, in the shape storage/sql.py `Connection` describes: each
-    statement runs on the event loop when awaited."""
+    statement runs on the event loop when awaited, but a batch (`executemany`, a flush
+    writing every use; `execute_fetchall`, a scheduler pass marking a thousand reminders in
+    one statement), which runs in the writer's thread so as not to hold the loop for
+    milliseconds."""
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: sqlite3.Connection, thread: ThreadPoolExecutor) -> None:
         self._connection = connection
+        self._thread = thread
 
     def execute(self, sql: str, parameters: Iterable[Any] | None = None) -> _Executed:
         return _Executed(lambda: self._connection.execute(sql, tuple(parameters or ())))
 
     def executemany(self, sql: str, parameters: Iterable[Iterable[Any]]) -> _Executed:
         return _Executed(
-            lambda: self._connection.executemany(sql, (tuple(row) for row in parameters))
+            lambda: self._connection.executemany(sql, (tuple(row) for row in parameters)),
+            self._thread,
         )
 
     async def execute_fetchall(
         self, sql: str, parameters: Iterable[Any] | None = None
     ) -> list[Any]:
-        return self._connection.execute(sql, tuple(parameters or ())).fetchall()
+        arguments = tuple(parameters or ())
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, lambda: self._connection.execute(sql, arguments).fetchall()
+        )
 
 
 class SqliteDatabase:
@@ -236,7 +253,7 @@ class SqliteDatabase:
         try:
             await self._begin()
             try:
-                result = await change(_WriterConnection(writer))
+                result = await change(_WriterConnection(writer, self._writer_thread))
                 await self._in_writer_thread(writer.execute, "COMMIT")
             except BaseException:
                 if writer.in_transaction:

@@ -33,7 +33,7 @@ from storage.models import (
     TokenFilter,
     TokenPage,
 )
-from storage.sql import Connection, Database, Row, both, postgres_text
+from storage.sql import Connection, Database, Row, both
 
 DAY = 86_400
 PAGE_MAX = 100
@@ -279,20 +279,28 @@ class TokenReads:
         now = int(self._clock())
         since = now - UNUSED_DAYS * DAY
         recently_used = json.dumps(self._credentials.used_since(since))
-        query = _NEEDING_ATTENTION if expiry_required else _NEEDING_ATTENTION_BUT_EXPIRY
-        expiring_until = now + EXPIRING_SOON_DAYS * DAY
-        rows = await self._database.fetch_all(
-            query, (now, expiring_until, since, recently_used, limit)
-        )
+        steps: list[tuple[Attention, str, tuple[Any, ...]]] = [
+            (Attention.LEAKED, _LEAKED, ()),
+            (Attention.EXPIRED, _EXPIRED, (now,)),
+            (Attention.EXPIRING, _EXPIRING, (now, now + EXPIRING_SOON_DAYS * DAY)),
+            (Attention.OLD_SECRET_PRESENTED, _OLD_SECRET_PRESENTED, ()),
+            (Attention.UNUSED, _IDLE, (since, recently_used)),
+            (Attention.UNUSED, _UNUSED_SINCE_EVENT, (since, recently_used)),
+        ]
+        if expiry_required:
+            steps.append((Attention.NO_EXPIRY, _NO_EXPIRY, ()))
         found: dict[int, AttentionItem] = {}
-        for row in rows:
+        for reason, query, parameters in steps:
+            if len(found) == limit:
+                break
             # A step that answers fewer rows than asked answered all its tokens, so every
-            # token of an earlier reason is among those found: asking each for `limit` rows
-            # (as many as are wanted, and as many more as were found) skips them all.
-            token = token_of(row)
-            if token.id not in found and len(found) < limit:
-                reason = _ATTENTION_STEPS[row[_STEP_COLUMN]]
-                found[token.id] = AttentionItem(self._credentials.with_last_used(token), reason)
+            # token of an earlier reason is among those found: asking for `limit` rows (as
+            # many as are still wanted, and as many more as were found) skips them all.
+            rows = await self._database.fetch_all(query, (*parameters, limit))
+            for row in rows:
+                token = token_of(row)
+                if token.id not in found and len(found) < limit:
+                    found[token.id] = AttentionItem(self._credentials.with_last_used(token), reason)
         return list(found.values())
 
     async def _finds_few(self, filters: TokenFilter) -> bool:
@@ -529,62 +537,4 @@ _NO_EXPIRY = both(
     " ORDER BY t.created_at, t.id LIMIT ?",
     postgres=f"{_POSTGRES_SELECT} WHERE t.expires_at IS NULL AND t.enabled = 1"
     " ORDER BY t.created_at, t.id LIMIT $1",
-)
-
-
-# `needing_attention` in one read: each reason's statement above, as a subquery of a UNION
-# ALL, its rows carrying their step (an index in _ATTENTION_STEPS) and keys that place them
-# in the step's order, which the whole sorts by. Parameters: now, the end of "expiring soon",
-# the start of the Last used window, the ids used within it not written yet (JSON), the
-# limit; `numbers` say which stands for each of a step's own parameters.
-_ATTENTION_STEPS = (
-    Attention.LEAKED,
-    Attention.EXPIRED,
-    Attention.EXPIRING,
-    Attention.OLD_SECRET_PRESENTED,
-    Attention.UNUSED,
-    Attention.UNUSED,
-    Attention.NO_EXPIRY,
-)
-_STEP_COLUMN = 24  # the first column after `COLUMNS`
-# Per step: its statement, its keys (ascending), the numbers of its parameters.
-_ATTENTION_QUERIES: tuple[tuple[str, str, tuple[int, ...]], ...] = (
-    (_LEAKED, "-t.leaked_at, -t.id, 0", (5,)),
-    (_EXPIRED, "t.expires_at, t.id, 0", (1, 5)),
-    (_EXPIRING, "t.expires_at, t.id, 0", (1, 2, 5)),
-    (_OLD_SECRET_PRESENTED, "-p.times, -coalesce(p.last, 0), t.id", (5,)),
-    (_IDLE, "t.last_active_at, t.id, 0", (3, 4, 5)),
-    (_UNUSED_SINCE_EVENT, "t.last_active_at, t.id, 0", (3, 4, 5)),
-    (_NO_EXPIRY, "t.created_at, t.id, 0", (5,)),
-)
-
-
-def _renumbered(statement: str, numbers: tuple[int, ...], *, postgres: bool) -> str:
-    """`statement` with its n-th parameter (`?` in order, `?n` or `$n`) as `numbers[n]`."""
-    order = iter(numbers)
-
-    def number(found: re.Match[str]) -> str:
-        new = next(order) if not found[1] else numbers[int(found[1]) - 1]
-        return f"${new}" if postgres else f"?{new}"
-
-    return re.sub(r"\$(\d+)" if postgres else r"\?(\d*)", number, statement)
-
-
-def _attention_union(steps: int, *, postgres: bool) -> str:
-    select = _POSTGRES_SELECT if postgres else _SELECT
-    columns = POSTGRES_COLUMNS if postgres else COLUMNS
-    parts = []
-    for step, (statement, keys, numbers) in enumerate(_ATTENTION_QUERIES[:steps]):
-        spelled = postgres_text(statement) if postgres else statement
-        assert spelled is not None and spelled.startswith(select)
-        tail = _renumbered(spelled.removeprefix(select), numbers, postgres=postgres)
-        parts.append(f"SELECT * FROM (SELECT {columns}, {step}, {keys}{FROM}{tail}) s{step}")
-    return " UNION ALL ".join(parts) + " ORDER BY 25, 26, 27, 28"
-
-
-_NEEDING_ATTENTION = both(
-    sqlite=_attention_union(7, postgres=False), postgres=_attention_union(7, postgres=True)
-)
-_NEEDING_ATTENTION_BUT_EXPIRY = both(
-    sqlite=_attention_union(6, postgres=False), postgres=_attention_union(6, postgres=True)
 )
