@@ -80,9 +80,10 @@ let refreshes = 0;
 
 async function refresh() {
   const ticket = ++refreshes;
+  const user = page.user;
   let data;
   try {
-    data = await api(`/api/state?user=${encodeURIComponent(page.user)}`);
+    data = await api(`/api/state?user=${encodeURIComponent(user)}`);
   } catch (error) {
     if (ticket === refreshes) toast(`The playground did not answer: ${error.message}`);
     return;
@@ -96,6 +97,8 @@ async function refresh() {
   page.data = data;
   page.version = Math.max(page.version, data.version ?? 0);
   render();
+  // Whose state the page shows, once drawn: a user switch is done when this names them.
+  document.body.dataset.shownUser = user;
 }
 
 async function waitForChanges() {

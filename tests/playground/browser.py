@@ -224,6 +224,8 @@ def sign_in_as(page: Page, user_id: str) -> None:
     """The user switcher set to `user_id`, and the page redrawn for them."""
     page.select_option("#user-switch", user_id)
     page.locator(f"#user-switch option[value='{user_id}']:checked").wait_for(state="attached")
+    # Drawn from their state, not still the previous user's messages.
+    page.locator(f"body[data-shown-user='{user_id}']").wait_for(state="attached")
 
 
 def type_in_channel(page: Page, text: str) -> None:
