@@ -56,7 +56,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 # tests/ is not an installed package: the private cluster's helpers come from the repo.
@@ -67,13 +66,14 @@ import asyncpg
 from aiohttp import web
 from authcheck import (
     CONCURRENCY,
-    NO_SLACK,
     RANDOM_SEED,
     READY,
     Sample,
     Server,
     Wrk,
+    bench_settings,
     fetch,
+    place_of,
     require,
     serve_until_stopped,
     usable_cores,
@@ -91,7 +91,6 @@ from bot.list_message import list_message
 from bot.list_view import ListView
 from bot.logs import configure_logging
 from bot.server import create_web_app, open_store
-from bot.settings import Settings
 from storage.credentials import generate_secret
 from storage.postgres import PostgresDatabase
 from storage.store import Store
@@ -152,31 +151,12 @@ QUICK = Plan(
 )
 
 
-def settings_for(place: str, key_hex: str) -> Settings:
-    """An instance's settings: on the PostgreSQL database at `place` when it is a URL, else
-    on the SQLite file at `place` (set explicitly, whatever the environment says)."""
-    where: dict[str, Any] = (
-        {"tokendesk_database_url": place}
-        if place.startswith("postgresql://")
-        else {"tokendesk_database_url": None, "tokendesk_db": Path(place)}
-    )
-    return Settings(
-        _env_file=None,
-        slack_bot_token="xoxb-bench",
-        slack_signing_secret="bench-signing-secret",
-        slack_api_url=NO_SLACK,
-        tokendesk_secret_key=key_hex,
-        tokendesk_admins=ADMIN,
-        **where,
-    )
-
-
 # The instances, each in a process of its own (`--serve`) ------------------------------------
 
 
 async def serve_instance(place: str, key_hex: str) -> None:
     """Token Desk on `place`, served as bench/authcheck.py serves it."""
-    settings = settings_for(place, key_hex)
+    settings = bench_settings(place_of(place), key_hex)
     configure_logging(settings.tokendesk_log_level)
     store = await open_store(settings)
     try:
@@ -356,7 +336,7 @@ class Seeded:
 
 async def seed_database(place: str, key_hex: str, insert: Callable[[], Awaitable[None]]) -> Store:
     """The real schema made by a Store, the rows inserted, API access on; the store reopened."""
-    settings = settings_for(place, key_hex)
+    settings = bench_settings(place_of(place), key_hex)
     created = await open_store(settings)
     await created.close()
     await insert()
@@ -820,11 +800,11 @@ async def run(
     # The SQLite file is owned by one process: its instance goes, this process opens it.
     await stop_child(lite.process)
     clock = time.perf_counter()
-    shared = await open_store(settings_for(seeded.postgres, key.hex()))
+    shared = await open_store(bench_settings(seeded.postgres, key.hex()))
     started.stores.append(shared)
-    alone = await open_store(settings_for(seeded.alone, key.hex()))
+    alone = await open_store(bench_settings(seeded.alone, key.hex()))
     started.stores.append(alone)
-    on_file = await open_store(settings_for(str(seeded.sqlite), key.hex()))
+    on_file = await open_store(bench_settings(seeded.sqlite, key.hex()))
     started.stores.append(on_file)
     list_samples = await list_times(plan, {SQLITE: on_file, POSTGRES: shared}, rng)
     print(f"timed the /tokens listener in {time.perf_counter() - clock:.0f} s")
