@@ -96,6 +96,11 @@ class Instance:
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
 
+    async def stop(self) -> int:
+        """Asks it to shut down (SIGTERM) and waits until it has; returns its exit status."""
+        self.process.send_signal(signal.SIGTERM)
+        return await asyncio.to_thread(self.process.wait, STOP_TIMEOUT)
+
 
 @dataclass(frozen=True)
 class Answer:
