@@ -47,7 +47,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
-from verdict import judge
+from verdict import inform, judge
 
 from bot.app import create_app
 from bot.server import create_web_app
@@ -262,7 +262,8 @@ async def measure_postgres(seconds: float) -> Outcome:
 
 
 def figures(outcome: Outcome, backend: str, *, judged: bool) -> None:
-    """Each kind's figures, judged when `judged` and the run's answers were right."""
+    """Each kind's figures; when the run's answers were right, the p99 judged against
+    TARGET_MS if `judged`, else reported."""
     run = outcome.run
     load = os.getloadavg()
     print(
@@ -275,8 +276,13 @@ def figures(outcome: Outcome, backend: str, *, judged: bool) -> None:
         p50, p99 = percentile(times, 0.5) * 1000, percentile(times, 0.99) * 1000
         figure = f"mixed load, {backend}: {kind} ack p99 ms / {TARGET_MS:g}"
         verdict = ""
-        if judged and not outcome.wrong:
-            verdict = judge("mixedload", figure, p99 / TARGET_MS, "≤", 1.0)
+        if not outcome.wrong:
+            ratio = p99 / TARGET_MS
+            verdict = (
+                judge("mixedload", figure, ratio, "≤", 1.0)
+                if judged
+                else inform("mixedload", figure, ratio)
+            )
         print(
             f"  {kind:<18}{len(times):>7}{p50:>9.1f}{p99:>9.1f}{max(times) * 1000:>9.1f}  {verdict}"
         )

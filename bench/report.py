@@ -1,4 +1,5 @@
-"""Every benchmark in one run, and one table of the ratios they judge.
+"""Every benchmark in one run, and one table of the ratios they judge (and of the figures
+they report without a target).
 
 Run with `make report` (`--quick` for the short variants, `--show` to print each bench's
 own output too). Each bench records its verdicts through bench/verdict.py; this script
@@ -19,24 +20,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = (
-    "store",
-    "list",
-    "home",
-    "authcheck",
-    "rotation",
-    "metrics",
-    "leakscan",
-    "leakburst",
-    "scheduler",
-    "instances",
-    "mixedload",
-)
+# Each bench, with the arguments it is run with here.
+BENCHES: dict[str, tuple[str, ...]] = {
+    "store": (),
+    "list": (),
+    "home": (),
+    "authcheck": (),
+    "rotation": (),
+    "metrics": (),
+    "leakscan": (),
+    "leakburst": (),
+    "scheduler": (),
+    "instances": (),
+    "mixedload": ("--postgres",),
+}
 
 
 def run(bench: str, *, quick: bool, show: bool, verdicts: Path) -> tuple[int, float]:
     started = time.monotonic()
-    command = [sys.executable, str(HERE / f"{bench}.py"), *(["--quick"] if quick else [])]
+    command = [sys.executable, str(HERE / f"{bench}.py"), *BENCHES[bench]]
+    command += ["--quick"] if quick else []
     environment = os.environ | {"TOKENDESK_BENCH_VERDICTS": str(verdicts)}
     result = subprocess.run(command, env=environment, capture_output=not show, text=True)
     if result.returncode != 0 and not show:
@@ -63,18 +66,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" python {platform.python_version()}, {os.cpu_count()} cores,"
         f" load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
-    print(f"  {'bench':<10}{'figure':<58}{'ratio':>7}  {'target':<8}  verdict")
+    width = max((len(record["figure"]) for record in records), default=6) + 2
+    print(f"  {'bench':<10}{'figure':<{width}}{'ratio':>7}  {'target':<8}  verdict")
     for record in records:
-        verdict = "met" if record["met"] else "MISSED"
+        verdict = {True: "met", False: "MISSED", None: "reported"}[record["met"]]
         print(
-            f"  {record['bench']:<10}{record['figure']:<58}{record['ratio']:>7.2f}"
+            f"  {record['bench']:<10}{record['figure']:<{width}}{record['ratio']:>7.2f}"
             f"  {record['target']:<8}  {verdict}"
         )
     for bench, (code, seconds) in outcomes.items():
         status = "ok" if code == 0 else f"FAILED (exit {code})"
         print(f"  {bench}.py: {status}, {seconds:.0f} s")
     failed = any(code for code, _ in outcomes.values())
-    return 1 if failed or not all(record["met"] for record in records) else 0
+    missed = any(record["met"] is False for record in records)
+    return 1 if failed or missed else 0
 
 
 if __name__ == "__main__":

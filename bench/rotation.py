@@ -8,13 +8,14 @@ One Token Desk server, served as bench/authcheck.py serves it (its own process, 
 tokens, API access on), holds a token reset with a 7-day grace window (its current secret and
 its previous one both pass) and a token reset without one (its old secret is retired: kept
 as a digest, refused with the very 401 of an unknown secret, and counted with its
-presenters off the hot path). Four kinds of request are loaded alternately, in a fresh
-shuffled order each round, with the same tool, concurrency and duration: the current
-secret, the previous secret, the retired secret and an unknown secret (a valid checksum, so
-that it reaches the look-up). The figures are the medians over the rounds of the rates, and
-of the server's CPU time per request, which depends much less on what the load tool leaves
-over on a small machine. Judged, as the median over the rounds of each round's ratio:
-previous/current ≥ 0.95 and retired/unknown ≥ 0.95.
+presenters off the hot path). Four kinds of request are loaded alternately with the same
+tool, concurrency and duration: the current secret, the previous secret, the retired secret
+and an unknown secret (a valid checksum, so that it reaches the look-up). Each round loads
+the two kinds a ratio compares back to back (which pair first, and which kind first within
+it, drawn afresh each round): this machine's speed drifts within seconds, and kinds loaded
+further apart would carry that drift into their ratio. The figures are the medians over the
+rounds of the rates, and of the server's CPU time per request. Judged, as the median over
+the rounds of each round's ratio: previous/current ≥ 0.95 and retired/unknown ≥ 0.95.
 
 Before and after timing, the answers are checked: 200 for both live secrets (`secret_used`
 saying which), and for the retired and the unknown secret the same 401, byte for byte.
@@ -63,6 +64,8 @@ from storage.credentials import generate_secret
 ADMIN = "UADMIN001"
 TARGET = 0.95
 CURRENT, PREVIOUS, RETIRED, UNKNOWN = "current", "previous", "retired", "unknown"
+# The ratios judged: each kind against the one it is compared with.
+PAIRS = ((PREVIOUS, CURRENT), (RETIRED, UNKNOWN))
 
 
 @dataclass(frozen=True)
@@ -141,8 +144,8 @@ def cpu_per_request(samples: Sequence[Sample]) -> float | None:
 def report(plan: Plan, samples: dict[str, list[Sample]], title: str) -> None:
     print(
         f"\nGET /auth/check with each kind of secret, {CONCURRENCY} keep-alive connections,"
-        f" {title}:\nmedians of {plan.rounds} rounds of {plan.seconds} s per kind, in a fresh"
-        " shuffled order each round"
+        f" {title}:\nmedians of {plan.rounds} rounds of {plan.seconds} s per kind, the kinds"
+        " compared loaded back to back"
     )
     print(f"  {'secret':<10}{'checks/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'server CPU/req':>16}")
     rates = {k: statistics.median(s.rate for s in samples[k]) for k in samples}
@@ -153,9 +156,9 @@ def report(plan: Plan, samples: dict[str, list[Sample]], title: str) -> None:
         per_request = cpu[kind]
         shown = "" if per_request is None else f"{per_request:.1f} µs"
         print(f"  {kind:<10}{rates[kind]:>10,.0f}{p50:>9.2f}{p99:>9.2f}{shown:>16}")
-    for mine, other in ((PREVIOUS, CURRENT), (RETIRED, UNKNOWN)):
-        # Judged: the median over the rounds of each round's ratio, the two kinds loaded in
-        # the same round; a slow stretch of the machine then weighs on both sides of it.
+    for mine, other in PAIRS:
+        # Judged: the median over the rounds of each round's ratio, the two kinds loaded
+        # back to back; a slow stretch of the machine then weighs on both sides of it.
         paired = [a.rate / b.rate for a, b in zip(samples[mine], samples[other], strict=True)]
         ratio = statistics.median(paired)
         figure = f"/auth/check rate, {mine} secret/{other} secret"
@@ -189,11 +192,10 @@ async def run(plan: Plan, tool_choice: str, directory: Path) -> None:
         gc.collect()
         gc.freeze()
         samples: dict[str, list[Sample]] = {kind: [] for kind in secret_of}
-        order = list(secret_of)
         for _ in range(plan.rounds):
-            rng.shuffle(order)
-            for kind in order:
-                samples[kind].append(await tool.load(server, secret_of[kind], plan.seconds))
+            for pair in rng.sample(PAIRS, len(PAIRS)):
+                for kind in rng.sample(pair, len(pair)):
+                    samples[kind].append(await tool.load(server, secret_of[kind], plan.seconds))
         await check_answers(server.url, secret_of)
         require(server.process.returncode is None, "the server stopped")
         for kind in (CURRENT, PREVIOUS):
