@@ -24,8 +24,8 @@ With `--postgres`, the same load then runs against three app processes (`python 
 as tests/bot/instances_support.py starts them) on one database of a private PostgreSQL
 cluster (tests/postgres_cluster.py, without fsync): user i and gateway worker i go to
 instance i mod 3, and an instance not current with the database may answer an auth check
-503, which the gateway counts apart. Its figures are informative; it needs the PostgreSQL
-server binaries.
+503, which the gateway counts apart. Its figures are reported without a target; it needs the
+PostgreSQL server binaries.
 """
 
 from __future__ import annotations
