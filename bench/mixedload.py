@@ -251,6 +251,7 @@ async def measure_postgres(seconds: float) -> Outcome:
                         gateway_session=gateways[0],
                         sqlite_file=None,
                         shared_database=True,
+                        scheduled=True,
                     )
                 except AssertionError as failed:
                     wrong = f"the load's answers or invariants are wrong: {failed}"

@@ -699,16 +699,14 @@ async def check_outcome(
     gateway_session: aiohttp.ClientSession,
     sqlite_file: Path | None,
     shared_database: bool = False,
-    scheduled: bool | None = None,
+    scheduled: bool = False,
 ) -> None:
     """Asserts every answer of `run` and every invariant after it: no problem any user met,
     every ack in time, everything sent to Slack valid and accepted, the DMs owed and no
-    more (when the app ran its scheduler, `scheduled`, as app processes do and as it is
-    taken to with a `shared_database`: its notices too, one at most per replaced secret),
-    the gateway's answers (see `gateway` for `shared_database`), the tokens and their
-    secrets, the audit log; and, on SQLite (`sqlite_file`), the database's integrity."""
-    if scheduled is None:
-        scheduled = shared_database
+    more (when the app ran its scheduler, `scheduled`, as app processes do: its notices
+    too, one at most per replaced secret), the gateway's answers (see `gateway` for
+    `shared_database`), the tokens and their secrets, the audit log; and, on SQLite
+    (`sqlite_file`), the database's integrity."""
     ledger, report = run.ledger, run.report
     slack_times = {kind: run.timings.by_kind.get(kind, []) for kind in SLACK_KINDS}
     assert ledger.problems == [], ledger.problems[:20]
