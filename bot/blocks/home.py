@@ -14,6 +14,7 @@ all (the list's page keeps to it) but not a view's, so Home's cards show every l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -26,14 +27,15 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.blocks.common import mention, mrkdwn
+from bot.blocks.common import Rendered, mention, mrkdwn
 from bot.blocks.token_list import (
-    TITLE,
+    CARDS_KEPT,
     Notice,
     api_access_banner,
     card_blocks,
     create_block,
     notice_block,
+    title_block,
 )
 from bot.ids import COMMAND, BlockId, CallbackId
 from storage.models import EXPIRING_SOON_DAYS, Attention, AttentionItem, HomeSummary
@@ -100,6 +102,28 @@ def _summary(summary: HomeSummary, *, expiry_required: bool) -> Block:
     )
 
 
+# Home after Home shows the same blocks around the cards and the same reasons above them:
+# each is checked by slack_sdk once (`Rendered`), as the cards' own parts are.
+_DIVIDER = Rendered(DividerBlock())
+_ALL_WELL = Rendered(SectionBlock(block_id="attention", text=mrkdwn(ALL_WELL)))
+_ATTENTION_HEADER = Rendered(HeaderBlock(block_id="attention", text="Needs attention"))
+_FOOTER = Rendered(
+    ContextBlock(
+        block_id="footer",
+        elements=[
+            mrkdwn(f"Every token, with search and filters: `{COMMAND}` in any conversation.")
+        ],
+    )
+)
+
+
+@functools.lru_cache(maxsize=CARDS_KEPT)
+def _reason_block(token_id: int, reason: Attention) -> Block:
+    return Rendered(
+        ContextBlock(block_id=f"{BlockId.REASON}.{token_id}", elements=[mrkdwn(REASONS[reason])])
+    )
+
+
 def _attention(
     attention: Sequence[AttentionItem],
     *,
@@ -108,16 +132,11 @@ def _attention(
     expiry_required: bool,
 ) -> list[Block]:
     if not attention:
-        return [SectionBlock(block_id="attention", text=mrkdwn(ALL_WELL))]
-    blocks: list[Block] = [HeaderBlock(block_id="attention", text="Needs attention")]
+        return [_ALL_WELL]
+    blocks: list[Block] = [_ATTENTION_HEADER]
     for item in attention[:ATTENTION_MAX]:
         token = item.token
-        blocks.append(DividerBlock())
-        blocks.append(
-            ContextBlock(
-                block_id=f"{BlockId.REASON}.{token.id}", elements=[mrkdwn(REASONS[item.reason])]
-            )
-        )
+        blocks += [_DIVIDER, _reason_block(token.id, item.reason)]
         blocks += card_blocks(
             token,
             newest_version=newest_version,
@@ -147,7 +166,7 @@ def manager_home(
 ) -> dict[str, Any]:
     """A role holder's Home, its cards as they are at `now`: the first ATTENTION_MAX of
     `attention` (most urgent first), `expiry_required` while a maximum lifetime is set."""
-    blocks: list[Block] = [HeaderBlock(block_id="title", text=TITLE)]
+    blocks: list[Block] = [title_block()]
     if notice:
         blocks.append(notice_block(notice))
     if not api_access:
@@ -160,15 +179,7 @@ def manager_home(
         now=now,
         expiry_required=expiry_required,
     )
-    blocks.append(DividerBlock())
-    blocks.append(
-        ContextBlock(
-            block_id="footer",
-            elements=[
-                mrkdwn(f"Every token, with search and filters: `{COMMAND}` in any conversation.")
-            ],
-        )
-    )
+    blocks += [_DIVIDER, _FOOTER]
     return _view(blocks)
 
 

@@ -521,7 +521,8 @@ def create_block() -> Block:
 
 
 @functools.cache
-def _title_block() -> Block:
+def title_block() -> Block:
+    """The list's and a manager's Home's title."""
     return Rendered(HeaderBlock(block_id="title", text=TITLE))
 
 
@@ -537,7 +538,7 @@ def render_token_list(
     nonce: str,
 ) -> Message:
     """The whole list message, its cards as they are at `now`."""
-    blocks: list[Block] = [_title_block()]
+    blocks: list[Block] = [title_block()]
     if not api_access:
         blocks.append(api_access_banner())
     if notice:
