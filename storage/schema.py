@@ -291,6 +291,42 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX tokens_by_api_version ON tokens (api_version)",
         "CREATE INDEX tokens_by_access_rights ON tokens (access_rights)",
     ),
+    # 11: App Home's count of expired tokens, by day.
+    (
+        # The enabled tokens with an expiry, counted by the UTC day it falls on
+        # (`expires_at / 86400`), kept by the triggers below within the transaction of each
+        # change: the expired ones are the days before today's, summed (a row per day, where
+        # counting them read an index entry per token), and today's read by index up to
+        # now. A day's row stays when its count comes back to zero.
+        """CREATE TABLE token_expiry_days (
+            day INTEGER PRIMARY KEY,
+            tokens INTEGER NOT NULL
+        ) STRICT""",
+        """INSERT INTO token_expiry_days
+        SELECT expires_at / 86400, count(*) FROM tokens
+        WHERE expires_at IS NOT NULL AND enabled = 1 GROUP BY expires_at / 86400""",
+        """CREATE TRIGGER token_expiry_days_insert AFTER INSERT ON tokens
+        WHEN NEW.expires_at IS NOT NULL AND NEW.enabled = 1
+        BEGIN INSERT INTO token_expiry_days (day, tokens) VALUES (NEW.expires_at / 86400, 1)
+            ON CONFLICT (day) DO UPDATE SET tokens = tokens + 1;
+        END""",
+        """CREATE TRIGGER token_expiry_days_delete AFTER DELETE ON tokens
+        WHEN OLD.expires_at IS NOT NULL AND OLD.enabled = 1
+        BEGIN UPDATE token_expiry_days SET tokens = tokens - 1 WHERE day = OLD.expires_at / 86400;
+        END""",
+        # Only when the day a token is counted on changes (or whether it is counted): the
+        # last-used flush, and every edit that leaves the expiry's day as it was, fire
+        # nothing.
+        """CREATE TRIGGER token_expiry_days_update AFTER UPDATE OF enabled, expires_at ON tokens
+        WHEN (CASE WHEN OLD.enabled = 1 THEN OLD.expires_at / 86400 END)
+            IS NOT (CASE WHEN NEW.enabled = 1 THEN NEW.expires_at / 86400 END)
+        BEGIN UPDATE token_expiry_days SET tokens = tokens - 1
+            WHERE OLD.enabled = 1 AND day = OLD.expires_at / 86400;
+        INSERT INTO token_expiry_days (day, tokens)
+            SELECT NEW.expires_at / 86400, 1 WHERE NEW.enabled = 1 AND NEW.expires_at IS NOT NULL
+            ON CONFLICT (day) DO UPDATE SET tokens = tokens + 1;
+        END""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

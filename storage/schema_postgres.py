@@ -384,4 +384,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX tokens_by_api_version ON tokens (api_version)",
         "CREATE INDEX tokens_by_access_rights ON tokens (access_rights)",
     ),
+    # 11: App Home's count of expired tokens, by day (as storage/schema.py's 11 says).
+    (
+        """CREATE TABLE token_expiry_days (
+            day BIGINT PRIMARY KEY,
+            tokens BIGINT NOT NULL
+        )""",
+        # Integer division truncates toward zero, as SQLite's does.
+        """INSERT INTO token_expiry_days
+        SELECT expires_at / 86400, count(*) FROM tokens
+        WHERE expires_at IS NOT NULL AND enabled = 1 GROUP BY expires_at / 86400""",
+        """CREATE FUNCTION token_expiry_days_change() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP <> 'INSERT' AND OLD.enabled = 1 AND OLD.expires_at IS NOT NULL THEN
+                UPDATE token_expiry_days SET tokens = tokens - 1
+                    WHERE day = OLD.expires_at / 86400;
+            END IF;
+            IF TG_OP <> 'DELETE' AND NEW.enabled = 1 AND NEW.expires_at IS NOT NULL THEN
+                INSERT INTO token_expiry_days (day, tokens) VALUES (NEW.expires_at / 86400, 1)
+                    ON CONFLICT (day) DO UPDATE SET tokens = token_expiry_days.tokens + 1;
+            END IF;
+            RETURN NULL;
+        END
+        $$""",
+        """CREATE TRIGGER token_expiry_days_insert AFTER INSERT ON tokens
+        FOR EACH ROW WHEN (NEW.expires_at IS NOT NULL AND NEW.enabled = 1)
+        EXECUTE FUNCTION token_expiry_days_change()""",
+        """CREATE TRIGGER token_expiry_days_delete AFTER DELETE ON tokens
+        FOR EACH ROW WHEN (OLD.expires_at IS NOT NULL AND OLD.enabled = 1)
+        EXECUTE FUNCTION token_expiry_days_change()""",
+        """CREATE TRIGGER token_expiry_days_update AFTER UPDATE OF enabled, expires_at ON tokens
+        FOR EACH ROW WHEN ((CASE WHEN OLD.enabled = 1 THEN OLD.expires_at / 86400 END)
+            IS DISTINCT FROM (CASE WHEN NEW.enabled = 1 THEN NEW.expires_at / 86400 END))
+        EXECUTE FUNCTION token_expiry_days_change()""",
+        # TRUNCATE fires no row trigger (SQLite has none).
+        """CREATE FUNCTION token_expiry_days_truncate() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM token_expiry_days;
+            RETURN NULL;
+        END
+        $$""",
+        """CREATE TRIGGER token_expiry_days_truncate AFTER TRUNCATE ON tokens
+        FOR EACH STATEMENT EXECUTE FUNCTION token_expiry_days_truncate()""",
+    ),
 )

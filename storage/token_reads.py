@@ -248,7 +248,14 @@ class TokenReads:
         since = now - UNUSED_DAYS * DAY
         recently_used = self._credentials.used_since(since)
         row = await self._database.fetch_one(
-            _SUMMARY, (now, now + EXPIRING_SOON_DAYS * DAY, since, json.dumps(recently_used))
+            _SUMMARY,
+            (
+                now,
+                now + EXPIRING_SOON_DAYS * DAY,
+                since,
+                json.dumps(recently_used),
+                now // DAY,
+            ),
         )
         assert row is not None  # token_counts has its one row from the migration on
         total, disabled, leaked, no_expiry, stored, expired, expiring, in_grace, idle, pending = row
@@ -437,16 +444,20 @@ _STATE_CONDITIONS: dict[StateFilter, tuple[str, tuple[int, ...]]] = {
 UNUSED_DAYS = 30
 
 # The summary in one statement, so that its counts come from one snapshot. The counts that
-# do not depend on the time are read as the triggers of `token_counts` keep them; the others
-# count the entries of an index range that holds only such tokens, reading no token row but
-# one per open grace window (for its stop instant): expired and expiring soon
+# do not depend on the time are read as the triggers of `token_counts` keep them; expired
+# is the sum of the days before today as `token_expiry_days` keeps them (?5: today, in days
+# since the epoch, as its triggers divide) plus today's expired so far; the others count
+# the entries of an index range that holds only such tokens, reading no token row but one
+# per open grace window (for its stop instant): today's expired and expiring soon
 # (tokens_by_expiry), in grace (tokens_by_previous_until), last used before the window
 # (token_usage_by_time), and the tokens whose use within it is not written yet while their
 # stored one is older. The stored uses less those before the window, plus those not written
 # yet, are the tokens used within it: the Last used filter shows all the others.
 _SUMMARY = both(
     sqlite="SELECT c.tokens, c.disabled, c.leaked, c.without_expiry, c.used,"
-    " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at <= ?1),"
+    " (SELECT coalesce(sum(tokens), 0) FROM token_expiry_days WHERE day < ?5)"
+    " + (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at >= ?5 * 86400"
+    " AND expires_at <= ?1),"
     " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at > ?1 AND expires_at <= ?2),"
     " (SELECT count(*) FROM tokens WHERE previous_until > ?1"
     " AND (expires_at IS NULL OR expires_at > ?1)),"
@@ -456,7 +467,9 @@ _SUMMARY = both(
     " WHERE u.last_used_at IS NULL OR u.last_used_at < ?3)"
     " FROM token_counts c",
     postgres="SELECT c.tokens, c.disabled, c.leaked, c.without_expiry, c.used,"
-    " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at <= $1),"
+    " (SELECT coalesce(sum(tokens), 0)::bigint FROM token_expiry_days WHERE day < $5)"
+    " + (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at >= $5 * 86400"
+    " AND expires_at <= $1),"
     " (SELECT count(*) FROM tokens WHERE enabled = 1 AND expires_at > $1 AND expires_at <= $2),"
     " (SELECT count(*) FROM tokens WHERE previous_until > $1"
     " AND (expires_at IS NULL OR expires_at > $1)),"

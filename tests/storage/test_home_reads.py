@@ -257,6 +257,9 @@ async def test_the_summary_counts_as_the_filters_at_every_edge(
         grace: (1, 1, 0, 8),
         soon - 1: (1, 1, 0, 8),
         soon: (0, 2, 0, 8),  # expired from its stop instant on
+        # Counted with today's expiries to the day's last second, then by its day.
+        soon + DAY - 1: (0, 2, 0, 8),
+        soon + DAY: (0, 2, 0, 8),
         later - 7 * DAY - 1: (0, 2, 0, 8),
         later - 7 * DAY: (1, 2, 0, 8),  # stopping within 7 days, to the second
         later: (0, 3, 0, 8),
@@ -403,9 +406,13 @@ async def test_each_attention_query_walks_an_index(
 
 
 async def test_the_summary_reads_indexes_only(store: Store, db_path: Path) -> None:
-    plan = query_plan(db_path, _SUMMARY, (START, START + 7 * DAY, START - 30 * DAY, "[1]"))
+    plan = query_plan(
+        db_path, _SUMMARY, (START, START + 7 * DAY, START - 30 * DAY, "[1]", START // DAY)
+    )
     for index in ("tokens_by_expiry", "tokens_by_previous_until", "token_usage_by_time"):
         assert any(index in line for line in plan), index
+    # The days before today by their key, not every day ever counted.
+    assert "SEARCH token_expiry_days USING INTEGER PRIMARY KEY (rowid<?)" in plan, plan
     assert not [line for line in plan if FULL_SCAN.fullmatch(line)], plan
 
 
@@ -420,9 +427,17 @@ def stored_counts(path: Path) -> tuple[int, ...]:
             " coalesce(sum(leaked_at IS NOT NULL), 0), coalesce(sum(expires_at IS NULL), 0),"
             " (SELECT count(*) FROM token_usage) FROM tokens"
         ).fetchone()
+        days_kept = connection.execute(
+            "SELECT day, tokens FROM token_expiry_days WHERE tokens <> 0 ORDER BY day"
+        ).fetchall()
+        days_counted = connection.execute(
+            "SELECT expires_at / 86400, count(*) FROM tokens"
+            " WHERE enabled = 1 AND expires_at IS NOT NULL GROUP BY expires_at / 86400 ORDER BY 1"
+        ).fetchall()
     finally:
         connection.close()
     assert kept == counted
+    assert days_kept == days_counted
     return tuple(kept)
 
 

@@ -278,7 +278,11 @@ async def test_the_triggers_are_sqlite_s_but_for_replace_and_truncate(migrated: 
     # PostgreSQL has no REPLACE, and TRUNCATE fires no row trigger.
     assert {name for (name,) in on_postgres} == {name for (name,) in on_sqlite} - {
         "audit_log_no_replace"
-    } - SQLITE_ONLY_TRIGGERS | {"audit_log_no_truncate", "token_counts_truncate"}
+    } - SQLITE_ONLY_TRIGGERS | {
+        "audit_log_no_truncate",
+        "token_counts_truncate",
+        "token_expiry_days_truncate",
+    }
 
 
 async def test_a_query_repeating_the_condition_reads_the_partial_index(
@@ -425,9 +429,67 @@ async def test_truncate_empties_the_counts(migrated: Backends) -> None:
         (1, 3, 1, 0, 3, 0)
     ]
     await migrated.execute("INSERT INTO token_usage (token_id, last_used_at) VALUES (2, 0)")
+    await migrated.execute("UPDATE tokens SET expires_at = ?", (T0,))
     await migrated.postgres.execute("TRUNCATE tokens CASCADE")
     rows = await migrated.postgres.fetch("SELECT * FROM token_counts")
     assert [tuple(row) for row in rows] == [(1, 0, 0, 0, 0, 0)]
+    assert await migrated.postgres.fetch("SELECT * FROM token_expiry_days") == []
+
+
+async def expiry_days(backends: Backends) -> list[Row]:
+    """The days `token_expiry_days` counts tokens on, the same on both, checked against a
+    count of the tokens themselves (a day's row stays at zero once emptied)."""
+    kept = await backends.same_rows(
+        "SELECT day, tokens FROM token_expiry_days WHERE tokens <> 0 ORDER BY day"
+    )
+    counted = await backends.same_rows(
+        "SELECT expires_at / 86400, count(*) FROM tokens"
+        " WHERE enabled = 1 AND expires_at IS NOT NULL GROUP BY expires_at / 86400 ORDER BY 1"
+    )
+    assert kept == counted
+    return kept
+
+
+# T0 is 80,000 s into its UTC day: +60 s stays on it, +7,000 s is the next.
+EXPIRY_DAY_STEPS: tuple[tuple[str, Params], ...] = (
+    ("UPDATE tokens SET expires_at = ? WHERE id = 1", (T0 + DAY,)),
+    ("UPDATE tokens SET expires_at = ? WHERE id = 2", (T0 + DAY + 1,)),  # disabled
+    ("UPDATE tokens SET enabled = 1 WHERE id = 2", ()),
+    ("UPDATE tokens SET expires_at = expires_at + 60 WHERE id = 1", ()),  # the same day
+    ("UPDATE tokens SET expires_at = expires_at + 7000 WHERE id = 1", ()),  # the next
+    ("UPDATE tokens SET expires_at = ?, enabled = 0 WHERE id = 3", (T0 - 40 * DAY,)),
+    ("UPDATE tokens SET enabled = 1 - enabled", ()),
+    ("UPDATE tokens SET enabled = 1", ()),
+    ("UPDATE tokens SET last_active_at = last_active_at + 1, row_version = 2", ()),
+    (
+        f"INSERT INTO tokens ({TOKEN_COLUMNS}, expires_at) VALUES ({', '.join('?' * 17)})",
+        (*token_values(4), T0 + DAY),
+    ),
+    ("UPDATE tokens SET expires_at = NULL WHERE id = 2", ()),
+    ("DELETE FROM tokens WHERE id = 1", ()),
+    ("DELETE FROM tokens", ()),
+)
+
+
+async def test_expiry_days_follow_the_tokens_as_on_sqlite(backends: Backends) -> None:
+    """Filled by the migration from the tokens there are, then kept by every change: each
+    token counted once, on its expiry's day, while enabled."""
+    await backends.migrate(10)
+    for number in range(1, 4):
+        await backends.insert_token(number, enabled=int(number != 2))
+    await backends.execute("UPDATE tokens SET expires_at = ? WHERE id IN (1, 2)", (T0,))
+    await backends.migrate(11)
+    assert await expiry_days(backends) == [(T0 // DAY, 1)]
+    seen = []
+    for sql, params in EXPIRY_DAY_STEPS:
+        await backends.execute(sql, params)
+        seen.append(await expiry_days(backends))
+    # Two tokens on a day, three days at once, and nothing left.
+    assert max(count for days in seen for _, count in days) == 2
+    assert max(map(len, seen)) == 3 and seen[-1] == []
+    assert await backends.same_rows("SELECT count(*) FROM token_expiry_days WHERE tokens < 0") == [
+        (0,)
+    ]
 
 
 # The audit log ---------------------------------------------------------------------------
